@@ -1,0 +1,86 @@
+"""Checkpoint directories: ``config.json`` (versioned) + ``model.safetensors``.
+
+The same layout the Hugging Face Hub serves, so a directory can be published as-is. Weights are read
+with ``safetensors`` only; third-party ``.pt/.pth/.th`` files go through :func:`safe_torch_load`, which
+never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from foleygen.config import load_json, save_json
+from foleygen.errors import CheckpointError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save_checkpoint_dir(directory: str | os.PathLike[str], config: dict[str, Any],
+                        state_dict: dict[str, torch.Tensor], extra_files: dict[str, bytes] | None = None) -> Path:
+    """Atomically write ``directory`` with config.json and model.safetensors (+ optional files).
+
+    The directory is assembled next to its final place and renamed over it, so a crash never leaves a
+    half-written checkpoint under the final name.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_json(tmp / CONFIG_NAME, config)
+        for name, data in (extra_files or {}).items():
+            (tmp / name).write_bytes(data)
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_checkpoint_dir(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read ``(config, state_dict)`` from a checkpoint directory."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError("checkpoint directory not found", directory)
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"no {WEIGHTS_NAME} in checkpoint directory", directory)
+    config = load_json(directory / CONFIG_NAME)
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # safetensors raises several types for corrupt files
+        raise CheckpointError(f"cannot read weights ({err})", weights) from None
+    return config, state
+
+
+def safe_torch_load(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(weights_only=True)`` with a one-line error for files that need full unpickling."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint file not found", path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            "cannot be loaded safely with weights_only=True (it holds arbitrary Python objects; "
+            f"convert it to safetensors or re-save its state_dict): {first}", path) from None

@@ -1,0 +1,73 @@
+"""The ``foleygen`` command line.
+
+Each subcommand is one small module in :mod:`foleygen.cli.commands` exposing::
+
+    HELP: str                                   # one line for `foleygen --help`
+    def add_arguments(parser) -> None           # its flags
+    def run(args) -> int                        # the exit code
+
+Modules are discovered, so adding a command never edits this file. Heavy imports (torch, av) happen
+inside ``run`` so that ``foleygen --help`` stays instant. A :class:`FoleyGenError` escaping a command is
+printed as one line on stderr with exit code 1; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from foleygen import __version__
+from foleygen.errors import FoleyGenError
+
+
+def _command_modules() -> dict[str, object]:
+    from foleygen.cli import commands
+
+    found = {}
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        found[getattr(module, "NAME", info.name.replace("_", "-"))] = module
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to generate the CLI reference in docs/)."""
+    parser = argparse.ArgumentParser(
+        prog="foleygen",
+        description="Watch a video, write its soundtrack (FoleyGen: visually-guided audio generation).",
+    )
+    parser.add_argument("--version", action="version", version=f"foleygen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in _command_modules().items():
+        help_text = getattr(module, "HELP", "")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or chatter")
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``foleygen`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args._module.run(args) or 0)
+    except FoleyGenError as err:
+        print(f"foleygen {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"foleygen {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

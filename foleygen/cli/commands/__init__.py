@@ -1,0 +1,1 @@
+"""Subcommands of the ``foleygen`` CLI, one module each (discovered by :mod:`foleygen.cli`)."""

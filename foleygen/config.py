@@ -1,0 +1,254 @@
+"""Configuration: one place where lengths are derived, and generic dataclass <-> dict/YAML plumbing.
+
+Each subsystem owns the dataclass that configures it, next to the code it configures
+(``foleygen.lm.model.LMConfig``, ``foleygen.codecs.compact.CompactCodecConfig``, ...). This departs from
+the design sketch, which put every dataclass here: keeping a config beside its module keeps modules
+small and lets them change independently. What *is* shared lives here:
+
+* :class:`SequenceConfig` derives every length (samples, codec frames, visual frames) from duration,
+  sample rate, codec frame rate and visual fps. Nothing else computes these.
+* :func:`from_dict` / :func:`to_dict` convert nested dataclasses to plain dicts and back, rejecting
+  unknown keys with a clear :class:`ConfigError`.
+* :func:`load_yaml` reads a YAML file and applies ``key.sub=value`` command-line overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from foleygen.errors import ConfigError
+
+T = TypeVar("T")
+
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """Every length of one clip, derived from its duration and the rates.
+
+    Attributes:
+        duration: clip length in seconds.
+        sample_rate: audio samples per second (the codec's).
+        frame_rate: codec frames per second (tokens per second per codebook).
+        fps: visual feature frames per second.
+    """
+
+    duration: float
+    sample_rate: int
+    frame_rate: float
+    fps: float
+
+    def __post_init__(self) -> None:
+        for name in ("duration", "sample_rate", "frame_rate", "fps"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"SequenceConfig.{name} must be a positive number, got {value!r}")
+
+    @property
+    def num_samples(self) -> int:
+        """S: audio samples, ``round(duration * sample_rate)``."""
+        return round(self.duration * self.sample_rate)
+
+    @property
+    def hop_length(self) -> int:
+        """Audio samples per codec frame (``sample_rate / frame_rate``, must be whole)."""
+        hop = self.sample_rate / self.frame_rate
+        if abs(hop - round(hop)) > 1e-6:
+            raise ConfigError(f"sample_rate {self.sample_rate} is not a whole multiple of frame_rate {self.frame_rate}")
+        return round(hop)
+
+    @property
+    def num_audio_frames(self) -> int:
+        """T: codec frames covering the clip, ``ceil(num_samples / hop_length)``."""
+        return -(-self.num_samples // self.hop_length)
+
+    @property
+    def num_visual_frames(self) -> int:
+        """F: visual frames, ``round(duration * fps)`` (frame f is shown at time f / fps)."""
+        return max(1, round(self.duration * self.fps))
+
+    def samples_for_frames(self, num_audio_frames: int) -> int:
+        """Audio samples covered by ``num_audio_frames`` codec frames."""
+        return num_audio_frames * self.hop_length
+
+    def with_duration(self, duration: float) -> SequenceConfig:
+        """The same rates, another duration."""
+        return dataclasses.replace(self, duration=duration)
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (possibly nested, with lists/tuples/dicts) as JSON-ready plain data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where}: must be one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str | None = None) -> T:
+    """Build dataclass ``cls`` from plain data, converting nested dataclasses and checking types.
+
+    Unknown keys raise :class:`ConfigError` (a typo must never be silently ignored). Keys starting with
+    ``_`` (comments, ``_format_version``) are skipped.
+    """
+    where = where or cls.__name__
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields and not str(k).startswith("_")]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(fields)}")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items() if k in fields}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
+    """``["lm.dim=256", "train.lr=3e-4"]`` -> nested dict; values are parsed as YAML scalars."""
+    result: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return result
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``update`` merged in, recursively for nested mappings."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_yaml(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read a YAML mapping and apply ``key=value`` overrides. A ``base:`` key names a file to inherit."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML ({str(err).splitlines()[0]})", path) from None
+    if not isinstance(data, dict):
+        raise ConfigError("top level must be a mapping", path)
+    if "base" in data:
+        base = load_yaml(path.parent / data.pop("base"))
+        data = deep_merge(base, data)
+    return deep_merge(data, parse_overrides(overrides))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    """Atomically write a versioned JSON config (adds ``_format_version``)."""
+    atomic_write_text(path, json.dumps({"_format_version": CONFIG_FORMAT_VERSION, **data}, indent=2) + "\n")
+
+
+def load_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a JSON config written by :func:`save_json`, checking its format version."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"not valid JSON ({err})", path) from None
+    version = data.get("_format_version", CONFIG_FORMAT_VERSION)
+    if version > CONFIG_FORMAT_VERSION:
+        raise ConfigError(f"written by a newer foleygen (format {version} > {CONFIG_FORMAT_VERSION})", path)
+    return data
