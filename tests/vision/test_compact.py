@@ -7,7 +7,7 @@ from foleygen.vision.compact import CompactVisualConfig, CompactVisualEncoder
 
 
 def tiny(**kw):
-    return CompactVisualConfig(image_size=32, dim=24, channels=[8, 16, 16], groups=4, **kw)
+    return CompactVisualConfig(image_size=32, dim=24, channels=[8, 16], stem_patch=4, groups=4, **kw)
 
 
 def test_shapes_rates_and_preprocess_range():
@@ -46,7 +46,7 @@ def test_trains_end_to_end():
 
 def test_registry_and_save_load(tmp_path):
     assert {"clip", "vit", "videomae", "imagebind", "compact"} <= set(VISUAL_ENCODERS)
-    enc = load_visual_encoder("compact", fps=10, image_size=32, dim=24, channels=[8, 16, 16], groups=4)
+    enc = load_visual_encoder("compact", fps=10, image_size=32, dim=24, channels=[8, 16], stem_patch=4, groups=4)
     assert enc.fps == 10.0 and enc.input_fps == 10.0
     enc.save_pretrained(tmp_path / "vis")
     again = load_visual_encoder("compact", tmp_path / "vis")
