@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -51,3 +52,87 @@ class AudioCodec(nn.Module, abc.ABC):
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.cardinality):
             raise CodecError(
                 f"codes out of range [0, {self.cardinality}): min {int(codes.min())}, max {int(codes.max())}")
+
+    # ------------------------------------------------------------------ input preparation
+    def prepare_audio(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Bring audio to this codec's sample rate and channel count.
+
+        ``wav [C, S]`` or ``[B, C, S]`` at ``sample_rate`` -> the same rank at ``self.sample_rate`` with
+        ``self.channels`` channels. Resampling uses :func:`foleygen.codecs.resample.resample` (windowed-sinc
+        polyphase, no torchaudio). A channel mismatch is fixed by averaging (down-mix) or repeating (up-mix)
+        and announced with a warning, because it changes what the user hears.
+        """
+        import warnings
+
+        from foleygen.codecs.resample import resample
+
+        if wav.dim() not in (2, 3):
+            raise CodecError(f"audio must be [C, S] or [B, C, S], got shape {tuple(wav.shape)}")
+        if not wav.dtype.is_floating_point:
+            raise CodecError(f"audio must be floating point in [-1, 1], got {wav.dtype}")
+        squeeze = wav.dim() == 2
+        x = wav.unsqueeze(0) if squeeze else wav
+        channels = x.shape[1]
+        if channels != self.channels:
+            if channels == 0:
+                raise CodecError("audio has no channels")
+            if self.channels == 1:
+                warnings.warn(f"down-mixing {channels} channels to mono for the codec", stacklevel=2)
+                x = x.mean(dim=1, keepdim=True)
+            elif channels == 1:
+                warnings.warn(f"up-mixing mono to {self.channels} channels for the codec", stacklevel=2)
+                x = x.expand(-1, self.channels, -1)
+            else:
+                raise CodecError(f"cannot map {channels} audio channels onto a {self.channels}-channel codec")
+        if int(sample_rate) != int(self.sample_rate):
+            x = resample(x, int(sample_rate), int(self.sample_rate))
+        return x[0] if squeeze else x
+
+    def check_audio(self, wav: torch.Tensor) -> None:
+        """Raise :class:`CodecError` unless ``wav`` is float ``[B, self.channels, S]``."""
+        if wav.dim() != 3:
+            raise CodecError(f"audio must be [B, C, S], got shape {tuple(wav.shape)}")
+        if not wav.dtype.is_floating_point:
+            raise CodecError(f"audio must be floating point, got {wav.dtype}")
+        if wav.shape[1] != self.channels:
+            raise CodecError(
+                f"audio has {wav.shape[1]} channels, the codec expects {self.channels} (use prepare_audio)")
+
+    # ------------------------------------------------------------------ long inputs
+    def chunked_encode(self, wav: torch.Tensor, encode_fn: Callable[[torch.Tensor], torch.Tensor],
+                       chunk_frames: int, context_frames: int) -> torch.Tensor:
+        """Encode ``wav [B, C, S]`` -> ``codes [B, K, ceil(S / hop)]`` piece by piece, bounding memory.
+
+        The signal is padded to whole frames and cut into chunks of ``chunk_frames`` code frames. Each
+        chunk is encoded together with ``context_frames`` frames of real audio on both sides, and only the
+        chunk's own frames are kept. For a convolutional codec whose receptive field fits in the context,
+        the result equals encoding the whole signal at once (the edge padding only touches discarded
+        frames); for recurrent parts (EnCodec's LSTM) codes near chunk borders may differ slightly.
+        """
+        hop = self.hop_length
+        total = -(-wav.shape[-1] // hop)
+        if total <= chunk_frames:
+            return encode_fn(wav)
+        wav = nn.functional.pad(wav, (0, total * hop - wav.shape[-1]))
+        pieces = []
+        for f0 in range(0, total, chunk_frames):
+            f1 = min(total, f0 + chunk_frames)
+            a, b = max(0, f0 - context_frames), min(total, f1 + context_frames)
+            codes = encode_fn(wav[..., a * hop:b * hop])
+            pieces.append(codes[..., f0 - a:f1 - a])
+        return torch.cat(pieces, dim=-1)
+
+    def chunked_decode(self, codes: torch.Tensor, decode_fn: Callable[[torch.Tensor], torch.Tensor],
+                       chunk_frames: int, context_frames: int) -> torch.Tensor:
+        """Decode ``codes [B, K, T]`` -> ``wav [B, C, T * hop]`` piece by piece (see :meth:`chunked_encode`)."""
+        hop = self.hop_length
+        total = codes.shape[-1]
+        if total <= chunk_frames:
+            return decode_fn(codes)
+        pieces = []
+        for f0 in range(0, total, chunk_frames):
+            f1 = min(total, f0 + chunk_frames)
+            a, b = max(0, f0 - context_frames), min(total, f1 + context_frames)
+            wav = decode_fn(codes[..., a:b])
+            pieces.append(wav[..., (f0 - a) * hop:(f1 - a) * hop])
+        return torch.cat(pieces, dim=-1)

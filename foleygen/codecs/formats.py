@@ -1,0 +1,42 @@
+"""The built-in checkpoint formats of :func:`foleygen.codecs.load_codec` (detector + loader each)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from foleygen.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from foleygen.codecs import register_format
+from foleygen.codecs.base import AudioCodec
+from foleygen.errors import CheckpointError
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"unreadable JSON ({err})", path) from None
+    if not isinstance(data, dict):
+        raise CheckpointError("JSON config is not a mapping", path)
+    return data
+
+
+def _is_compact_dir(path: Path) -> bool:
+    from foleygen.codecs.compact import CODEC_TYPE
+
+    cfg = path / CONFIG_NAME
+    return path.is_dir() and cfg.is_file() and _read_json(cfg).get("codec_type") == CODEC_TYPE
+
+
+def _load_compact(path: Path, num_codebooks: int | None) -> AudioCodec:
+    from foleygen.codecs.compact import CompactCodec
+
+    if not (path / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"compact codec directory has no {WEIGHTS_NAME}", path)
+    codec = CompactCodec.from_pretrained(path)
+    if num_codebooks is not None:
+        codec.set_num_codebooks(num_codebooks)
+    return codec
+
+
+register_format("compact", _is_compact_dir, _load_compact)
