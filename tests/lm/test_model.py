@@ -1,0 +1,196 @@
+import pytest
+import torch
+
+from foleygen.errors import CodecError, ConfigError
+from foleygen.lm import AudioLM, LMConfig
+from foleygen.lm.patterns import build_delay_pattern, revert_delay_pattern
+from foleygen.lm.sampling import guide
+
+K, CARD, D = 3, 16, 8
+VARIANTS = [(c, v) for c in ("cross", "prefix") for v in ("full", "causal", "frame_specific")]
+
+
+def tiny(conditioning="cross", visual_attention="causal", **kw):
+    cfg = LMConfig(
+        dim=32,
+        num_layers=2,
+        num_heads=4,
+        num_codebooks=K,
+        cardinality=CARD,
+        visual_dim=D,
+        frame_rate=50,
+        fps=25,
+        conditioning=conditioning,
+        visual_attention=visual_attention,
+        **kw,
+    )
+    return AudioLM(cfg).eval()
+
+
+def incremental_logits(lm, codes, visual, *, cfg=False, prefill=1):
+    """Logits step by step through the KV cache, as generate() computes them -> [B, K, T, card]."""
+    B = codes.shape[0]
+    seq = build_delay_pattern(codes, lm.special_token)
+    L = seq.shape[-1]
+    inputs = torch.cat([seq.new_full((B, K, 1), lm.special_token), seq[:, :, :-1]], dim=-1)
+    memory = lm.condition(visual)
+    if cfg:
+        memory = torch.cat([memory, lm.null_memory(B, memory.shape[1])])
+        inputs = torch.cat([inputs, inputs])
+    state = lm._start(memory, L)
+    steps = [lm._step(state, inputs[:, :, :prefill], 0)]  # a chunked prefill, then one step at a time
+    for s in range(prefill, L):
+        steps.append(lm._step(state, inputs[:, :, s : s + 1], s))
+    out = torch.stack(steps, dim=2)  # [rows, K, L - prefill + 1, card]
+    return out, prefill
+
+
+@pytest.mark.parametrize("conditioning,visual_attention", VARIANTS)
+@torch.inference_mode()
+def test_teacher_forced_equals_kv_cache(conditioning, visual_attention):
+    lm = tiny(conditioning, visual_attention)
+    codes = torch.randint(0, CARD, (2, K, 12))
+    visual = torch.randn(2, 6, D)
+    ref = lm.compute_logits(codes, visual)  # [B, K, T, card]
+    ref_seq = build_delay_pattern(torch.zeros_like(codes), 0)  # only for the shape of the sequence
+    for prefill in (1, 5):
+        out, p = incremental_logits(lm, codes, visual, prefill=prefill)
+        # out[:, :, j] holds the logits of sequence step p - 1 + j; rebuild the full [B, K, L, card]
+        full = torch.zeros(*ref_seq.shape, CARD)
+        full[:, :, p - 1 :] = out
+        inc = revert_delay_pattern(full)
+        # steps before p - 1 were not emitted in the chunk: compare audio frames whose step >= p - 1 for all k
+        t_from = p - 1
+        torch.testing.assert_close(inc[:, :, t_from:], ref[:, :, t_from:], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("conditioning", ["cross", "prefix"])
+@torch.inference_mode()
+def test_cfg_batch_with_coef_one_is_conditional(conditioning):
+    lm = tiny(conditioning)
+    codes, visual = torch.randint(0, CARD, (2, K, 8)), torch.randn(2, 4, D)
+    out, _ = incremental_logits(lm, codes, visual, cfg=True)
+    cond, null = out[:2], out[2:]
+    ref = lm.compute_logits(codes, visual)
+    torch.testing.assert_close(revert_delay_pattern(guide(cond, null, 1.0)), ref, atol=1e-5, rtol=1e-4)
+    # and the null rows are the unconditional model
+    ref_null = lm.compute_logits(codes, visual, drop_condition=torch.ones(2, dtype=torch.bool))
+    torch.testing.assert_close(revert_delay_pattern(null), ref_null, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(ref_null, ref)
+
+
+def _cut_frame_invariant(lm, T=16, F=8, cut=5):
+    """Change visual frames >= cut; return (logits before, after, bool[K, T] allowed-to-change)."""
+    codes = torch.randint(0, CARD, (1, K, T))
+    visual = torch.randn(1, F, D)
+    changed = visual.clone()
+    changed[:, cut:] = torch.randn(1, F - cut, D)
+    a, b = lm.compute_logits(codes, visual), lm.compute_logits(codes, changed)
+    # Frame `cut` is shown at cut / fps; audio frame t + k ends at (t + k + 1) / frame_rate.
+    t = torch.arange(T)[None, :]
+    k = torch.arange(K)[:, None]
+    may_change = (t + k + 1) / lm.frame_rate > cut / lm.fps  # ends after the changed frames start
+    return a, b, may_change
+
+
+@pytest.mark.parametrize("conditioning", ["cross", "prefix"])
+@pytest.mark.parametrize("visual_attention", ["causal", "frame_specific"])
+@torch.inference_mode()
+def test_future_frames_never_change_past_logits(conditioning, visual_attention):
+    lm = tiny(conditioning, visual_attention)
+    a, b, may_change = _cut_frame_invariant(lm)
+    diff = (a - b).abs().amax(dim=-1)[0]  # [K, T]
+    assert diff[~may_change].max() == 0
+    assert diff[may_change].max() > 1e-4  # the later logits do see the new frames
+
+
+@pytest.mark.parametrize("conditioning", ["cross", "prefix"])
+@torch.inference_mode()
+def test_full_attention_sees_the_future(conditioning):
+    lm = tiny(conditioning, "full")
+    a, b, may_change = _cut_frame_invariant(lm)
+    diff = (a - b).abs().amax(dim=-1)[0]
+    assert diff[~may_change].min() > 0  # even the very first step hears what is shown later
+
+
+@pytest.mark.parametrize("conditioning", ["cross", "prefix"])
+@torch.inference_mode()
+def test_greedy_generation_is_self_consistent(conditioning):
+    """Greedy codes are the argmax of the (guided) teacher-forced logits of those very codes."""
+    lm = tiny(conditioning)
+    visual = torch.randn(2, 5, D)
+    for cfg in (1.0, 3.0):
+        codes = lm.generate(visual, 10, temperature=0.0, cfg_coef=cfg)
+        assert codes.shape == (2, K, 10) and codes.dtype == torch.long
+        cond = lm.compute_logits(codes, visual)
+        null = lm.compute_logits(codes, visual, drop_condition=torch.ones(2, dtype=torch.bool))
+        assert torch.equal(guide(cond, null, cfg).argmax(-1), codes)
+
+
+@torch.inference_mode()
+def test_seeded_sampling_is_reproducible_and_prompt_is_kept():
+    lm = tiny("cross", "frame_specific")
+    visual = torch.randn(2, 5, D)
+
+    def run(seed, **kw):
+        return lm.generate(visual, 10, top_k=5, generator=torch.Generator().manual_seed(seed), **kw)
+
+    assert torch.equal(run(0), run(0))
+    assert not torch.equal(run(0), run(1))
+    prompt = torch.randint(0, CARD, (2, K, 4))
+    out = run(3, prompt_codes=prompt)
+    assert torch.equal(out[:, :, :4], prompt)
+    assert torch.equal(lm.generate(visual, 4, prompt_codes=prompt), prompt)
+
+
+@torch.inference_mode()
+def test_windowed_generation():
+    lm = tiny("cross", "causal")
+    visual = torch.randn(1, 15, D)  # 0.6 s at 25 fps -> 30 audio frames at 50 Hz
+    kw = dict(top_k=4, cfg_coef=2.0)
+    out = lm.generate_windowed(
+        visual, 30, window_frames=12, stride_frames=6, generator=torch.Generator().manual_seed(0), **kw
+    )
+    assert out.shape == (1, K, 30)
+    first = lm.generate(visual[:, :6], 12, generator=torch.Generator().manual_seed(0), **kw)
+    assert torch.equal(out[:, :, :12], first)  # window 0 is a plain generation
+    again = lm.generate_windowed(
+        visual, 30, window_frames=12, stride_frames=6, generator=torch.Generator().manual_seed(0), **kw
+    )
+    assert torch.equal(out, again)
+    # greedy: window 1 continues from frames 6..11 of window 0 over visual frames 3..8
+    g = lm.generate_windowed(visual, 30, window_frames=12, stride_frames=6, temperature=0.0)
+    w1 = lm.generate(visual[:, 3:9], 12, temperature=0.0, prompt_codes=g[:, :, 6:12])
+    assert torch.equal(g[:, :, 6:18], w1)
+    with pytest.raises(ConfigError):  # 3 audio frames = 1.5 visual frames
+        lm.generate_windowed(visual, 30, window_frames=12, stride_frames=3)
+
+
+def test_training_mode_drops_condition_per_sample():
+    lm = tiny(cfg_dropout=0.5).train()
+    codes, visual = torch.randint(0, CARD, (64, K, 4)), torch.randn(64, 2, D)
+    logits = lm.compute_logits(codes, visual)
+    null = lm.eval().compute_logits(codes, visual, drop_condition=torch.ones(64, dtype=torch.bool))
+    dropped = (logits - null).abs().flatten(1).amax(1) < 1e-5
+    assert 10 < int(dropped.sum()) < 54  # about half, each sample on its own
+    logits.sum().backward()  # trainable end to end, null condition included
+    assert lm.null_condition.grad is not None and lm.visual_proj.weight.grad is not None
+
+
+def test_bad_inputs_raise_foleygen_errors():
+    lm = tiny()
+    with pytest.raises(CodecError):
+        lm.compute_logits(torch.full((1, K, 4), CARD), torch.randn(1, 2, D))
+    with pytest.raises(CodecError):
+        lm.compute_logits(torch.zeros(1, K + 1, 4, dtype=torch.long), torch.randn(1, 2, D))
+    with pytest.raises(ConfigError):
+        lm.compute_logits(torch.zeros(1, K, 4, dtype=torch.long), torch.randn(1, 2, D + 1))
+    with pytest.raises(ConfigError):
+        LMConfig(conditioning="sideways")
+    with pytest.raises(ConfigError):
+        LMConfig(dim=30, num_heads=4)
+
+
+def test_public_attributes():
+    lm = tiny()
+    assert (lm.num_codebooks, lm.cardinality, lm.frame_rate, lm.fps, lm.visual_dim) == (K, CARD, 50.0, 25.0, D)
