@@ -18,7 +18,7 @@ def test_kl_hand_computed():
 
 def test_kl_from_logits_is_softmax_kl_and_directions():
     ref = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]))
-    gen = np.log(np.array([[0.2, 0.7, 0.1], [0.1, 0.8, 0.1]])) + 3.0  # a constant shift does not change softmax
+    gen = np.log(np.array([[0.2, 0.7, 0.1], [0.3, 0.6, 0.1]])) + 3.0  # a constant shift does not change softmax
     p, q = np.exp(ref), np.exp(gen - 3.0)
     np.testing.assert_allclose(kl_from_logits(ref, gen), kl_from_probs(p, q), rtol=1e-10)
     result = paired_kl(ref, gen)
