@@ -1,0 +1,46 @@
+"""``foleygen train CONFIG.yaml [key=value ...] [--resume] [--out DIR]`` -- alone or under torchrun."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "train a model (LM, codec, ...) from a YAML config; the same command works under torchrun"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``foleygen train``."""
+    parser.add_argument("config", help="training YAML (configs/*.yaml); `base: other.yaml` inherits")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. train.lr=1e-4 train.steps=2000 data.cache=cache/vgg",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue exactly from the newest checkpoint in the output directory"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output directory (default: `out:` in the config, else runs/<config name>)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, train, and leave the process group cleanly."""
+    from pathlib import Path
+
+    from foleygen.config import load_yaml
+    from foleygen.train.trainer import train
+
+    config = load_yaml(args.config, args.overrides)
+    out = args.out or config.get("out") or str(Path("runs") / Path(args.config).stem)
+    config["out"] = out
+    trainer = train(config, out_dir=out, resume=args.resume, quiet=args.quiet)
+    if trainer.info.distributed:
+        # Gloo can abort in its destructors at interpreter exit after a finished run, turning success into
+        # a non-zero exit for torchrun: the group is already destroyed and output flushed, so leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0

@@ -1,0 +1,173 @@
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import foleygen_tiny_task  # registers the "tiny_test" task
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from foleygen.errors import ConfigError, DataError
+from foleygen.train.ema import EMA
+from foleygen.train.optim import build_optimizer, lr_factor, split_decay_params
+from foleygen.train.trainer import TrainConfig, Trainer, find_latest_checkpoint, train
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def tiny_config(out, **train):
+    cfg = {
+        "task": "tiny_test",
+        "task_module": "foleygen_tiny_task",
+        "seed": 3,
+        "out": str(out),
+        "tiny": {"n": 48},
+        "train": {
+            "steps": 30,
+            "batch_size": 8,
+            "lr": 1e-2,
+            "warmup_steps": 3,
+            "log_every": 5,
+            "save_every": 10,
+            "tensorboard": False,
+            "device": "cpu",
+            **train,
+        },
+    }
+    return cfg
+
+
+def test_param_groups_split_norms_biases_embeddings():
+    model = foleygen_tiny_task.TinyNet(8, 16, 4)
+    decay, no_decay = split_decay_params(model)
+    decay_ids = {id(p) for p in decay}
+    assert decay_ids == {id(model.inp.weight), id(model.out.weight)}
+    assert {id(p) for p in no_decay} == {
+        id(model.inp.bias),
+        id(model.out.bias),
+        id(model.bias_emb.weight),
+        id(model.norm.weight),
+        id(model.norm.bias),
+    }
+    opt = build_optimizer(model, 1e-3, 0.1)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+
+
+def test_lr_schedule_warmup_then_cosine():
+    assert lr_factor(0, 100, 10) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10) == pytest.approx(0.5)
+    assert lr_factor(100, 100, 10, min_lr_ratio=0.1) == pytest.approx(0.1)
+    assert lr_factor(50, 100, 10, schedule="constant") == 1.0
+
+
+def test_ema_tracks_weights():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, 0.5)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)  # effective decay min(0.5, 2/11)
+    d = 2 / 11
+    assert torch.allclose(ema.shadow["weight"], d * start + (1 - d) * model.weight)
+    with ema.swapped_in(model):
+        assert torch.equal(model.weight, ema.shadow["weight"])
+    assert torch.equal(model.weight, start + 1.0)
+
+
+def test_train_config_rejects_bad_values():
+    with pytest.raises(ConfigError):
+        TrainConfig(steps=0)
+    with pytest.raises(ConfigError, match="unknown key"):
+        Trainer({"task": "tiny_test", "train": {"stepz": 3}})
+    with pytest.raises(ConfigError, match="unknown task"):
+        Trainer({"task": "no_such_task", "train": {"device": "cpu"}})
+
+
+def test_train_single_process_learns_and_checkpoints(tmp_path):
+    cfg = tiny_config(tmp_path / "run", steps=40, ema_decay=0.9, grad_accum=2, val_every=20)
+    trainer = train(cfg, quiet=True)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_losses = [r["loss"] for r in records if r["split"] == "train"]
+    assert train_losses[-1] < 0.5 * train_losses[0]
+    val = [r for r in records if r["split"] == "val"]
+    assert [r["step"] for r in val] == [20, 40]
+    assert val[-1]["acc"] > 0.8 and "ema_loss" in val[-1]
+    assert find_latest_checkpoint(tmp_path / "run").name == "step_00000040"
+    assert len(list((tmp_path / "run" / "checkpoints").glob("step_*"))) == 2  # keep_checkpoints
+    final = load_file(str(tmp_path / "run" / "final" / "model.safetensors"))
+    # with EMA on, the exported weights are the averaged ones, the raw ones stay in the checkpoint
+    assert torch.equal(final["out.weight"], trainer.ema.shadow["out.weight"])
+    assert trainer.epoch >= 1  # 40 steps x 2 micro-batches of 8 > 48 items: several epochs
+
+
+def test_training_set_smaller_than_a_batch(tmp_path):
+    cfg = tiny_config(tmp_path, batch_size=64)
+    with pytest.raises(DataError, match="fewer than one global batch"):
+        Trainer(cfg, quiet=True)
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _write_yaml(path, cfg):
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_is_bit_exact(tmp_path):
+    train_cfg = {
+        "steps": 60,
+        "batch_size": 4,
+        "grad_accum": 2,
+        "save_every": 7,
+        "ema_decay": 0.8,
+        "num_threads": 1,
+        "keep_checkpoints": 3,
+    }
+    cfg = tiny_config("unused", **train_cfg)
+    cfg["tiny"] = {"n": 20, "sleep": 0.04}  # 20 items / 8 per step: epochs end mid-step, mid-checkpoint
+    yaml_path = _write_yaml(tmp_path / "tiny.yaml", cfg)
+    cmd = [sys.executable, "-m", "foleygen", "train", str(yaml_path), "-q"]
+    full = subprocess.Popen(cmd + ["--out", str(tmp_path / "full")], env=_env())
+    killed_out = tmp_path / "killed"
+    victim = subprocess.Popen(cmd + ["--out", str(killed_out)], env=_env())
+    deadline = time.time() + 120
+    while find_latest_checkpoint(killed_out) is None:
+        assert victim.poll() is None, "run ended before its first checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    time.sleep(random.Random().uniform(0.0, 1.0))  # any step, possibly mid-checkpoint
+    assert victim.poll() is None, "run finished before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = find_latest_checkpoint(killed_out)
+    assert killed_at is not None and killed_at.name != "step_00000060"
+    assert not (killed_out / "final").exists()
+    resumed = subprocess.run(cmd + ["--out", str(killed_out), "--resume"], env=_env(), timeout=300)
+    assert resumed.returncode == 0
+    assert full.wait(timeout=300) == 0
+    for name in (
+        "final/model.safetensors",
+        "checkpoints/step_00000060/model.safetensors",
+        "checkpoints/step_00000060/ema.safetensors",
+    ):
+        a = load_file(str(tmp_path / "full" / name))
+        b = load_file(str(killed_out / name))
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}:{k} differs after kill + resume"
