@@ -1,0 +1,381 @@
+"""The web demo: drop a video, get it back with a generated soundtrack and an alignment picture.
+
+Only the public API is used: :class:`foleygen.FoleyGen` (``from_pretrained``,
+``set_generation_params``, ``generate``), :mod:`foleygen.io` (``probe``, ``read_frames``,
+``write_audio``, ``mux``) and :func:`foleygen.viz.plot_alignment`.
+
+The work is split in two so that everything but the widgets is testable without a browser:
+
+* :class:`DemoService` validates an upload, runs one generation and writes the results
+  (plain Python; raises :class:`~foleygen.errors.FoleyGenError` subclasses);
+* :func:`build_app` lays out the Gradio page and turns those errors into ``gr.Error`` pop-ups.
+
+Safety: an upload is copied under a sanitised name into a per-request
+:class:`tempfile.TemporaryDirectory` below a dedicated root, every path we create is checked to stay
+inside that root, and results older than ``result_ttl_s`` are deleted at the next request. Requests
+queue; one generation runs at a time per worker (``default_concurrency_limit=1``), since a second
+one would only halve the speed of both on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from foleygen.errors import ConfigError, FoleyGenError, MediaError
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DemoService", "DemoResult", "UploadError", "build_app", "launch", "safe_filename"]
+
+# Models a visitor may pick. Only names, never paths typed in the browser: loading a checkpoint
+# directory chosen by a visitor would let them read files on the server.
+BUILTIN_MODELS = ("demo", "debug")
+# Container suffixes we keep on the private copy (purely cosmetic: PyAV probes by content).
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".ogv", ".ogg", ".mpg", ".mpeg", ".gif", ".3gp"}
+# The alignment picture needs only thumbnails: read few, small frames.
+PLOT_FPS = 25.0
+PLOT_HEIGHT = 96
+
+ProgressFn = Callable[..., Any]
+
+
+class UploadError(MediaError):
+    """An uploaded file that the demo refuses (too big, too long, not a video, unreadable)."""
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What one generation produced (all files live in the same result directory)."""
+
+    video: Path  # the upload with the new soundtrack (.mp4)
+    audio: Path  # the soundtrack alone (.wav)
+    plot: Path  # the alignment picture (.png)
+    summary: str  # one Markdown paragraph for the page
+
+
+def safe_filename(name: str, *, default: str = "video", max_len: int = 60) -> str:
+    """A file *stem* that is safe to create anywhere: ASCII letters, digits, ``-``, ``_``.
+
+    Drops any directory part (``../../etc/passwd`` -> ``passwd``; backslashes count as separators
+    too), accents, control characters and leading dots, and never returns an empty or dot-only name.
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.strip(".") else base
+    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-")[:max_len].strip("_-")
+    return stem or default
+
+
+def _suffix_of(name: str) -> str:
+    suffix = Path(name.replace("\\", "/")).suffix.lower()
+    return suffix if suffix in VIDEO_SUFFIXES else ".video"
+
+
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` resolved, after checking that it lies inside ``root`` (guards every path we build)."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise UploadError("refused a path outside the demo's working directory", path.name)
+    return resolved
+
+
+class DemoService:
+    """Validation, model cache, generation and result files for the web demo (no Gradio inside).
+
+    Args:
+        models: names a visitor may choose (the first is the default).
+        work_root: the dedicated directory for uploads (``work/``) and results (``results/``);
+            default ``$TMPDIR/foleygen-demo``.
+        max_upload_mb / max_duration_s: limits checked on every upload.
+        result_ttl_s: results older than this are deleted at the next request.
+    """
+
+    def __init__(
+        self,
+        models: tuple[str, ...] | list[str] = BUILTIN_MODELS,
+        *,
+        work_root: str | Path | None = None,
+        max_upload_mb: float = 50.0,
+        max_duration_s: float = 30.0,
+        result_ttl_s: float = 3600.0,
+    ) -> None:
+        if not models:
+            raise ConfigError("the demo needs at least one model name")
+        self.models = tuple(dict.fromkeys(models))
+        self.root = Path(work_root or Path(tempfile.gettempdir()) / "foleygen-demo").resolve()
+        self.work_dir = self.root / "work"
+        self.results_dir = self.root / "results"
+        for d in (self.work_dir, self.results_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.max_upload_mb = float(max_upload_mb)
+        self.max_duration_s = float(max_duration_s)
+        self.result_ttl_s = float(result_ttl_s)
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()  # guards the cache and the model's generation params
+
+    # -- models -----------------------------------------------------------------------------------
+
+    def load_model(self, name: str) -> Any:
+        """The :class:`foleygen.FoleyGen` for ``name``, loaded on first use and then cached."""
+        if name not in self.models:
+            raise ConfigError(f"unknown model {name!r}; this demo offers {', '.join(self.models)}")
+        with self._lock:
+            if name not in self._models:
+                from foleygen.api import FoleyGen
+
+                log.info("loading model %s", name)
+                self._models[name] = FoleyGen.from_pretrained(name)
+            return self._models[name]
+
+    # -- uploads ----------------------------------------------------------------------------------
+
+    def validate_upload(self, path: str | Path | None, display_name: str | None = None) -> Any:
+        """Check an uploaded file against the limits; return its :class:`foleygen.io.MediaInfo`.
+
+        Errors name the file as the visitor called it, never the server's path.
+        """
+        from foleygen.io import probe
+
+        if path is None or str(path) == "":
+            raise UploadError("no video uploaded: drop a video file on the left first")
+        path = Path(path)
+        shown = display_name or path.name
+        if not path.is_file():
+            raise UploadError("the upload is missing on the server (it may have expired); upload it again", shown)
+        size_mb = path.stat().st_size / 1e6
+        if size_mb > self.max_upload_mb:
+            raise UploadError(f"file is {size_mb:.1f} MB; this demo accepts at most {self.max_upload_mb:g} MB", shown)
+        if size_mb == 0:
+            raise UploadError("file is empty", shown)
+        try:
+            info = probe(path)
+        except MediaError as err:
+            raise UploadError(f"not a readable video ({err.message})", shown) from None
+        if not info.has_video:
+            raise UploadError("has no video stream (audio-only files and images are not supported)", shown)
+        if not info.duration or info.duration <= 0:
+            raise UploadError("video has no measurable duration", shown)
+        if info.duration > self.max_duration_s + 0.05:  # tolerate container rounding
+            raise UploadError(
+                f"video is {info.duration:.1f} s long; this demo accepts at most {self.max_duration_s:g} s "
+                "(trim it first, or run `foleygen generate` locally)", shown)
+        return info
+
+    # -- housekeeping -----------------------------------------------------------------------------
+
+    def prune_results(self, now: float | None = None) -> int:
+        """Delete result directories older than ``result_ttl_s``; return how many were deleted."""
+        now = time.time() if now is None else now
+        removed = 0
+        for d in self.results_dir.iterdir():
+            try:
+                if d.is_dir() and not d.is_symlink() and now - d.stat().st_mtime > self.result_ttl_s:
+                    shutil.rmtree(d, ignore_errors=True)
+                    removed += 1
+            except FileNotFoundError:  # another worker pruned it first
+                continue
+        return removed
+
+    # -- generation -------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        video: str | Path | None,
+        *,
+        model: str | None = None,
+        cfg: float = 3.0,
+        top_k: int = 250,
+        temperature: float = 1.0,
+        seed: int = 0,
+        duration: float | None = None,
+        display_name: str | None = None,
+        progress: ProgressFn | None = None,
+    ) -> DemoResult:
+        """Generate a soundtrack for one uploaded video; write the .mp4, .wav and .png results.
+
+        Args:
+            video: the uploaded file (anywhere; it is copied into a private temporary directory).
+            model: one of :attr:`models` (default: the first).
+            cfg / top_k / temperature: sampling settings (``top_k=0`` samples from all codes).
+            seed: the same seed gives the same soundtrack.
+            duration: seconds of audio, at most the video's length (default: the whole video).
+            display_name: the file name the visitor uploaded (for messages and download names).
+            progress: ``progress(fraction, desc=...)``, e.g. a ``gr.Progress``.
+        """
+        t0 = time.perf_counter()
+        report = progress or (lambda *a, **k: None)
+        model = model or self.models[0]
+        shown = display_name or (Path(video).name if video else "upload")
+        info = self.validate_upload(video, shown)
+        if not (0.0 <= temperature <= 10.0) or top_k < 0 or cfg < 0:
+            raise ConfigError(f"invalid settings: cfg={cfg}, top_k={top_k}, temperature={temperature}")
+        length = info.duration if not duration or duration <= 0 else min(float(duration), info.duration)
+        stem = safe_filename(shown)
+        self.prune_results()
+
+        report(0.05, desc=f"loading model {model}")
+        fg = self.load_model(model)
+        from foleygen.io import mux, read_frames, write_audio
+        from foleygen.viz import plot_alignment
+
+        out_dir = _inside(self.results_dir / uuid.uuid4().hex, self.results_dir)
+        out_dir.mkdir()
+        with tempfile.TemporaryDirectory(prefix="req-", dir=self.work_dir) as tmp:
+            tmp_dir = Path(tmp)
+            # A private copy under a name we chose: the generation never reads a visitor-named path.
+            src = _inside(tmp_dir / f"input{_suffix_of(shown)}", tmp_dir)
+            shutil.copyfile(video, src)
+
+            report(0.15, desc="generating audio")
+            with self._lock:  # the generation params live on the shared model
+                fg.set_generation_params(duration=length, cfg_coef=float(cfg), top_k=int(top_k),
+                                         temperature=float(temperature))
+                wav = fg.generate([str(src)], seed=int(seed))[0]  # [C, S]
+            sample_rate = int(fg.sample_rate)
+            wav = wav[..., : int(round(length * sample_rate))].float().cpu()
+
+            report(0.75, desc="writing audio and video")
+            audio_path = _inside(out_dir / f"{stem}_foley.wav", out_dir)
+            video_path = _inside(out_dir / f"{stem}_foley.mp4", out_dir)
+            write_audio(audio_path, wav, sample_rate)
+            mux(src, wav, sample_rate, video_path)
+
+            report(0.85, desc="drawing the alignment picture")
+            fps = min(PLOT_FPS, info.fps) if info.fps > 0 else PLOT_FPS
+            width = max(2, round(PLOT_HEIGHT * info.width / max(info.height, 1)))
+            frames = read_frames(src, fps, size=(PLOT_HEIGHT, width), mode="letterbox", duration=length)
+            plot_path = plot_alignment(frames, fps, wav, sample_rate, title=f"{stem}: model {model}, seed {seed}",
+                                       out_path=_inside(out_dir / f"{stem}_alignment.png", out_dir))
+        report(1.0, desc="done")
+        elapsed = time.perf_counter() - t0
+        summary = (f"**Done in {elapsed:.1f} s.** Model `{model}`, {length:.1f} s of audio at {sample_rate} Hz, "
+                   f"seed {seed}, cfg {cfg:g}, top-k {top_k}, temperature {temperature:g}.")
+        return DemoResult(video=video_path, audio=audio_path, plot=plot_path, summary=summary)
+
+
+# --------------------------------------------------------------------------------------------------
+# The Gradio page
+# --------------------------------------------------------------------------------------------------
+
+DESCRIPTION = """\
+# FoleyGen: a soundtrack for your video
+Drop a short video, pick the settings, press **Generate soundtrack**. You get the video back with the
+generated audio, the audio alone, and a picture that shows whether the sounds (blue lines) land on the
+visible actions (orange: visual motion peaks). Limits: {max_mb:g} MB and {max_s:g} s per video;
+requests queue and run one at a time.
+"""
+
+
+def _upload_name(video: Any) -> str | None:
+    # Gradio stores uploads as <cache>/<hash>/<original name>: the last part is what the visitor named it.
+    return None if not video else Path(str(video)).name
+
+
+def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str, str]]:
+    """The click handler: service errors become ``gr.Error`` messages, results become file paths."""
+    import gradio as gr
+
+    def generate_soundtrack(video: str | None, model: str, cfg: float, top_k: float, temperature: float,
+                            seed: float, duration: float,
+                            progress: gr.Progress = gr.Progress()) -> tuple[str, str, str, str, str]:
+        try:
+            result = service.generate(video, model=model, cfg=float(cfg), top_k=int(top_k),
+                                      temperature=float(temperature), seed=int(seed or 0), duration=float(duration),
+                                      display_name=_upload_name(video), progress=progress)
+        except FoleyGenError as err:
+            raise gr.Error(str(err), title="Cannot generate") from None
+        except Exception as err:  # a bug: log it in full, show one line
+            log.exception("generation failed")
+            raise gr.Error(f"generation failed: {type(err).__name__}: {err}", title="Internal error") from None
+        return str(result.video), str(result.video), str(result.audio), str(result.plot), result.summary
+
+    return generate_soundtrack
+
+
+def build_app(
+    model_name: str = "demo",
+    *,
+    max_upload_mb: float = 50.0,
+    max_duration_s: float = 30.0,
+    work_root: str | Path | None = None,
+    service: DemoService | None = None,
+) -> gr.Blocks:
+    """The demo page as a ``gr.Blocks`` with its queue configured (call ``.launch()`` or use :func:`launch`).
+
+    ``model_name`` is the default choice; the built-in ``demo`` and ``debug`` models are offered too.
+    """
+    import gradio as gr
+
+    service = service or DemoService((model_name, *BUILTIN_MODELS), work_root=work_root,
+                                     max_upload_mb=max_upload_mb, max_duration_s=max_duration_s)
+    max_s = service.max_duration_s
+    with gr.Blocks(title="FoleyGen demo", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
+        gr.Markdown(DESCRIPTION.format(max_mb=service.max_upload_mb, max_s=max_s))
+        with gr.Row():
+            with gr.Column():
+                video_in = gr.Video(label="Your video", sources=["upload"], include_audio=True, elem_id="input-video")
+                with gr.Accordion("Generation settings", open=True):
+                    model = gr.Dropdown(list(service.models), value=service.models[0], label="Model",
+                                        info="debug = tiny random model (noise, for testing)", elem_id="model")
+                    duration = gr.Slider(0, max_s, value=0, step=0.5, label="Duration (s)",
+                                         info="0 = the whole video", elem_id="duration")
+                    cfg = gr.Slider(0.0, 10.0, value=3.0, step=0.5, label="Guidance (cfg)",
+                                    info="higher follows the video more closely", elem_id="cfg")
+                    top_k = gr.Slider(0, 1024, value=250, step=1, label="Top-k", info="0 = no top-k filter",
+                                      elem_id="top-k")
+                    temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", elem_id="temperature")
+                    seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
+                button = gr.Button("Generate soundtrack", variant="primary", elem_id="generate-btn")
+            with gr.Column():
+                video_out = gr.Video(label="With the new soundtrack", interactive=False, elem_id="output-video")
+                summary = gr.Markdown(elem_id="summary")
+                with gr.Row():
+                    video_file = gr.File(label="Download video (.mp4)", interactive=False, elem_id="video-file")
+                    audio_file = gr.File(label="Download audio (.wav)", interactive=False, elem_id="audio-file")
+                plot = gr.Image(label="Alignment: frames, spectrogram, onsets, motion peaks", type="filepath",
+                                interactive=False, elem_id="alignment-plot")
+        button.click(make_handler(service), inputs=[video_in, model, cfg, top_k, temperature, seed, duration],
+                     outputs=[video_out, video_file, audio_file, plot, summary], api_name="generate",
+                     concurrency_limit=1)
+    # One generation at a time per worker; waiting visitors see their place in the queue.
+    app.queue(default_concurrency_limit=1, max_size=32)
+    app.foleygen_service = service  # for launch() and tests
+    return app
+
+
+def launch(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    model: str = "demo",
+    *,
+    share: bool = False,
+    max_upload_mb: float = 50.0,
+    max_duration_s: float = 30.0,
+    work_root: str | Path | None = None,
+    block: bool = True,
+) -> gr.Blocks:
+    """Build the app, load ``model`` once, and serve it on ``host:port`` (blocks unless ``block=False``)."""
+    # No phoning home: the demo must work offline and must not report visitors anywhere.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    app = build_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s, work_root=work_root)
+    service: DemoService = app.foleygen_service
+    service.load_model(model)  # fail before serving, and make the first request fast
+    app.launch(server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
+               allowed_paths=[str(service.results_dir)], ssr_mode=False, show_error=True,
+               prevent_thread_lock=not block, quiet=False)
+    return app
