@@ -1,0 +1,10 @@
+"""Media I/O with PyAV: probe files, read frames by timestamp, read/write audio, mux a soundtrack.
+
+See docs/io.md for the frame-picking rule and the edge cases.
+"""
+
+from foleygen.io.audio import read_audio, write_audio
+from foleygen.io.probe import MediaInfo, probe
+from foleygen.io.video import read_frames
+
+__all__ = ["MediaInfo", "probe", "read_frames", "read_audio", "write_audio"]

@@ -1,0 +1,233 @@
+"""Shared plumbing of :mod:`foleygen.io`: opening files with clear errors, picking streams, durations.
+
+Everything here speaks PyAV. Times are in seconds (``float``) unless a name says otherwise; the
+*origin* of a file is the start time of its video stream (or of its audio stream when there is no
+video), so that frame ``i`` and sample ``n`` of the same file are on one clock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from foleygen.errors import MediaError
+
+PathLike = str | os.PathLike[str]
+
+
+def ffmpeg_message(err: BaseException) -> str:
+    """A short one-line description of a PyAV/FFmpeg error (no file name: MediaError adds it)."""
+    if isinstance(err, av.FFmpegError):
+        text = err.strerror or type(err).__name__
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(str(text).split())
+
+
+def check_readable(path: PathLike) -> Path:
+    """Fail early, with a precise message, for the usual reasons a path cannot be a media file."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise MediaError("file not found", p) from None
+    except PermissionError:
+        raise MediaError("permission denied", p) from None
+    except OSError as err:
+        raise MediaError(f"cannot access file ({err.strerror})", p) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise MediaError("is a directory, not a media file", p)
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISFIFO(st.st_mode) and not stat.S_ISCHR(st.st_mode):
+        raise MediaError("not a regular file", p)
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        raise MediaError("empty file (0 bytes)", p)
+    if not os.access(p, os.R_OK):
+        raise MediaError("permission denied", p)
+    return p
+
+
+def open_input(path: PathLike) -> av.container.InputContainer:
+    """Open ``path`` for reading; every failure becomes a one-line :class:`MediaError`."""
+    p = check_readable(path)
+    try:
+        container = av.open(str(p), mode="r", metadata_errors="replace")
+    except PermissionError:
+        raise MediaError("permission denied", p) from None
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
+        raise MediaError(f"not a readable media file or corrupt ({ffmpeg_message(err)})", p) from None
+    if not any(s.type in ("video", "audio") for s in container.streams):
+        container.close()
+        raise MediaError("no audio or video stream", p)
+    return container
+
+
+def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The main video stream, ignoring cover art (an 'attached picture' is a one-frame video stream)."""
+    candidates = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    return candidates[0] if candidates else None
+
+
+def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
+    """The first audio stream, or None."""
+    return container.streams.audio[0] if container.streams.audio else None
+
+
+def start_seconds(stream: av.stream.Stream) -> float:
+    """The stream's first presentation time in seconds (0 when the container does not say)."""
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+def origin_seconds(container: av.container.InputContainer) -> float:
+    """Time 0 of the file as foleygen sees it: the video stream's start, else the audio stream's."""
+    v = video_stream(container)
+    if v is not None:
+        return start_seconds(v)
+    a = audio_stream(container)
+    return start_seconds(a) if a is not None else 0.0
+
+
+_DURATION_TAG = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
+
+
+def _duration_tag_seconds(stream: av.stream.Stream) -> float | None:
+    """Matroska/WebM per-track ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``), if present."""
+    for key, value in stream.metadata.items():
+        if key.upper() == "DURATION":
+            m = _DURATION_TAG.match(value.strip())
+            if m:
+                return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    return None
+
+
+def scan_packets(path: PathLike, stream_index: int) -> tuple[int, float | None]:
+    """Demux (no decoding) one stream: its packet count and the end time ``max(pts + duration)``.
+
+    Used for containers that store no frame count or stream duration (Matroska, WebM, raw streams).
+    It reads the whole file, but decodes nothing, so it is I/O bound.
+    """
+    count = 0
+    end: Fraction | None = None
+    with av.open(str(path), mode="r", metadata_errors="replace") as container:
+        stream = container.streams[stream_index]
+        tb = stream.time_base
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the flush packet PyAV appends at the end
+                    continue
+                count += 1
+                if packet.pts is not None and tb is not None:
+                    t = (packet.pts + (packet.duration or 0)) * tb
+                    end = t if end is None or t > end else end
+        except av.FFmpegError:
+            pass  # a damaged tail: report what could be read; decoding will name the problem
+    return count, (None if end is None else float(end))
+
+
+def stream_duration(container: av.container.InputContainer, stream: av.stream.Stream, path: PathLike) -> float | None:
+    """Duration of one stream in seconds, from its own start.
+
+    In order: the stream's duration field; Matroska's per-track DURATION tag; the end of its last
+    packet (``pts + duration``, found by demuxing); the container's duration. None if nothing says.
+    """
+    start = start_seconds(stream)
+    if stream.duration is not None and stream.duration > 0 and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tagged = _duration_tag_seconds(stream)
+    if tagged is not None and tagged > 0:
+        return max(0.0, tagged - start)
+    _, end = scan_packets(path, stream.index)
+    if end is not None and end > start:
+        return end - start
+    if container.duration is not None and container.duration > 0:
+        return max(0.0, container.duration / av.time_base - start)
+    return None
+
+
+def video_geometry(stream: av.video.stream.VideoStream, rotation: int) -> tuple[int, int]:
+    """Displayed (width, height): coded size stretched by the sample aspect ratio, then rotated."""
+    width = stream.codec_context.width
+    height = stream.codec_context.height
+    sar = stream.sample_aspect_ratio
+    if sar is not None and sar > 0 and sar != 1:
+        # Anamorphic video: pixels are not square; the display width is what a player shows.
+        width = max(1, round(width * sar))
+    if rotation in (90, 270):
+        width, height = height, width
+    return width, height
+
+
+def rotation_from_frame(frame: av.VideoFrame) -> int:
+    """Clockwise display rotation (0, 90, 180, 270) from a frame's display-matrix side data.
+
+    PyAV reports the counter-clockwise angle of the matrix; we store the clockwise angle that
+    the classic ``rotate`` tag used (a portrait phone video says 90), snapped to quarter turns.
+    """
+    try:
+        ccw = float(frame.rotation)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    if ccw != ccw:  # NaN: no usable matrix
+        return 0
+    return round(-ccw / 90.0) % 4 * 90
+
+
+def rotation_from_tag(stream: av.stream.Stream) -> int | None:
+    """Clockwise rotation from an old-style ``rotate`` metadata tag, if the container kept one."""
+    value = stream.metadata.get("rotate")
+    if value is None:
+        return None
+    try:
+        return round(float(value) / 90.0) % 4 * 90
+    except ValueError:
+        return None
+
+
+def rate_of(stream: av.video.stream.VideoStream) -> float | None:
+    """Average frame rate (frames / duration) as a float, falling back to FFmpeg's guess."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0:
+            return float(rate)
+    return None
+
+
+@contextmanager
+def atomic_output(path: PathLike, suffix: str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
+
+    The temporary file lives in the same directory so that :func:`os.replace` is an atomic rename
+    on one file system: readers see the old file or the complete new one, never a partial write.
+    """
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise MediaError("output directory does not exist", target)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=parent)
+    except OSError as err:
+        raise MediaError(f"cannot write here ({err.strerror})", target) from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def first_frame(container: av.container.InputContainer, stream: av.stream.Stream) -> Any | None:
+    """Decode frames of ``stream`` until the first one; None if the stream yields no frame."""
+    for frame in container.decode(stream):
+        return frame
+    return None
