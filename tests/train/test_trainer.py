@@ -171,3 +171,10 @@ def test_sigkill_and_resume_is_bit_exact(tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), f"{name}:{k} differs after kill + resume"
+
+
+def test_cli_accepts_overrides_before_and_after_flags():
+    from foleygen.cli import build_parser
+
+    args = build_parser().parse_args(["train", "c.yaml", "a=1", "-q", "--resume", "--out", "o", "train.steps=3"])
+    assert args.overrides == ["a=1", "train.steps=3"] and args.out == "o" and args.resume and args.quiet

@@ -24,6 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default=None, help="output directory (default: `out:` in the config, else runs/<config name>)"
     )
+    _accept_late_overrides(parser)
+
+
+def _accept_late_overrides(parser: argparse.ArgumentParser) -> None:
+    """Let ``key=value`` overrides also follow the flags (``... --resume train.steps=2000``).
+
+    argparse fills a ``nargs="*"`` positional once, from the first run of positionals, and rejects later
+    ones as unrecognised; this claims those (``key=value``, not a flag) as further overrides, in order.
+    """
+    original = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):  # noqa: ANN001, ANN202 -- argparse's signature
+        ns, extras = original(args, namespace)
+        late = [a for a in extras if "=" in a and not a.startswith("-")]
+        if late:
+            ns.overrides = list(getattr(ns, "overrides", None) or []) + late
+        return ns, [a for a in extras if a not in late]
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
 def run(args: argparse.Namespace) -> int:
