@@ -1,0 +1,111 @@
+"""Find the clips to compare: files of two folders paired by stem, and reading them at a metric's rate.
+
+Pairing is by file stem (``dog_bark.wav`` in the generated folder pairs with ``dog_bark.flac`` or
+``dog_bark.mp4`` in the reference folder). Stems present on one side only are reported, never silently
+dropped. Every clip is read mono at the metric model's rate and cut or zero-padded to the clip length
+(8 s by default, as MMAudio/av-benchmark; 10 s selectable), so all systems are scored on equal spans.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from foleygen.errors import DataError, MediaError
+
+__all__ = ["AUDIO_EXTENSIONS", "VIDEO_EXTENSIONS", "Pairing", "list_media", "pair_by_stem", "load_clip"]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+
+
+@dataclass
+class Pairing:
+    """Result of :func:`pair_by_stem`.
+
+    Attributes:
+        pairs: ``(stem, generated_path, reference_path)`` sorted by stem.
+        only_generated: stems with no reference file.
+        only_reference: stems with no generated file.
+    """
+
+    pairs: list[tuple[str, Path, Path]] = field(default_factory=list)
+    only_generated: list[str] = field(default_factory=list)
+    only_reference: list[str] = field(default_factory=list)
+
+    @property
+    def stems(self) -> list[str]:
+        return [stem for stem, _, _ in self.pairs]
+
+
+def list_media(directory: str | os.PathLike[str], extensions: tuple[str, ...] = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS,
+               ) -> dict[str, Path]:
+    """``{stem: path}`` of the media files directly in ``directory`` (hidden files ignored).
+
+    When one stem has several files, an audio extension wins over a video one (a folder of generated
+    ``.wav`` next to muxed ``.mp4`` is common); two audio files with one stem are ambiguous and rejected.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError("folder not found", directory)
+    found: dict[str, Path] = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in extensions:
+            continue
+        other = found.get(path.stem)
+        if other is None:
+            found[path.stem] = path
+            continue
+        other_audio, this_audio = other.suffix.lower() in AUDIO_EXTENSIONS, path.suffix.lower() in AUDIO_EXTENSIONS
+        if other_audio == this_audio:
+            raise DataError(f"two files share the stem {path.stem!r} ({other.name}, {path.name}); keep one", directory)
+        if this_audio:
+            found[path.stem] = path
+    return found
+
+
+def pair_by_stem(generated: str | os.PathLike[str], reference: str | os.PathLike[str]) -> Pairing:
+    """Pair the media files of two folders by stem."""
+    gen, ref = list_media(generated), list_media(reference)
+    if not gen:
+        raise DataError("no audio or video files", generated)
+    return Pairing(pairs=[(s, gen[s], ref[s]) for s in sorted(gen) if s in ref],
+                   only_generated=sorted(set(gen) - set(ref)), only_reference=sorted(set(ref) - set(gen)))
+
+
+def load_clip(path: str | os.PathLike[str], sample_rate: int, duration: float) -> torch.Tensor:
+    """Mono float32 ``[S]``, ``S = round(duration * sample_rate)``: resampled, then cut or zero-padded."""
+    try:
+        from foleygen.io import read_audio
+    except ImportError:  # media I/O not installed in this tree: the small PyAV reader below
+        read_audio = _read_audio_pyav
+    return read_audio(path, sample_rate, 1, duration=duration)[0]
+
+
+def _read_audio_pyav(path: str | os.PathLike[str], sample_rate: int, channels: int = 1, *,
+                     duration: float | None = None) -> torch.Tensor:
+    """Fallback reader: first audio stream, resampled by FFmpeg's swresample, mono mix -> ``[1, S]``."""
+    import av
+
+    chunks = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise MediaError("no audio stream", path)
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(1, -1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(1, -1))
+    except av.FFmpegError as err:
+        raise MediaError(f"cannot decode audio ({err})", path) from None
+    wav = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
+    if duration is not None:
+        wanted = round(duration * sample_rate)
+        wav = np.pad(wav, ((0, 0), (0, max(0, wanted - wav.shape[1]))))[:, :wanted]
+    return torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
