@@ -425,7 +425,7 @@ class AudioLM(nn.Module):
             if window_visual.shape[1] == 0:  # audio beyond the video: keep the last frame on screen
                 window_visual = visual[:, -1:]
             prompt = prompt_codes if i == 0 else codes[:, :, t0 : starts[i - 1] + W]
-            out = self.generate(window_visual, t1 - t0, prompt_codes=prompt, **sampling)
+            out = self.generate(window_visual, t1 - t0, prompt_codes=prompt, progress=progress is True, **sampling)
             codes = out if codes is None else torch.cat([codes, out[:, :, codes.shape[-1] - t0 :]], dim=-1)
             if callable(progress) and progress is not True:
                 progress(i + 1, len(starts))

@@ -194,3 +194,12 @@ def test_bad_inputs_raise_foleygen_errors():
 def test_public_attributes():
     lm = tiny()
     assert (lm.num_codebooks, lm.cardinality, lm.frame_rate, lm.fps, lm.visual_dim) == (K, CARD, 50.0, 25.0, D)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models: one thread beats two that fight with other processes for the two cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
