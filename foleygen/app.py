@@ -19,6 +19,7 @@ one would only halve the speed of both on a CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -243,9 +244,13 @@ class DemoService:
 
             report(0.15, desc="generating audio")
             with self._lock:  # the generation params live on the shared model
-                fg.set_generation_params(duration=length, cfg_coef=float(cfg), top_k=int(top_k),
-                                         temperature=float(temperature))
-                wav = fg.generate([str(src)], seed=int(seed))[0]  # [C, S]
+                # Keep what the checkpoint chose for settings the page does not show (top_p, extend_stride).
+                current = getattr(fg, "generation", None)
+                params = dataclasses.asdict(current) if dataclasses.is_dataclass(current) else {}
+                params.update(duration=length, cfg_coef=float(cfg), top_k=int(top_k), temperature=float(temperature))
+                fg.set_generation_params(**params)
+                # progress=True shows a tqdm bar, which gr.Progress(track_tqdm=True) mirrors on the page.
+                wav = fg.generate([str(src)], seed=int(seed), progress=progress is not None)[0]  # [C, S]
             sample_rate = int(fg.sample_rate)
             wav = wav[..., : int(round(length * sample_rate))].float().cpu()
 
@@ -292,7 +297,7 @@ def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str
 
     def generate_soundtrack(video: str | None, model: str, cfg: float, top_k: float, temperature: float,
                             seed: float, duration: float,
-                            progress: gr.Progress = gr.Progress()) -> tuple[str, str, str, str, str]:
+                            progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[str, str, str, str, str]:
         try:
             result = service.generate(video, model=model, cfg=float(cfg), top_k=int(top_k),
                                       temperature=float(temperature), seed=int(seed or 0), duration=float(duration),

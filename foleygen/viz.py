@@ -160,16 +160,11 @@ def _default_onsets(wav_mono: np.ndarray, sample_rate: int) -> np.ndarray | None
     return _to_numpy(detect_onsets(wav_mono, sample_rate)).astype(np.float64).reshape(-1)
 
 
-def _default_motion_peaks(frames: np.ndarray, fps: float) -> np.ndarray | None:
-    """Visual motion peaks from :mod:`foleygen.eval.av_align`, or ``None`` when it is not installed."""
-    try:
-        from foleygen.eval import av_align
-    except ImportError:
-        return None
-    fn = getattr(av_align, "motion_peaks", None) or getattr(av_align, "detect_motion_peaks", None)
-    if fn is None:
-        return None
-    return _to_numpy(fn(frames, fps)).astype(np.float64).reshape(-1)
+def _default_motion_peaks(frames: np.ndarray, fps: float) -> np.ndarray:
+    """Visual motion peaks from :func:`foleygen.eval.av_align.video_peaks` (frame-difference motion)."""
+    from foleygen.eval.av_align import video_peaks
+
+    return _to_numpy(video_peaks(frames, fps)).astype(np.float64).reshape(-1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -316,6 +311,11 @@ def alignment_figure(
         summary.append(f"{onsets_arr.size} onsets")
     if peaks_arr is not None:
         summary.append(f"{peaks_arr.size} motion peaks")
+    if onsets_arr is not None and peaks_arr is not None and (onsets_arr.size or peaks_arr.size):
+        from foleygen.eval.av_align import av_align_score
+
+        # The one number the picture is about: onsets and motion peaks that coincide within a frame.
+        summary.append(f"AV-Align {av_align_score(onsets_arr, peaks_arr, fps):.2f}")
     if gt:
         summary.append(f"{len(gt)} true events")
     head = title or "Audio-visual alignment"
@@ -348,7 +348,7 @@ def plot_alignment(
         onsets: audio onset times in seconds; ``None`` computes them with
             :func:`foleygen.eval.onsets.detect_onsets` when available; ``[]`` draws none.
         motion_peaks: visual motion peak times in seconds; ``None`` computes them with
-            :mod:`foleygen.eval.av_align` when available; ``[]`` draws none.
+            :func:`foleygen.eval.av_align.video_peaks`; ``[]`` draws none.
         events: ground-truth events (``Event``, ``(time, label)``, dicts or records), labelled by class.
         title: figure title (a count summary is appended).
         out_path: the PNG to write (parent directories are created).

@@ -58,7 +58,7 @@ class _StandInFoleyGen:
     def set_generation_params(self, **params) -> None:
         self.params.update(params)
 
-    def generate(self, videos, seed: int = 0) -> torch.Tensor:
+    def generate(self, videos, seed: int = 0, progress: bool = False) -> torch.Tensor:
         n = int(self.params["duration"] * self.sample_rate)
         g = torch.Generator().manual_seed(seed)
         wav = 0.01 * torch.randn(len(videos), 1, n, generator=g)

@@ -104,3 +104,12 @@ def test_bad_inputs_raise_one_line_errors(tmp_path):
     with pytest.raises(VizError, match="cannot write") as err:
         plot_alignment(frames, FPS, wav, SR, onsets=[], motion_peaks=[], out_path=blocker / "a.png")
     assert "\n" not in str(err.value)
+
+
+def test_motion_peaks_default_to_av_align_and_title_reports_the_score():
+    frames, wav = _clip(hits=(0.5, 1.2))
+    fig = alignment_figure(frames, FPS, wav, SR, onsets=[0.5, 1.2])
+    peaks = sorted(a.get_xdata()[0] for a in _artists(fig, "motion_peak") if a.__class__.__name__ == "Line2D")
+    assert peaks == pytest.approx([0.5, 1.2], abs=1.0 / FPS)
+    # Both onsets land on both peaks: AV-Align (IoU within one frame) is 1.
+    assert "AV-Align 1.00" in fig._suptitle.get_text()
