@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,22 +18,17 @@ import torch
 from foleygen.errors import DataError
 from foleygen.eval.embedders import ModelUnavailable
 
-__all__ = ["ImageBindLike", "imagebind_score", "resolve_imagebind", "load_imagebind", "IMAGEBIND_ENV",
-           "IMAGEBIND_FILE", "IMAGEBIND_SOURCE"]
+__all__ = ["imagebind_score", "resolve_imagebind", "load_imagebind", "video_clip_times", "video_embedding",
+           "audio_embedding", "IMAGEBIND_ENV", "IMAGEBIND_FILE", "IMAGEBIND_SOURCE", "VIDEO_CLIPS", "CLIP_SECONDS"]
+
+# The official video loader (imagebind.data.load_and_transform_video_data): 5 clips of 2 s spread evenly
+# over the video, 2 frames each (the first and last frame of the clip).
+VIDEO_CLIPS = 5
+CLIP_SECONDS = 2.0
 
 IMAGEBIND_ENV = "FOLEYGEN_IMAGEBIND"
 IMAGEBIND_FILE = "imagebind_huge.pth"
 IMAGEBIND_SOURCE = "https://dl.fbaipublicfiles.com/omnivore/models/imagebind_huge.pth"
-
-
-class ImageBindLike(Protocol):
-    """What the score needs from an ImageBind model (``foleygen.vision.imagebind`` provides it)."""
-
-    def embed_vision(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 frames ``[F, H, W, 3]`` -> ``[D]`` (or ``[1, D]``)."""
-
-    def embed_audio(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """Mono ``wav [S]`` -> ``[D]`` (or ``[1, D]``)."""
 
 
 def imagebind_score(video_embeddings: np.ndarray | torch.Tensor, audio_embeddings: np.ndarray | torch.Tensor) -> float:
@@ -60,13 +55,46 @@ def resolve_imagebind(path: str | os.PathLike[str] | None = None) -> Path:
 
 
 def load_imagebind(path: str | os.PathLike[str] | None = None) -> Any:
-    """Load ImageBind through ``foleygen.vision`` (``load_visual_encoder("imagebind", path)``)."""
+    """ImageBind (vision + audio branches) from ``foleygen.vision.imagebind``.
+
+    ``path``: ``imagebind_huge.pth``, or a directory with it / ``model.safetensors`` and optionally a
+    ``config.json`` of :class:`foleygen.vision.imagebind.ImageBindConfig` fields (smaller variants).
+    """
     weights = resolve_imagebind(path)
     try:
-        from foleygen.vision import load_visual_encoder
+        from foleygen.vision.imagebind import ImageBindModel
     except ImportError as err:
-        raise ModelUnavailable(f"foleygen.vision cannot load ImageBind here ({err})") from None
-    model = load_visual_encoder("imagebind", weights)
-    if not (hasattr(model, "embed_vision") and hasattr(model, "embed_audio")):
-        raise ModelUnavailable("this foleygen.vision ImageBind has no embed_vision/embed_audio", weights)
-    return model
+        raise ModelUnavailable(f"foleygen.vision.imagebind is not available here ({err})") from None
+    config = None
+    if weights.is_dir() and (weights / "config.json").is_file():
+        from foleygen.config import load_json
+
+        config = {k: v for k, v in load_json(weights / "config.json").items() if not k.startswith("_")}
+    return ImageBindModel.from_checkpoint(weights, config)
+
+
+def video_clip_times(duration: float, fps: float) -> list[tuple[float, float]]:
+    """``(first, last)`` frame times of the ImageBind video clips of a ``duration``-second video at ``fps``."""
+    clip = min(CLIP_SECONDS, duration)
+    span = max(duration - clip, 0.0)
+    starts = [span * i / (VIDEO_CLIPS - 1) for i in range(VIDEO_CLIPS)]
+    last = max(clip - 1.0 / fps, 0.0)  # the clip's last frame starts one frame before its end
+    return [(s, s + last) for s in starts]
+
+
+def video_embedding(model: Any, clips: torch.Tensor) -> np.ndarray:
+    """Mean ImageBind vision embedding ``[D]`` of ``clips``: uint8 ``[N, 2, H, W, 3]`` (2 frames per clip).
+
+    Each 2-frame clip is preprocessed as the official image pipeline (short side -> 224, centre crop;
+    the official video loader additionally averages 3 spatial crops, which we do not) and embedded as a
+    2-frame video; the unit-norm clip embeddings are averaged, as ImageBind does over clips.
+    """
+    n = clips.shape[0]
+    pixels = model.vision_transform(clips.reshape(1, n * 2, *clips.shape[2:]))[0]  # [2N, 3, S, S]
+    pixels = pixels.reshape(n, 2, *pixels.shape[1:]).transpose(1, 2)  # [N, 3, 2, S, S]
+    return model.embed_vision(pixels).float().mean(0).numpy()
+
+
+def audio_embedding(model: Any, wav: torch.Tensor, sample_rate: int) -> np.ndarray:
+    """ImageBind audio embedding ``[D]`` of mono ``wav [S]`` (3 clips of 2 s, averaged, official loader)."""
+    return model.embed_audio(wav.reshape(1, 1, -1), sample_rate).float().reshape(-1).numpy()

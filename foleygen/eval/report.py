@@ -209,23 +209,33 @@ def _video_metrics(metrics: list[str], pairing: Pairing, gen_files: dict[str, Pa
 
 def _ib_score(stems: list[str], gen_files: dict[str, Path], video_files: dict[str, Path], config: EvalConfig,
               model: Any) -> dict[str, Any]:
-    from foleygen.eval.ib_score import imagebind_score, load_imagebind
-    from foleygen.io import read_frames
+    from foleygen.eval.ib_score import (
+        audio_embedding,
+        imagebind_score,
+        load_imagebind,
+        video_clip_times,
+        video_embedding,
+    )
+    from foleygen.io import probe, read_frames
 
     if model is None:
         try:
             model = load_imagebind(config.imagebind)
         except (ModelUnavailable, CheckpointError, ConfigError) as err:
             return _skip(str(err))
-    fps = float(getattr(model, "fps", 1.0))
-    sample_rate = int(getattr(model, "sample_rate", 16000))
     video_emb, audio_emb = [], []
-    with torch.inference_mode():
-        for stem in progress(stems, desc="imagebind", quiet=config.quiet, unit="clip"):
-            frames = read_frames(video_files[stem], fps, duration=config.duration)
-            video_emb.append(torch.as_tensor(model.embed_vision(frames)).reshape(-1).float().numpy())
-            wav = load_clip(gen_files[stem], sample_rate, config.duration)
-            audio_emb.append(torch.as_tensor(model.embed_audio(wav, sample_rate)).reshape(-1).float().numpy())
+    for stem in progress(stems, desc="imagebind", quiet=config.quiet, unit="clip"):
+        info = probe(video_files[stem])
+        fps = float(info.fps or 25.0)
+        duration = min(config.duration, float(info.duration or config.duration))
+        frames = []
+        for first, last in video_clip_times(duration, fps):
+            # one frame per read: never decodes a whole clip at full resolution into memory
+            pair = [read_frames(video_files[stem], fps, start=t, duration=1.0 / fps)[:1] for t in (first, last)]
+            frames.append(torch.cat(pair))
+        video_emb.append(video_embedding(model, torch.stack(frames)))
+        wav = load_clip(gen_files[stem], int(getattr(model.config, "audio_sample_rate", 16000)), config.duration)
+        audio_emb.append(audio_embedding(model, wav, int(getattr(model.config, "audio_sample_rate", 16000))))
     return {"value": imagebind_score(np.stack(video_emb), np.stack(audio_emb)), "skipped": None,
             "scale": "cosine x 100", "n_pairs": len(stems)}
 
