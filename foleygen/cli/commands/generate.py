@@ -1,0 +1,255 @@
+"""``foleygen generate``: write a soundtrack for each video (an audio file and the video with it muxed in).
+
+Inputs are video files, directories (their video files, recursively) or CSV files whose rows are
+``path[,duration]`` (paths relative to the CSV's folder; a header row is optional). For each input
+``<stem>.<ext>`` it writes ``OUTDIR/<stem>.<format>`` and, unless ``--no-mux``, ``OUTDIR/<stem>.mp4``
+(the video's packets copied, the new audio as AAC). A file that fails is reported on one line and the
+others go on; the exit code is 1 when any failed. Outputs of a file that failed halfway are removed,
+and every write is atomic, so no partial file is ever left under a final name.
+
+Everything done to one finished file lives in :func:`write_outputs`, so per-file extras (a plot, a
+report) are added there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HELP = "generate soundtracks for videos (files, folders or a CSV of path[,duration])"
+
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".gif"}
+
+
+@dataclass
+class Job:
+    """One input video and what to write for it."""
+
+    path: Path
+    duration: float | None  # seconds of audio; None: the video's own duration
+    stem: str
+    outputs: list[Path] = field(default_factory=list)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``foleygen generate``."""
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="video files, folders, or CSV files (path[,duration])"
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
+    parser.add_argument(
+        "--model",
+        default="demo",
+        help="'demo' (embedded, default), 'debug' (tiny random), a checkpoint folder or a cached Hub id",
+    )
+    parser.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance scale (default 3; 1 = off)")
+    parser.add_argument("--top-k", type=int, default=250, help="sample among the k most likely codes (default 250)")
+    parser.add_argument("--top-p", type=float, default=0.0, help="nucleus sampling mass (default 0 = off)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1; 0 = greedy)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same audio")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds of audio per video (default: each video's duration; a CSV column wins)",
+    )
+    parser.add_argument("--format", choices=("wav", "flac"), default="wav", help="audio file format (default wav)")
+    parser.add_argument("--no-mux", action="store_true", help="write only the audio, not the .mp4 with it")
+    parser.add_argument(
+        "--keep-original-audio", action="store_true", help="keep the video's own audio as a second track of the .mp4"
+    )
+    parser.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs all exist")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="videos generated together (default 1; batches change the random draws)",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
+
+
+def collect_jobs(inputs: list[str], duration: float | None) -> list[Job]:
+    """Expand files, folders and CSV files into jobs; stems must be unique (they name the outputs)."""
+    from foleygen.errors import ConfigError, MediaError
+
+    jobs: list[Job] = []
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not found:
+                raise MediaError("folder holds no video files", path)
+            jobs += [Job(p, duration, p.stem) for p in found]
+        elif path.suffix.lower() == ".csv":
+            jobs += _read_csv(path, duration)
+        else:
+            # A missing or broken file is that file's failure, reported when its turn comes.
+            jobs.append(Job(path, duration, path.stem))
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        if job.stem in seen and seen[job.stem] != job.path:
+            raise ConfigError(f"two inputs would write the same outputs {job.stem!r}: {seen[job.stem]} and {job.path}")
+        seen[job.stem] = job.path
+    unique = {job.path: job for job in jobs}  # the same file given twice runs once
+    return list(unique.values())
+
+
+def _read_csv(path: Path, duration: float | None) -> list[Job]:
+    from foleygen.errors import DataError
+
+    if not path.is_file():
+        raise DataError("CSV file not found", path)
+    jobs = []
+    with open(path, newline="") as fh:
+        for lineno, row in enumerate(csv.reader(fh), start=1):
+            row = [cell.strip() for cell in row]
+            if not row or not row[0] or row[0].startswith("#"):
+                continue
+            if lineno == 1 and row[0].lower() in ("path", "video", "file"):
+                continue  # header
+            video = Path(row[0]).expanduser()
+            video = video if video.is_absolute() else path.parent / video
+            seconds = duration
+            if len(row) > 1 and row[1]:
+                try:
+                    seconds = float(row[1])
+                except ValueError:
+                    raise DataError(f"line {lineno}: duration {row[1]!r} is not a number", path) from None
+                if seconds <= 0:
+                    raise DataError(f"line {lineno}: duration must be positive, got {row[1]}", path)
+            jobs.append(Job(video, seconds, video.stem))
+    return jobs
+
+
+def planned_outputs(job: Job, outdir: Path, args: argparse.Namespace) -> list[Path]:
+    """The files a job writes."""
+    outputs = [outdir / f"{job.stem}.{args.format}"]
+    if not args.no_mux:
+        outputs.append(outdir / f"{job.stem}.mp4")
+    return outputs
+
+
+def write_outputs(job: Job, wav: Any, sample_rate: int, args: argparse.Namespace) -> list[Path]:
+    """Everything written for one finished video (``wav [C, S]``): the audio file, the muxed video.
+
+    On failure the files this call already wrote are removed, so a file yields all of its outputs or
+    none. New per-file outputs go here.
+    """
+    from foleygen.io import mux, write_audio
+
+    audio_path, *video_path = planned_outputs(job, Path(args.output), args)
+    written: list[Path] = []
+    try:
+        write_audio(audio_path, wav, sample_rate)
+        written.append(audio_path)
+        if video_path:
+            mux(job.path, wav, sample_rate, video_path[0], keep_original_audio=args.keep_original_audio)
+            written.append(video_path[0])
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
+    """Consecutive jobs with the same duration setting, ``size`` at most per batch."""
+    batches: list[list[Job]] = []
+    for job in jobs:
+        if batches and len(batches[-1]) < size and batches[-1][0].duration == job.duration:
+            batches[-1].append(job)
+        else:
+            batches.append([job])
+    return batches
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate for every input; print a summary (or JSON); exit 1 if any input failed."""
+    from foleygen.api import FoleyGen
+    from foleygen.errors import ConfigError, FoleyGenError
+    from foleygen.utils import progress
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration must be positive, got {args.duration}")
+    outdir = Path(args.output).expanduser()
+    outdir.mkdir(parents=True, exist_ok=True)
+    jobs = collect_jobs(args.inputs, args.duration)
+    skipped = []
+    if args.skip_existing:
+        skipped = [j for j in jobs if all(p.is_file() for p in planned_outputs(j, outdir, args))]
+        jobs = [j for j in jobs if j not in skipped]
+    quiet = args.quiet or args.json
+
+    started = time.perf_counter()
+    model = FoleyGen.from_pretrained(args.model, device=args.device) if jobs else None
+    done: list[Job] = []
+    failed: list[tuple[Job, str]] = []
+
+    def report_failure(job: Job, err: FoleyGenError) -> None:
+        message = str(err) if str(job.path) in str(err) else f"{job.path}: {err}"
+        failed.append((job, message))
+        print(f"foleygen generate: failed: {message}", file=sys.stderr)
+
+    def generate(batch: list[Job]) -> None:
+        model.set_generation_params(
+            top_k=args.top_k,
+            top_p=args.top_p,
+            temperature=args.temperature,
+            cfg_coef=args.cfg,
+            duration=batch[0].duration,
+        )
+        wavs = model.generate_list([j.path for j in batch], seed=args.seed, progress=not quiet)
+        for job, wav in zip(batch, wavs, strict=True):
+            try:
+                job.outputs = write_outputs(job, wav, model.sample_rate, args)
+                done.append(job)
+            except FoleyGenError as err:
+                report_failure(job, err)
+
+    bar = progress(
+        _batches(jobs, args.batch_size),
+        desc="videos",
+        total=len(_batches(jobs, args.batch_size)),
+        quiet=quiet,
+        unit="batch" if args.batch_size > 1 else "video",
+    )
+    for batch in bar:
+        try:
+            generate(batch)
+        except FoleyGenError as err:
+            if len(batch) == 1:
+                report_failure(batch[0], err)
+                continue
+            for job in batch:  # find the culprit: each file on its own, the good ones still get done
+                try:
+                    generate([job])
+                except FoleyGenError as single:
+                    report_failure(job, single)
+
+    elapsed = time.perf_counter() - started
+    summary = {
+        "model": args.model,
+        "output_dir": str(outdir),
+        "generated": [{"input": str(j.path), "outputs": [str(p) for p in j.outputs]} for j in done],
+        "skipped": [str(j.path) for j in skipped],
+        "failed": [{"input": str(j.path), "error": msg} for j, msg in failed],
+        "seconds": round(elapsed, 3),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif not args.quiet or failed:
+        print(
+            f"foleygen generate: {len(done)} generated, {len(skipped)} skipped, {len(failed)} failed "
+            f"in {elapsed:.1f} s -> {outdir}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0

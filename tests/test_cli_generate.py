@@ -1,0 +1,130 @@
+"""`foleygen generate` end to end with the tiny random "debug" model."""
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from foleygen.cli import main
+from foleygen.io import probe
+
+
+def make_video(path: Path, seconds: float, fps: int = 25, size=(48, 64), with_audio: bool = False) -> Path:
+    """A small H.264 clip with a moving square, optionally with an AAC sine track."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        audio = out.add_stream("aac", rate=16000) if with_audio else None
+        for i in range(round(seconds * fps)):
+            img = np.zeros((*size, 3), dtype=np.uint8)
+            img[10:18, (3 * i) % (size[1] - 8) :][:, :8] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if audio is not None:
+            t = np.arange(round(seconds * 16000)) / 16000
+            samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+            frame.sample_rate = 16000
+            for packet in audio.encode(frame):
+                out.mux(packet)
+            for packet in audio.encode():
+                out.mux(packet)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    make_video(root / "a.mp4", 0.6)
+    (root / "sub").mkdir()
+    make_video(root / "sub" / "b.mp4", 0.4, with_audio=True)
+    (root / "broken.mp4").write_bytes(b"\x00not a video at all")
+    return root
+
+
+def run_json(capsys, *argv):
+    code = main(["generate", *map(str, argv), "--model", "debug", "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_files_and_folder_with_a_bad_file(videos, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, summary = run_json(capsys, videos / "a.mp4", videos / "sub", videos / "broken.mp4", "-o", out)
+    assert code == 1
+    assert [Path(g["input"]).name for g in summary["generated"]] == ["a.mp4", "b.mp4"]
+    assert len(summary["failed"]) == 1 and "broken.mp4" in summary["failed"][0]["error"]
+    assert "\n" not in summary["failed"][0]["error"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "a.wav", "b.mp4", "b.wav"]  # nothing for broken
+    for stem in ("a", "b"):
+        info = probe(out / f"{stem}.wav")
+        source = probe(videos / f"{stem}.mp4" if stem == "a" else videos / "sub" / "b.mp4")
+        assert info.audio_sample_rate == 16000
+        assert abs(info.duration - source.duration) < 1e-3  # the soundtrack lasts exactly as long as the video
+        muxed = probe(out / f"{stem}.mp4")
+        assert muxed.has_video and muxed.has_audio
+
+
+def test_csv_durations_flac_no_mux_and_skip_existing(videos, tmp_path, capsys):
+    table = tmp_path / "list.csv"
+    table.write_text(f"path,duration\n{videos / 'a.mp4'},0.3\n{videos / 'sub' / 'b.mp4'}\n")
+    out = tmp_path / "out"
+    code, summary = run_json(
+        capsys, table, "-o", out, "--format", "flac", "--no-mux", "--duration", "0.5", "--batch-size", "2"
+    )
+    assert code == 0 and len(summary["generated"]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["a.flac", "b.flac"]
+    assert probe(out / "a.flac").duration == pytest.approx(0.3, abs=1e-3)  # CSV column
+    assert probe(out / "b.flac").duration == pytest.approx(0.5, abs=1e-3)  # --duration
+    before = (out / "a.flac").stat().st_mtime_ns
+    code, summary = run_json(capsys, table, "-o", out, "--format", "flac", "--no-mux", "--skip-existing")
+    assert code == 0 and len(summary["skipped"]) == 2 and not summary["generated"]
+    assert (out / "a.flac").stat().st_mtime_ns == before
+
+
+def test_same_seed_same_audio_and_keep_original_audio(videos, tmp_path, capsys):
+    from foleygen.io import read_audio
+
+    outs = []
+    for name in ("x", "y"):
+        code, _ = run_json(
+            capsys,
+            videos / "sub" / "b.mp4",
+            "-o",
+            tmp_path / name,
+            "--seed",
+            "7",
+            "--keep-original-audio",
+            "--top-k",
+            "10",
+        )
+        assert code == 0
+        outs.append(read_audio(tmp_path / name / "b.wav", 16000))
+    assert torch.equal(outs[0], outs[1])
+    import av as pyav
+
+    with pyav.open(str(tmp_path / "x" / "b.mp4")) as container:
+        assert len(container.streams.audio) == 2  # new soundtrack first, the original second
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    code = main(["generate", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o"), "--model", "debug", "-q"])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 2  # the failure on one line, then the summary
+    assert "missing.mp4" in lines[0] and lines[1].endswith(str(tmp_path / "o")) and "1 failed" in lines[1]
+    code = main(["generate", str(tmp_path / "a.mp4"), "-o", str(tmp_path / "o"), "--model", str(tmp_path)])
+    assert code == 1 and "not a FoleyGen checkpoint" in capsys.readouterr().err
