@@ -1,0 +1,73 @@
+"""``foleygen eval`` end to end on tiny folders, and the SynthFoley onset metrics through evaluate()."""
+
+import json
+
+import numpy as np
+import pytest
+
+from foleygen.cli import main
+from foleygen.eval.report import EvalConfig, evaluate
+
+
+def test_cli_end_to_end(folders, tmp_path, capsys, monkeypatch, stand_in_embedder):
+    monkeypatch.delenv("FOLEYGEN_PASST", raising=False)
+    gen, ref = folders
+    out_json, out_md = tmp_path / "out" / "r.json", tmp_path / "out" / "r.md"
+    rc = main(["eval", "--generated", str(gen), "--reference", str(ref), "--metrics", "fad-synthfoley", "kl-passt",
+               "--duration", "1", "--json", str(out_json), "--markdown", str(out_md), "--cache", str(tmp_path / "c"),
+               "-q"])
+    assert rc == 0
+    printed = capsys.readouterr()
+    assert "| FAD (SynthFoley classifier) |" in printed.out and "| KL (PaSST) | skipped |" in printed.out
+    assert printed.err == ""  # quiet: no progress, no chatter
+    report = json.loads(out_json.read_text())
+    assert report["settings"]["duration"] == 1.0
+    assert report["metrics"]["fad-synthfoley"]["value"] > 0
+    assert "FOLEYGEN_PASST" in report["metrics"]["kl-passt"]["skipped"]
+    assert report["pairing"]["only_reference"] == ["extra_ref"]
+    assert out_md.read_text() == printed.out
+    assert len(list((tmp_path / "c").rglob("*.npz"))) == 10
+
+
+def test_cli_flag_points_at_missing_file(folders, tmp_path, capsys, stand_in_embedder):
+    gen, ref = folders
+    rc = main(["eval", "--generated", str(gen), "--reference", str(ref), "--metrics", "fad-vggish",
+               "--vggish", str(tmp_path / "vggish.pth"), "--duration", "1"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "skipped fad-vggish" in err and "vggish.pth: vggish weights file not found" in err
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    rc = main(["eval", "--generated", str(tmp_path / "nope"), "--reference", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "nope: folder not found" in err
+    rc = main(["eval", "--generated", str(tmp_path), "--reference", str(tmp_path), "--metrics", "fid", "-q"])
+    assert rc == 1 and "unknown metric 'fid'" in capsys.readouterr().err
+
+
+def _clicks(times, seconds=2.0, sr=16000):
+    wav = np.zeros(int(seconds * sr))
+    for t in times:
+        i = int(t * sr)
+        n = np.arange(1600)
+        wav[i:i + 1600] = 0.6 * np.exp(-n / 300) * np.sin(2 * np.pi * 900 * n / sr)
+    return wav
+
+
+def test_onset_metrics_from_events(tmp_path, wavtools):
+    gen, ref, events = tmp_path / "gen", tmp_path / "ref", tmp_path / "events"
+    for d in (gen, ref, events):
+        d.mkdir()
+    truth = {"a": [0.3, 0.9, 1.5], "b": [0.5, 1.2]}
+    played = {"a": [0.3, 0.9, 1.5], "b": [0.5]}  # b misses its second impact
+    for stem in truth:
+        wavtools.write_wav(gen / f"{stem}.wav", _clicks(played[stem]))
+        wavtools.write_wav(ref / f"{stem}.wav", _clicks(truth[stem]))
+        meta = {"duration": 2.0, "fps": 25.0, "sample_rate": 16000,
+                "events": [{"time": t, "kind": "impact", "class": "wood"} for t in truth[stem]]}
+        (events / f"{stem}.json").write_text(json.dumps(meta))
+    report = evaluate(gen, ref, events=events, metrics=["onsets"], config=EvalConfig(duration=8.0, quiet=True))
+    r = report["metrics"]["onsets"]
+    assert r["n_clips"] == 2 and r["hits"] == 4 and r["misses"] == 1 and r["false_alarms"] == 0
+    assert r["value"] == pytest.approx(r["f1"]) and r["f1"] == pytest.approx(2 * 1.0 * 0.8 / 1.8)
