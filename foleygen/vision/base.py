@@ -24,12 +24,18 @@ class VisualEncoder(nn.Module, abc.ABC):
         trainable: False for frozen pretrained encoders (their features can be cached); True for
             encoders that train jointly with the LM (``compact``), whose weights live in the FoleyGen
             checkpoint.
+        chunk_multiple: a video may be cut into pieces of any multiple of this many input frames and
+            encoded piece by piece with the same result (1 for per-frame encoders); ``None`` when
+            features depend on neighbouring frames across any cut (``compact`` with its temporal
+            difference, VideoMAE with overlapping windows). :mod:`foleygen.vision.features` uses it to
+            bound memory on long videos.
     """
 
     fps: float
     image_size: int
     dim: int
     trainable: bool = False
+    chunk_multiple: int | None = None
 
     @property
     def input_fps(self) -> float:
@@ -68,6 +74,7 @@ class FrozenVisualEncoder(VisualEncoder):
     """
 
     trainable = False
+    chunk_multiple = 1  # per-frame by default; VideoMAE overrides
 
     def __init__(self, chunk_size: int = 64, bf16: bool = False) -> None:
         super().__init__()

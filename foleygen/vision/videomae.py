@@ -70,6 +70,8 @@ class VideoMAEVisualEncoder(FrozenVisualEncoder):
         if not (0 < self.stride <= self.window) or self.stride % self.tubelet:
             raise ConfigError(f"videomae: stride must be a multiple of tubelet_size {self.tubelet} in "
                               f"(0, {self.window}], got {self.stride}")
+        # Non-overlapping windows are independent: cutting the video at window boundaries changes nothing.
+        self.chunk_multiple = self.window if self.stride == self.window else None
         self.fps = float(fps)
         self.image_size = int(cfg.image_size)
         self.dim = int(cfg.hidden_size)
