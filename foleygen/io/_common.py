@@ -110,6 +110,13 @@ def _duration_tag_seconds(stream: av.stream.Stream) -> float | None:
     return None
 
 
+def declared_end(stream: av.stream.Stream) -> float | None:
+    """Where the container says the stream ends (seconds), without reading packets; None if unsaid."""
+    if stream.duration is not None and stream.duration > 0 and stream.time_base is not None:
+        return start_seconds(stream) + float(stream.duration * stream.time_base)
+    return _duration_tag_seconds(stream)
+
+
 def scan_packets(path: PathLike, stream_index: int) -> tuple[int, float | None]:
     """Demux (no decoding) one stream: its packet count and the end time ``max(pts + duration)``.
 

@@ -20,6 +20,7 @@ from foleygen.io._common import (
     PathLike,
     atomic_output,
     audio_stream,
+    declared_end,
     ffmpeg_message,
     open_input,
     origin_seconds,
@@ -121,6 +122,19 @@ def read_audio(
     return torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
 
 
+def _check_complete(stream: av.audio.stream.AudioStream, last_end: float | None, path: PathLike) -> None:
+    """Decoding hit the end of the file: refuse to zero-pad audio that the header says is there.
+
+    Audio shorter than the video is normal (zero padding is the documented behaviour); audio that
+    stops well before its *own* declared duration means the file was cut off.
+    """
+    claimed = declared_end(stream)
+    if last_end is None or claimed is None:
+        return
+    if last_end < claimed - 0.5:
+        raise MediaError(f"truncated: audio data ends at {last_end:.2f} s but the stream claims {claimed:.2f} s", path)
+
+
 class _SeekOvershot(Exception):
     """The seek landed after the wanted start; decode from the beginning instead."""
 
@@ -148,6 +162,7 @@ def _decode(
     tb = stream.time_base
     skip: int | None = None  # output samples still to drop before t0 (negative: zeros to prepend)
     have = 0
+    last_end: float | None = None  # end time of the last decoded frame (seconds)
     chunks: list[np.ndarray] = []
 
     def take(frames: list[av.AudioFrame]) -> bool:
@@ -181,9 +196,12 @@ def _decode(
                     if wanted is not None and have >= wanted:
                         chunks[-1] = chunks[-1][:, :wanted]
                         return chunks
+            if frame.pts is not None and tb is not None:
+                last_end = float(frame.pts * tb) + frame.samples / (frame.sample_rate or sample_rate)
             if take(resampler.resample(frame)):
                 return chunks
         take(resampler.resample(None))  # flush the resampler's buffered tail
+        _check_complete(stream, last_end, path)
     except av.FFmpegError as err:
         raise MediaError(f"corrupt or truncated audio ({ffmpeg_message(err)})", path) from None
     return chunks

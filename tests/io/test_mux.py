@@ -7,7 +7,7 @@ import os
 import av
 import pytest
 import torch
-from conftest import frame_index
+from media_factory import frame_index
 
 from foleygen.errors import MediaError
 from foleygen.io import mux, probe, read_audio, read_frames

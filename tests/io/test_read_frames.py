@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 import torch
-from conftest import expected_indices, frame_index
+from media_factory import expected_indices, frame_index
 
 from foleygen.errors import MediaError
 from foleygen.io import probe, read_frames

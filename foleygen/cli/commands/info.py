@@ -1,0 +1,86 @@
+"""``foleygen info``: one JSON line per media file (duration, fps, size, rotation, frames, audio)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "describe media files: one JSON object per line (duration, fps, size, frames, audio)"
+
+# What a directory argument expands to. Matching is by extension only; each file is still probed.
+MEDIA_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".flv",
+        ".wmv",
+        ".3gp",
+        ".ogv",
+        ".gif",
+        ".wav",
+        ".flac",
+        ".mp3",
+        ".m4a",
+        ".aac",
+        ".ogg",
+        ".oga",
+        ".opus",
+    }
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``foleygen info``."""
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="media files, or directories of them")
+    parser.add_argument("-r", "--recursive", action="store_true", help="look for media files in subdirectories too")
+
+
+def expand(paths: list[str], recursive: bool = False) -> list[tuple[str, str | None]]:
+    """Each argument as ``(path, None)``; a directory becomes its media files, sorted by name, or
+    ``(directory, problem)`` when it holds none."""
+    result: list[tuple[str, str | None]] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.is_dir():
+            result.append((raw, None))
+            continue
+        pattern = p.rglob("*") if recursive else p.iterdir()
+        found = sorted(str(f) for f in pattern if f.is_file() and f.suffix.lower() in MEDIA_EXTENSIONS)
+        if found:
+            result.extend((f, None) for f in found)
+        else:
+            where = "in it or below" if recursive else "in it (try -r for subdirectories)"
+            result.append((raw, f"directory with no media files {where}"))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one JSON line per file; errors go to stderr, one line each. Exit 1 if any file failed."""
+    from foleygen.errors import FoleyGenError
+    from foleygen.io import probe
+
+    failed = 0
+    for path, problem in expand(args.paths, args.recursive):
+        if problem is not None:
+            print(f"foleygen info: error: {path}: {problem}", file=sys.stderr)
+            failed += 1
+            continue
+        try:
+            info = probe(path)
+        except FoleyGenError as err:
+            print(f"foleygen info: error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(json.dumps(info.to_dict()), flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,157 @@
+"""Test media made on the fly with PyAV: tiny videos whose pixels say which frame they are.
+
+Frame ``i`` is painted flat grey in two halves: the left half encodes ``i % 16`` and the right half
+``i // 16`` as ``16 * k + 8``. Lossy codecs move flat grey by a level or two, far less than the 16
+between codes, so :func:`frame_index` recovers ``i`` exactly from any decoded, resized frame.
+Frames narrower than 2 pixels carry only ``i % 16``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def code(k: int) -> int:
+    return 16 * k + 8
+
+
+def decode_code(value: float) -> int:
+    return int(round((float(value) - 8) / 16))
+
+
+def paint(i: int, width: int, height: int) -> np.ndarray:
+    """RGB image [H, W, 3] for frame ``i``."""
+    img = np.empty((height, width, 3), np.uint8)
+    if width < 2:
+        img[:] = code(i % 16)
+        return img
+    half = width // 2
+    img[:, :half] = code(i % 16)
+    img[:, half:] = code(i // 16)
+    return img
+
+
+def frame_index(img, two_halves: bool = True) -> int:
+    """Inverse of :func:`paint` for an [H, W, 3] image (numpy or torch), sampling the middle of each half."""
+    img = np.asarray(img)
+    h, w = img.shape[:2]
+    if not two_halves or w < 4:
+        return decode_code(img[h // 2, w // 2].mean())
+    left = img[h // 2, w // 4].mean()
+    right = img[h // 2, (3 * w) // 4].mean()
+    return decode_code(left) + 16 * decode_code(right)
+
+
+def expected_indices(src_times: Sequence[Fraction], fps: Fraction | float, n_out: int, start: float = 0.0) -> list[int]:
+    """The frame-picking rule, in exact arithmetic: latest source frame with time <= start + i / fps."""
+    fps = Fraction(fps)
+    start_f = Fraction(start)
+    picked = []
+    for i in range(n_out):
+        t = start_f + i / fps
+        j = 0
+        for k, p in enumerate(src_times):
+            if p <= t:
+                j = k
+        picked.append(j)
+    return picked
+
+
+@dataclass
+class Made:
+    path: Path
+    times: list[Fraction]  # presentation time of each source frame (exact, as stored)
+    audio: np.ndarray | None  # int16 [C, S] that was encoded (None: no audio)
+
+
+def _audio_signal(sample_rate: int, channels: int, seconds: float) -> np.ndarray:
+    """Deterministic int16 [C, S]: a different saw-tooth per channel (sample-exact checks)."""
+    n = round(seconds * sample_rate)
+    t = np.arange(n)
+    rows = [(((t * (c + 3)) % 401) - 200) * 60 for c in range(channels)]
+    return np.stack(rows).astype(np.int16)
+
+
+def _write_audio_stream(container, stream, audio: np.ndarray, sample_rate: int) -> None:
+    layout = {1: "mono", 2: "stereo"}[audio.shape[0]]
+    block = 4096
+    for pos in range(0, audio.shape[1], block):
+        part = np.ascontiguousarray(audio[:, pos : pos + block].T).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(part, format="s16", layout=layout)
+        frame.sample_rate = sample_rate
+        frame.pts = pos
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+def make_media(
+    path: Path,
+    *,
+    fps: Fraction | int | None = 25,
+    duration: float = 1.0,
+    size: tuple[int, int] = (32, 24),
+    codec: str | None = None,
+    times: Sequence[float] | None = None,
+    rotation: int | None = None,
+    audio_rate: int | None = None,
+    audio_channels: int = 1,
+    audio_codec: str | None = None,
+    audio_duration: float | None = None,
+) -> Made:
+    """Write a test file. ``size`` is (width, height). ``fps=None`` makes an audio-only file.
+
+    ``times`` (seconds) gives variable-frame-rate timestamps instead of ``i / fps``; ``rotation`` is
+    the clockwise display rotation written as a display matrix.
+    """
+    ext = path.suffix.lower()
+    width, height = size
+    if codec is None:
+        odd = width % 2 or height % 2
+        codec = "ffv1" if ext == ".mkv" or odd else "libx264"
+    if audio_codec is None and audio_rate:
+        audio_codec = {".mp4": "aac", ".mkv": "flac", ".wav": "pcm_s16le", ".flac": "flac"}.get(ext, "aac")
+    src_times: list[Fraction] = []
+    audio = None
+    with av.open(str(path), "w") as container:
+        audio_stream = None
+        if audio_rate:  # every stream must exist before the first packet is written
+            layout = {1: "mono", 2: "stereo"}[audio_channels]
+            audio_stream = container.add_stream(audio_codec, rate=audio_rate, layout=layout)
+        if fps is not None:
+            rate = Fraction(fps)
+            if times is None:
+                n = round(duration * rate)
+                tb = 1 / rate
+                pts = list(range(n))
+            else:
+                tb = Fraction(1, 90000)
+                pts = [round(Fraction(t) / tb) for t in times]
+            stream = container.add_stream(codec, rate=rate)
+            stream.width, stream.height = width, height
+            stream.pix_fmt = "yuv444p" if codec == "ffv1" else "yuv420p"
+            stream.codec_context.time_base = tb
+            if codec == "libx264":
+                stream.options = {"preset": "ultrafast", "crf": "10"}
+            if rotation:
+                stream.set_display_rotation(-rotation)  # PyAV takes counter-clockwise degrees
+            for i, p in enumerate(pts):
+                frame = av.VideoFrame.from_ndarray(paint(i, width, height), format="rgb24")
+                frame.pts = p
+                frame.time_base = tb
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+            src_times = [p * tb for p in pts]
+        if audio_rate:
+            audio = _audio_signal(audio_rate, audio_channels, audio_duration or duration)
+            _write_audio_stream(container, audio_stream, audio, audio_rate)
+    return Made(path, src_times, audio)
