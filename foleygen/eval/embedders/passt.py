@@ -9,7 +9,8 @@ State-dict layout (the ``net`` of hear21passt's ``PasstBasicWrapper``; a ``net.`
 
 Eval mode (no patchout): 128 x T log-mel -> 12 x T' patches; the time positions are the first T' of the
 99 (so clips must be <= 10 s); the embedding is the mean of the cls and dist tokens (what av-benchmark
-stores as ``passt_features_embed``) and the logits the mean of the two heads.
+stores as ``passt_features_embed``) and the logits are ``head`` (LayerNorm + Linear) of that mean, as the
+published ``forward``; ``head_dist`` is loaded but unused at inference.
 """
 
 from __future__ import annotations
@@ -137,8 +138,9 @@ class Passt(nn.Module):
                             self.dist_token.expand(b, -1, -1) + self.new_pos_embed[:, 1:]], dim=1)
         x = self.norm(self.blocks(torch.cat([tokens, x], dim=1)))
         embedding = (x[:, 0] + x[:, 1]) / 2
-        logits = (self.head(x[:, 0]) + self.head_dist(x[:, 1])) / 2
-        return embedding, logits
+        # As the published forward: the head sees the token mean; head_dist (trained for the distillation
+        # loss) is loaded for key compatibility but not used at inference.
+        return embedding, self.head(embedding)
 
     def embed_wav(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``wav [B, S]`` at 32 kHz -> ``([B, dim], [B, num_classes])``."""
