@@ -8,9 +8,9 @@ State-dict layout (the ``net`` of hear21passt's ``PasstBasicWrapper``; a ``net.`
 ``norm``, ``head.0`` (LayerNorm) + ``head.1`` (Linear 768->527) and ``head_dist`` (Linear 768->527).
 
 Eval mode (no patchout): 128 x T log-mel -> 12 x T' patches; the time positions are the first T' of the
-99 (so clips must be <= 10 s); the embedding is the mean of the cls and dist tokens (what av-benchmark
-stores as ``passt_features_embed``) and the logits are ``head`` (LayerNorm + Linear) of that mean, as the
-published ``forward``; ``head_dist`` is loaded but unused at inference.
+99 (longer input is cut to 10 s, as the published code does); the embedding is the mean of the cls and
+dist tokens (what av-benchmark stores as ``passt_features_embed``) and the logits are ``head``
+(LayerNorm + Linear) of that mean, as the published ``forward``; ``head_dist`` is loaded but unused.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from foleygen.checkpoint import safe_torch_load
-from foleygen.errors import CheckpointError, DataError
+from foleygen.errors import CheckpointError
 from foleygen.eval.embedders.base import (
     AudioEmbedder,
     EmbedderOutput,
@@ -128,9 +128,9 @@ class Passt(nn.Module):
     def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, 1, n_mels, T]`` -> ``([B, dim], [B, num_classes])``."""
         x = self.patch_embed(mel)  # [B, D, F', T']
+        # Longer inputs are cut to the positions the model knows (10 s), as the published code does.
+        x = x[..., : self.config.max_time_patches]
         t = x.shape[-1]
-        if t > self.config.max_time_patches:
-            raise DataError(f"PaSST takes at most {self.config.max_time_patches} time patches (10 s), got {t}")
         x = x + self.time_new_pos_embed[..., :t] + self.freq_new_pos_embed
         x = x.flatten(2).transpose(1, 2)  # [B, F'*T', D], frequency-major like the original
         b = x.shape[0]
@@ -148,7 +148,7 @@ class Passt(nn.Module):
 
 
 class PasstEmbedder(AudioEmbedder):
-    """PaSST-S at 32 kHz: one 768-d embedding and 527 AudioSet logits per clip (<= 10 s)."""
+    """PaSST-S at 32 kHz: one 768-d embedding and 527 AudioSet logits per clip (first 10 s)."""
 
     name = "passt"
 
