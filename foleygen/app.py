@@ -333,7 +333,8 @@ def build_app(
         gr.Markdown(DESCRIPTION.format(max_mb=service.max_upload_mb, max_s=max_s))
         with gr.Row():
             with gr.Column():
-                video_in = gr.Video(label="Your video", sources=["upload"], include_audio=True, elem_id="input-video")
+                video_in = gr.Video(label="Your video", sources=["upload"], include_audio=True, height=360,
+                                    elem_id="input-video")
                 with gr.Accordion("Generation settings", open=True):
                     model = gr.Dropdown(list(service.models), value=service.models[0], label="Model",
                                         info="debug = tiny random model (noise, for testing)", elem_id="model")
@@ -347,13 +348,18 @@ def build_app(
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                 button = gr.Button("Generate soundtrack", variant="primary", elem_id="generate-btn")
             with gr.Column():
-                video_out = gr.Video(label="With the new soundtrack", interactive=False, elem_id="output-video")
+                video_out = gr.Video(label="With the new soundtrack", interactive=False, height=360,
+                                     elem_id="output-video")
                 summary = gr.Markdown(elem_id="summary")
                 with gr.Row():
                     video_file = gr.File(label="Download video (.mp4)", interactive=False, elem_id="video-file")
                     audio_file = gr.File(label="Download audio (.wav)", interactive=False, elem_id="audio-file")
-                plot = gr.Image(label="Alignment: frames, spectrogram, onsets, motion peaks", type="filepath",
-                                interactive=False, elem_id="alignment-plot")
+        # Full width: the picture is wide (one time axis for frames, spectrogram and events).
+        gr.Markdown("**Alignment.** Top: frames at their times. Middle: the soundtrack's mel spectrogram with the "
+                    "detected audio onsets (blue) and visual motion peaks (orange, dashed). Bottom: the same events "
+                    "on one line each; AV-Align in the title is the share of them that coincide within one frame.")
+        plot = gr.Image(label="Alignment picture", show_label=False, type="filepath", interactive=False,
+                        elem_id="alignment-plot")
         button.click(make_handler(service), inputs=[video_in, model, cfg, top_k, temperature, seed, duration],
                      outputs=[video_out, video_file, audio_file, plot, summary], api_name="generate",
                      concurrency_limit=1)

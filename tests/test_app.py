@@ -229,3 +229,12 @@ def test_demo_command_flags(tmp_path):
     with pytest.raises(UploadError):  # also the type the CLI would print on one line
         DemoService(("debug",), work_root=tmp_path).validate_upload("/nonexistent/file.mp4")
 
+
+
+def test_demo_command_without_gradio_says_what_to_install(monkeypatch, capsys):
+    from foleygen.cli import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` raise ImportError
+    assert main(["demo", "--model", "debug"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "foleygen demo: error: the web demo needs Gradio: pip install 'foleygen[demo]'"

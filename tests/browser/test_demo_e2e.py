@@ -79,7 +79,7 @@ def browser(tmp_path, monkeypatch):
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,1800", "--autoplay-policy=no-user-gesture-required",
+                 "--no-first-run", "--window-size=1400,2300", "--autoplay-policy=no-user-gesture-required",
                  f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
