@@ -165,3 +165,23 @@ def test_wrong_checkpoint_is_one_line_error(tmp_path):
         load_panns(path)
     with pytest.raises(CheckpointError, match="not a VGGish"):
         load_vggish(path)
+
+
+def test_synthfoley_wrapper_shapes_and_fingerprint(tmp_path):
+    from foleygen.eval.embedders.synthfoley import SynthFoleyEmbedder, _weights_fingerprint
+
+    class Classifier:  # stand-in with the event classifier's embedding interface
+        sample_rate = 16000
+
+        def embedding(self, wav, sample_rate):
+            assert sample_rate == 16000
+            frames = wav[: len(wav) // 160 * 160].reshape(-1, 160)
+            return torch.stack([frames.abs().mean(1).mean(), frames.std(1).mean(), frames.max()])
+
+    emb = SynthFoleyEmbedder(Classifier(), fingerprint="x")
+    out = emb.embed(torch.randn(16000))
+    assert out.embeddings.shape == (1, 3) and emb.dim == 3 and out.logits is None
+    (tmp_path / "model.safetensors").write_bytes(b"abc")
+    first = _weights_fingerprint(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"abd")
+    assert _weights_fingerprint(tmp_path) != first
