@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from foleygen.codecs.base import AudioCodec
-from foleygen.errors import CheckpointError
+from foleygen.errors import CheckpointError, CodecError
 
 #: the embedded demo codec (written by the demo training run; may be absent in a fresh checkout)
 DEMO_CODEC_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo" / "codec"
@@ -38,12 +38,15 @@ def register_format(name: str, detect: Callable[[Path], bool],
     FORMATS.append(CodecFormat(name, detect, load))
 
 
-def load_codec(path_or_name: str, *, num_codebooks: int | None = None) -> AudioCodec:
+def load_codec(path_or_name: str, *, num_codebooks: int | None = None,
+               bandwidth: float | None = None) -> AudioCodec:
     """Open a codec checkpoint (directory or file) or a named one (``"demo"``), in eval mode.
 
-    ``num_codebooks`` selects how many codebooks (K) to use; ``None`` keeps the checkpoint's default
-    (all of them for our codec, the largest target bandwidth for EnCodec).
+    ``num_codebooks`` selects how many codebooks (K) to use, or ``bandwidth`` (kbit/s) the largest K that
+    fits it; neither keeps all the checkpoint's codebooks.
     """
+    if num_codebooks is not None and bandwidth is not None:
+        raise CodecError("give num_codebooks or bandwidth, not both")
     from foleygen.codecs import formats  # noqa: F401  (registers the built-in formats)
 
     if path_or_name in NAMES:
@@ -59,6 +62,8 @@ def load_codec(path_or_name: str, *, num_codebooks: int | None = None) -> AudioC
     for fmt in FORMATS:
         if fmt.detect(path):
             codec = fmt.load(path, num_codebooks)
+            if bandwidth is not None:
+                codec.set_num_codebooks(codec.codebooks_for_bandwidth(bandwidth))
             return codec.eval()
     known = ", ".join(f.name for f in FORMATS)
     raise CheckpointError(f"not a codec checkpoint of a known format ({known})", path)

@@ -53,6 +53,21 @@ class AudioCodec(nn.Module, abc.ABC):
             raise CodecError(
                 f"codes out of range [0, {self.cardinality}): min {int(codes.min())}, max {int(codes.max())}")
 
+    # ------------------------------------------------------------------ bitrate
+    def set_num_codebooks(self, num_codebooks: int) -> None:
+        """Use only the first ``num_codebooks`` codebooks (RVQ: fewer codebooks = lower bitrate)."""
+        limit = int(getattr(self, "max_num_codebooks", self.num_codebooks))
+        if not 1 <= int(num_codebooks) <= limit:
+            raise CodecError(f"num_codebooks must be in 1..{limit}, got {num_codebooks}")
+        self.num_codebooks = int(num_codebooks)
+
+    def codebooks_for_bandwidth(self, bandwidth_kbps: float) -> int:
+        """Codebooks that fit ``bandwidth_kbps`` (each costs ``frame_rate * log2(cardinality)`` bit/s), >= 1."""
+        import math
+
+        per_codebook = self.frame_rate * math.log2(self.cardinality) / 1000
+        return max(1, math.floor(bandwidth_kbps / per_codebook + 1e-9))
+
     # ------------------------------------------------------------------ input preparation
     def prepare_audio(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Bring audio to this codec's sample rate and channel count.

@@ -113,6 +113,7 @@ class CompactCodec(AudioCodec):
         self.channels = config.channels
         self.frame_rate = config.frame_rate
         self.num_codebooks = config.num_codebooks
+        self.max_num_codebooks = config.num_codebooks
         self.cardinality = config.codebook_size
         bins = config.n_fft // 2 + 1
         self.num_bins = bins
@@ -212,12 +213,6 @@ class CompactCodec(AudioCodec):
         chunk, context = self._context_frames()
         return self.chunked_decode(
             codes.long(), lambda c: self.decode_latent(self.quantizer.decode(c)), chunk, context)
-
-    def set_num_codebooks(self, num_codebooks: int) -> None:
-        """Use only the first ``num_codebooks`` codebooks from now on."""
-        if not 1 <= num_codebooks <= self.config.num_codebooks:
-            raise CodecError(f"num_codebooks must be in 1..{self.config.num_codebooks}, got {num_codebooks}")
-        self.num_codebooks = num_codebooks
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:

@@ -40,3 +40,23 @@ def _load_compact(path: Path, num_codebooks: int | None) -> AudioCodec:
 
 
 register_format("compact", _is_compact_dir, _load_compact)
+
+
+# EnCodec family: transformers is imported only when one of these is actually loaded.
+def _lazy(module: str, name: str):  # noqa: ANN202
+    def call(*args):  # noqa: ANN001, ANN202
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args)
+
+    return call
+
+
+register_format("huggingface-encodec", _lazy("foleygen.codecs.encodec_hf", "is_hf_encodec_dir"),
+                _lazy("foleygen.codecs.encodec_hf", "load_hf_encodec"))
+register_format("audiocraft-converted", _lazy("foleygen.codecs.audiocraft", "is_audiocraft_dir"),
+                _lazy("foleygen.codecs.audiocraft", "load_audiocraft_dir"))
+register_format("encodec-package", _lazy("foleygen.codecs.encodec_pkg", "is_encodec_package_file"),
+                _lazy("foleygen.codecs.encodec_pkg", "load_encodec_package"))
+register_format("audiocraft", _lazy("foleygen.codecs.audiocraft", "is_audiocraft_file"),
+                _lazy("foleygen.codecs.audiocraft", "load_audiocraft_file"))
