@@ -81,11 +81,11 @@ class _Plan:
         # AREA averages every source pixel when shrinking (no aliasing of fine detail); bicubic
         # is the better interpolator when enlarging.
         self.interpolation = "AREA" if shrinking else "BICUBIC"
-        self.identity = (self.coded_w, self.coded_h) == (src_w, src_h)
 
     def render(self, frame: av.VideoFrame, out: np.ndarray) -> None:
         """Write ``frame`` as an RGB image into ``out`` ([out_h, out_w, 3] uint8, pre-zeroed)."""
-        if self.identity:
+        if (frame.width, frame.height) == (self.coded_w, self.coded_h):
+            # Already the wanted size (checked per frame: a stream may change resolution midway).
             img = frame.to_ndarray(format="rgb24")
         else:
             img = frame.reformat(

@@ -51,7 +51,7 @@ def frame_index(img, two_halves: bool = True) -> int:
 def expected_indices(src_times: Sequence[Fraction], fps: Fraction | float, n_out: int, start: float = 0.0) -> list[int]:
     """The frame-picking rule, in exact arithmetic: latest source frame with time <= start + i / fps."""
     fps = Fraction(fps)
-    start_f = Fraction(start)
+    start_f = Fraction(start).limit_denominator(10**6)  # the decimal the caller meant, not its binary float
     picked = []
     for i in range(n_out):
         t = start_f + i / fps
@@ -78,14 +78,14 @@ def _audio_signal(sample_rate: int, channels: int, seconds: float) -> np.ndarray
     return np.stack(rows).astype(np.int16)
 
 
-def _write_audio_stream(container, stream, audio: np.ndarray, sample_rate: int) -> None:
+def _write_audio_stream(container, stream, audio: np.ndarray, sample_rate: int, offset: int = 0) -> None:
     layout = {1: "mono", 2: "stereo"}[audio.shape[0]]
     block = 4096
     for pos in range(0, audio.shape[1], block):
         part = np.ascontiguousarray(audio[:, pos : pos + block].T).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(part, format="s16", layout=layout)
         frame.sample_rate = sample_rate
-        frame.pts = pos
+        frame.pts = offset + pos
         for packet in stream.encode(frame):
             container.mux(packet)
     for packet in stream.encode(None):
@@ -105,11 +105,14 @@ def make_media(
     audio_channels: int = 1,
     audio_codec: str | None = None,
     audio_duration: float | None = None,
+    audio_offset: float = 0.0,
+    gop: int | None = None,
 ) -> Made:
     """Write a test file. ``size`` is (width, height). ``fps=None`` makes an audio-only file.
 
     ``times`` (seconds) gives variable-frame-rate timestamps instead of ``i / fps``; ``rotation`` is
-    the clockwise display rotation written as a display matrix.
+    the clockwise display rotation written as a display matrix; ``audio_offset`` (seconds) starts the
+    audio after the video; ``gop`` sets the keyframe interval (frames) so that seeking has keyframes.
     """
     ext = path.suffix.lower()
     width, height = size
@@ -140,6 +143,8 @@ def make_media(
             stream.codec_context.time_base = tb
             if codec == "libx264":
                 stream.options = {"preset": "ultrafast", "crf": "10"}
+            if gop is not None:
+                stream.codec_context.gop_size = gop
             if rotation:
                 stream.set_display_rotation(-rotation)  # PyAV takes counter-clockwise degrees
             for i, p in enumerate(pts):
@@ -153,5 +158,5 @@ def make_media(
             src_times = [p * tb for p in pts]
         if audio_rate:
             audio = _audio_signal(audio_rate, audio_channels, audio_duration or duration)
-            _write_audio_stream(container, audio_stream, audio, audio_rate)
+            _write_audio_stream(container, audio_stream, audio, audio_rate, round(audio_offset * audio_rate))
     return Made(path, src_times, audio)

@@ -136,3 +136,23 @@ def test_write_bad_shapes(tmp_path):
         write_audio(tmp_path / "x.wav", torch.zeros(2, 3, 4), 8000)
     with pytest.raises(MediaError, match="directory"):
         write_audio(tmp_path / "missing" / "x.wav", torch.zeros(1, 4), 8000)
+
+
+def test_audio_starting_after_the_video_stays_in_sync(media):
+    made = media("late.mkv", fps=10, duration=1.0, audio_rate=8000, audio_duration=0.5, audio_offset=0.25)
+    expected = made.audio[0].astype(np.float32) / 32768.0
+    wav = read_audio(made.path, 8000)
+    assert wav.shape == (1, 8000)
+    assert float(wav[0, :2000].abs().max()) == 0  # silence until the audio starts
+    np.testing.assert_array_equal(wav[0, 2000:6000].numpy(), expected)
+    assert float(wav[0, 6000:].abs().max()) == 0
+    # start= counts on the same clock.
+    np.testing.assert_array_equal(read_audio(made.path, 8000, start=0.5, duration=0.1)[0].numpy(), expected[2000:2800])
+
+
+@pytest.mark.parametrize("name", ["long.flac", "long.wav"])
+def test_far_start_seeks_and_stays_sample_exact(media, name):
+    made = media(name, fps=None, duration=31.0, audio_rate=4000)
+    expected = made.audio[0].astype(np.float32) / 32768.0
+    part = read_audio(made.path, 4000, start=30.5, duration=0.25)
+    np.testing.assert_array_equal(part[0].numpy(), expected[122000:123000])
