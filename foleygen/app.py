@@ -379,8 +379,13 @@ def launch(
     max_duration_s: float = 30.0,
     work_root: str | Path | None = None,
     block: bool = True,
+    quiet: bool = False,
 ) -> gr.Blocks:
-    """Build the app, load ``model`` once, and serve it on ``host:port`` (blocks unless ``block=False``)."""
+    """Build the app, load ``model`` once, and serve it on ``host:port``.
+
+    Blocks until interrupted unless ``block=False`` (then the server runs in threads; stop it with
+    ``app.close()``). ``quiet`` silences Gradio's start-up lines.
+    """
     # No phoning home: the demo must work offline and must not report visitors anywhere.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     app = build_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s, work_root=work_root)
@@ -388,5 +393,5 @@ def launch(
     service.load_model(model)  # fail before serving, and make the first request fast
     app.launch(server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
                allowed_paths=[str(service.results_dir)], ssr_mode=False, show_error=True,
-               prevent_thread_lock=not block, quiet=False)
+               prevent_thread_lock=not block, quiet=quiet)
     return app

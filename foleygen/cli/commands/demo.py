@@ -48,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
         url = f"http://{args.host}:{args.port}"
         print(f"foleygen demo: loading model {args.model!r}, then serving on {url}", flush=True)
     launch(args.host, args.port, args.model, share=args.share, max_upload_mb=args.max_upload_mb,
-           max_duration_s=args.max_duration_s, work_root=args.work_dir, block=True)
+           max_duration_s=args.max_duration_s, work_root=args.work_dir, block=True, quiet=args.quiet)
     return 0
