@@ -70,6 +70,14 @@ class _AudioEncoder:
         self.sample_rate = sample_rate
         self.layout = layout_for(wav.shape[0])
         try:
+            rates = av.Codec(codec, "w").audio_rates
+        except (av.FFmpegError, ValueError):
+            rates = None  # unknown encoder: add_stream below names the problem
+        if rates and sample_rate not in rates:
+            raise MediaError(
+                f"{codec} cannot encode {sample_rate} Hz audio; resample to one of {sorted(rates)}", output.name
+            )
+        try:
             self.stream = output.add_stream(codec, rate=sample_rate, layout=self.layout)
         except (av.FFmpegError, ValueError) as err:
             raise MediaError(f"cannot encode audio with {codec!r} ({ffmpeg_message(err)})", output.name) from None

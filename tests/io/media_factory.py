@@ -107,12 +107,14 @@ def make_media(
     audio_duration: float | None = None,
     audio_offset: float = 0.0,
     gop: int | None = None,
+    bframes: bool = False,
 ) -> Made:
     """Write a test file. ``size`` is (width, height). ``fps=None`` makes an audio-only file.
 
     ``times`` (seconds) gives variable-frame-rate timestamps instead of ``i / fps``; ``rotation`` is
     the clockwise display rotation written as a display matrix; ``audio_offset`` (seconds) starts the
-    audio after the video; ``gop`` sets the keyframe interval (frames) so that seeking has keyframes.
+    audio after the video; ``gop`` sets the keyframe interval (frames) so that seeking has keyframes;
+    ``bframes`` makes H.264 reorder frames (decode order != presentation order, negative first DTS).
     """
     ext = path.suffix.lower()
     width, height = size
@@ -142,7 +144,8 @@ def make_media(
             stream.pix_fmt = "yuv444p" if codec == "ffv1" else "yuv420p"
             stream.codec_context.time_base = tb
             if codec == "libx264":
-                stream.options = {"preset": "ultrafast", "crf": "10"}
+                preset = {"preset": "fast", "bf": "3"} if bframes else {"preset": "ultrafast"}
+                stream.options = {**preset, "crf": "10"}
             if gop is not None:
                 stream.codec_context.gop_size = gop
             if rotation:

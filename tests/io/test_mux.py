@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 
 import av
 import pytest
@@ -50,6 +51,23 @@ def test_video_is_copied_and_audio_matches_its_length(media, tmp_path):
     corr = torch.corrcoef(torch.stack([back[0, 2048:-2048], ref[2048:-2048]]))[0, 1]
     assert corr > 0.9
     assert sorted(os.listdir(tmp_path)) == ["out.mp4", "src.mp4"]
+
+
+def test_b_frame_video_is_copied_with_its_timestamps(media, tmp_path):
+    made = media("bf.mp4", fps=Fraction(30000, 1001), duration=1.0, bframes=True)
+    with av.open(str(made.path)) as c:
+        assert any(p.dts is not None and p.dts < 0 for p in c.demux(c.streams.video[0]))  # really reordered
+    out = tmp_path / "out.mp4"
+    mux(made.path, tone(1.0, 44100, channels=2), 44100, out)
+    assert video_packets(out) == video_packets(made.path)
+    assert [frame_index(f) for f in read_frames(out, 30000 / 1001)] == list(range(len(made.times)))
+
+
+def test_sample_rate_the_encoder_cannot_take(media, tmp_path):
+    made = media("src.mp4", fps=10, duration=0.5)
+    with pytest.raises(MediaError, match="cannot encode 12345 Hz"):
+        mux(made.path, tone(0.5, 12345), 12345, tmp_path / "out.mp4")
+    assert sorted(os.listdir(tmp_path)) == ["src.mp4"]
 
 
 def test_short_audio_is_padded_to_the_video(media, tmp_path):

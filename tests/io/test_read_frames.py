@@ -191,3 +191,11 @@ def test_memory_is_bounded_by_the_output(media):
     assert [frame_index(f) for f in frames] == list(range(120))
     # 120 native frames would be 27.6 MB; one decoded frame in RGB is 230 kB.
     assert peak < 2_000_000, peak
+
+
+def test_b_frames_are_put_back_in_presentation_order(media):
+    made = media("bf.mp4", fps=Fraction(30000, 1001), duration=1.2, bframes=True)
+    frames = read_frames(made.path, 30000 / 1001)
+    assert [frame_index(f) for f in frames] == list(range(len(made.times)))
+    later = read_frames(made.path, 30000 / 1001, start=0.5)
+    assert [frame_index(f) for f in later] == expected_indices(made.times, Fraction(30000, 1001), later.shape[0], 0.5)
