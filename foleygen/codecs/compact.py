@@ -184,6 +184,8 @@ class CompactCodec(AudioCodec):
         """
         z = self.encode_latent(wav)
         if not quantize:
+            if self.training:
+                self.quantizer.observe(z)
             return self.decode_latent(z), None
         q = self.quantizer(z, n_q)
         return self.decode_latent(q.quantized), q

@@ -17,6 +17,11 @@ from torch import nn
 from foleygen.errors import CodecError
 
 
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+        and torch.distributed.get_world_size() > 1
+
+
 def _sample_rows(x: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` rows of ``x [M, D]`` drawn at random (with replacement only when M < n)."""
     m = x.shape[0]
@@ -74,6 +79,9 @@ class EMACodebook(nn.Module):
     def init_from(self, x: torch.Tensor) -> None:
         """k-means initialisation from real vectors ``x [M, D]``."""
         centroids, counts = kmeans(x.float(), self.size, self.kmeans_iters)
+        if _distributed():  # every process must start from the same codebook: rank 0's
+            torch.distributed.broadcast(centroids, 0)
+            torch.distributed.broadcast(counts, 0)
         self.embed.copy_(centroids)
         self.embed_avg.copy_(centroids * counts.clamp(min=1)[:, None])
         self.cluster_size.copy_(counts.clamp(min=1))
@@ -85,6 +93,9 @@ class EMACodebook(nn.Module):
         x = x.float()
         counts = torch.bincount(indices, minlength=self.size).to(x.dtype)
         sums = torch.zeros_like(self.embed).index_add_(0, indices, x)
+        if _distributed():  # the statistics of the global batch, so codebooks stay identical across processes
+            torch.distributed.all_reduce(counts)
+            torch.distributed.all_reduce(sums)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         # Laplace smoothing keeps entries with tiny counts from exploding
@@ -96,6 +107,8 @@ class EMACodebook(nn.Module):
         if num_dead:
             # restart dead entries on random current vectors: they then win their neighbourhood next step
             fresh = _sample_rows(x, num_dead)
+            if _distributed():
+                torch.distributed.broadcast(fresh, 0)
             self.embed[dead] = fresh
             self.embed_avg[dead] = fresh * self.dead_threshold
             self.cluster_size[dead] = self.dead_threshold
@@ -130,11 +143,15 @@ class ResidualVectorQuantizer(nn.Module):
         dead_threshold: an entry whose EMA count falls below this is restarted.
         kmeans_iters: k-means iterations of the initialisation.
         quantizer_dropout: in training, use a random number of codebooks 1..K per batch (bitrate scalability).
+        init_vectors: how many recent latent vectors :meth:`observe` keeps for the k-means initialisation.
     """
 
     def __init__(self, dim: int, num_codebooks: int, codebook_size: int, *, decay: float = 0.99,
-                 dead_threshold: float = 1.0, kmeans_iters: int = 10, quantizer_dropout: bool = False) -> None:
+                 dead_threshold: float = 1.0, kmeans_iters: int = 10, quantizer_dropout: bool = False,
+                 init_vectors: int = 16384) -> None:
         super().__init__()
+        self.init_vectors = init_vectors
+        self._reservoir: list[torch.Tensor] = []
         self.dim, self.num_codebooks, self.codebook_size = dim, num_codebooks, codebook_size
         self.quantizer_dropout = quantizer_dropout
         self.layers = nn.ModuleList(
@@ -145,6 +162,25 @@ class ResidualVectorQuantizer(nn.Module):
     def initialised(self) -> bool:
         """True once every codebook has been k-means initialised (or loaded)."""
         return all(bool(layer.inited.item()) for layer in self.layers)
+
+    @torch.no_grad()
+    def observe(self, z: torch.Tensor) -> None:
+        """Remember latents ``z [B, D, T]`` of the unquantised warm-up for the k-means initialisation.
+
+        One batch rarely holds enough vectors for 1024 well-spread centroids; the last few warm-up
+        batches together do.
+        """
+        self._reservoir.append(z.detach().permute(0, 2, 1).reshape(-1, z.shape[1]).float().cpu())
+        while sum(r.shape[0] for r in self._reservoir) - self._reservoir[0].shape[0] >= self.init_vectors:
+            self._reservoir.pop(0)
+
+    @torch.no_grad()
+    def init_codebooks(self, x: torch.Tensor) -> None:
+        """k-means-initialise codebook 0 on ``x [M, D]``, codebook 1 on what codebook 0 leaves, and so on."""
+        residual = x.float()
+        for layer in self.layers:
+            layer.init_from(residual)
+            residual = residual - layer.lookup(layer.quantize(residual))
 
     def _check_k(self, n_q: int | None) -> int:
         k = self.num_codebooks if n_q is None else int(n_q)
@@ -161,12 +197,14 @@ class ResidualVectorQuantizer(nn.Module):
         flat = z.permute(0, 2, 1).reshape(-1, d)
         residual = flat
         quantized = torch.zeros_like(flat)
+        if self.training and not self.initialised:
+            samples = torch.cat([*(r.to(flat.device) for r in self._reservoir), flat.detach().float()])
+            self.init_codebooks(samples[-self.init_vectors:])
+            self._reservoir.clear()
         codes, commit = [], flat.new_zeros(())
         metrics: dict[str, float] = {}
         for i, layer in enumerate(self.layers[:k]):
             target = residual.detach()
-            if self.training and not bool(layer.inited.item()):
-                layer.init_from(target)
             idx = layer.quantize(target)
             if self.training:
                 metrics[f"dead_restarts_{i}"] = float(layer.ema_update(target, idx))
