@@ -1,0 +1,312 @@
+"""The ``lm`` training task: FoleyGen's audio LM on a prepared cache (``task: lm`` in YAML).
+
+Data comes from a cache made by ``foleygen prepare`` (codes + frozen-encoder features, or frames for a
+trainable encoder). The model is :class:`LMWithVisual`: the :class:`~foleygen.lm.model.AudioLM`, plus the
+``compact`` visual encoder when the config trains one jointly (then the cache holds frames and the
+encoder runs inside the model). Loss: cross-entropy over the real (unpadded) audio frames, averaged
+over the K codebooks; per-codebook loss and accuracy are logged. Classifier-free-guidance condition
+dropout happens inside ``AudioLM.compute_logits`` in training mode (``lm.cfg_dropout``).
+
+Config sections (see configs/*.yaml)::
+
+    data:   {cache, duration, train_splits, val_splits, allow_partial}
+    codec:  {path, num_codebooks}        # default path: the codec the cache was made with
+    visual: {kind, path, options}        # frozen: how the checkpoint reloads it; compact: {kind, config}
+    lm:     LMConfig fields; num_codebooks/cardinality/frame_rate/fps/visual_dim default to the cache's
+    generation: {top_k, top_p, temperature, cfg_coef}   # TensorBoard samples and the saved checkpoint
+    samples: {num}                        # validation clips generated for TensorBoard
+
+``save_pretrained`` writes a FoleyGen checkpoint (``foleygen.api.FoleyGen.save_pretrained``), loadable
+with ``FoleyGen.from_pretrained(dir)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from foleygen.config import from_dict
+from foleygen.data.cache import CacheReader
+from foleygen.data.datasets import CachedClipDataset, collate_clips
+from foleygen.errors import ConfigError
+from foleygen.lm.model import AudioLM, LMConfig
+from foleygen.train.task import register_task
+from foleygen.vision.base import VisualEncoder
+
+#: LMConfig fields that describe the data, taken from the cache when the config leaves them out
+_FROM_CACHE = ("num_codebooks", "cardinality", "frame_rate", "fps", "visual_dim")
+
+
+@dataclass
+class LMDataConfig:
+    """``data:`` of an LM training config.
+
+    Attributes:
+        cache: directory made by ``foleygen prepare``.
+        duration: seconds per training clip (crops of longer clips, padding of shorter ones).
+        train_splits / val_splits: manifest splits used for training / validation.
+        allow_partial: also train on unfinished cache shards.
+    """
+
+    cache: str
+    duration: float = 10.0
+    train_splits: list[str] = field(default_factory=lambda: ["train"])
+    val_splits: list[str] = field(default_factory=lambda: ["val"])
+    allow_partial: bool = False
+
+
+class LMWithVisual(nn.Module):
+    """The trained module: ``lm`` (AudioLM) and, when trained jointly, ``visual`` (compact encoder).
+
+    ``forward(codes [B, K, T], visual)`` -> logits ``[B, K, T, card]``, where ``visual`` is features
+    ``[B, F, D]`` (frozen encoder, from the cache) or uint8 frames ``[B, F, S, S, 3]`` (``visual`` set).
+    Parameter names (``lm.*``, ``visual.*``) are those of a FoleyGen checkpoint.
+    """
+
+    def __init__(self, lm: AudioLM, visual: VisualEncoder | None = None) -> None:
+        super().__init__()
+        self.lm = lm
+        self.visual = visual
+
+    def features(self, visual: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, F, D]`` from what the cache stores."""
+        if self.visual is None:
+            return visual
+        return self.visual(self.visual.preprocess(visual))
+
+    def forward(
+        self, codes: torch.Tensor, visual: torch.Tensor, drop_condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.lm.compute_logits(codes, self.features(visual), drop_condition=drop_condition)
+
+
+class _FrozenEncoderSpec(VisualEncoder):
+    """The rates and sizes of a frozen encoder whose features came from the cache.
+
+    Training never runs a frozen encoder (its features are cached), and loading a large pretrained
+    model only to write a checkpoint would be wasteful: the FoleyGen checkpoint records how to load the
+    real one (``visual_source``), and this object supplies the numbers the checkpoint checks.
+    """
+
+    def __init__(self, fps: float, dim: int, image_size: int) -> None:
+        super().__init__()
+        self.fps, self.dim, self.image_size = float(fps), int(dim), int(image_size)
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        raise ConfigError("this visual encoder was not loaded during training; load the saved FoleyGen checkpoint")
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        raise ConfigError("this visual encoder was not loaded during training; load the saved FoleyGen checkpoint")
+
+
+def masked_codebook_metrics(
+    logits: torch.Tensor, codes: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy over valid frames, averaged over codebooks, and per-codebook metrics.
+
+    Args:
+        logits: ``[B, K, T, card]``.
+        codes: targets ``[B, K, T]``.
+        mask: ``bool [B, T]``, True on real (unpadded) audio frames.
+
+    Returns:
+        ``(loss, {"loss", "acc", "ppl", "loss_cb{k}", "acc_cb{k}"})``.
+    """
+    B, K, T, C = logits.shape
+    valid = mask[:, None, :].expand(B, K, T).float()
+    ce = F.cross_entropy(logits.float().reshape(-1, C), codes.reshape(-1), reduction="none").view(B, K, T)
+    count = valid.sum(dim=(0, 2)).clamp_min(1.0)  # [K]
+    per_cb = (ce * valid).sum(dim=(0, 2)) / count  # [K]
+    loss = per_cb.mean()
+    with torch.no_grad():
+        correct = (logits.argmax(-1) == codes).float() * valid
+        acc_cb = correct.sum(dim=(0, 2)) / count
+        metrics = {"acc": float(acc_cb.mean()), "ppl": float(torch.exp(per_cb.detach().mean()))}
+        for k in range(K):
+            metrics[f"loss_cb{k}"] = float(per_cb[k])
+            metrics[f"acc_cb{k}"] = float(acc_cb[k])
+    return loss, metrics
+
+
+class LMTask:
+    """:class:`~foleygen.train.task.TrainTask` for the audio LM (see the module docstring)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        if "data" not in config:
+            raise ConfigError("task lm needs a `data:` section with `cache: <dir made by foleygen prepare>`")
+        self.config = config
+        self.seed = int(config.get("seed", 0))
+        self.data = from_dict(LMDataConfig, dict(config["data"]), "data")
+        self.reader = CacheReader(self.data.cache, allow_partial=self.data.allow_partial)
+        self.visual_cfg = dict(
+            config.get("visual") or {"kind": self.reader.visual.get("kind"), "path": self.reader.visual.get("path")}
+        )
+        self.trainable_visual = self.visual_cfg.get("kind") == "compact"
+        self.lm_config = self._lm_config(dict(config.get("lm") or {}))
+        self.codec_cfg = dict(config.get("codec") or {})
+        self.codec_cfg.setdefault("path", self.reader.codec.get("name"))
+        self.generation = dict(config.get("generation") or {})
+        self.num_samples = int((config.get("samples") or {}).get("num", 1))
+        self._codec: Any = None
+
+    # ------------------------------------------------------------------------------ config checks
+    def _visual_config(self) -> Any:
+        from foleygen.vision.compact import CompactVisualConfig
+
+        return from_dict(CompactVisualConfig, dict(self.visual_cfg.get("config") or {}), "visual.config")
+
+    def _lm_config(self, lm: dict[str, Any]) -> LMConfig:
+        r = self.reader
+        data_side = {
+            "num_codebooks": r.codec["num_codebooks"],
+            "cardinality": r.codec["cardinality"],
+            "frame_rate": r.codec["frame_rate"],
+            "fps": r.visual["fps"],
+            "visual_dim": r.visual["dim"],
+        }
+        if self.trainable_visual:
+            vis = self._visual_config()
+            r.check(store="frames", image_size=vis.image_size, fps=vis.fps)
+            data_side.update(fps=vis.fps, visual_dim=vis.dim)
+        elif r.visual.get("store") != "features":
+            raise ConfigError(
+                f"cache holds {r.visual.get('store')} (for a trainable encoder) but the config's visual "
+                f"kind is {self.visual_cfg.get('kind')!r}; set visual.kind: compact",
+                r.cache_dir,
+            )
+        for name in _FROM_CACHE:
+            if name not in lm:
+                lm[name] = data_side[name]
+            elif self.trainable_visual and name in ("fps", "visual_dim"):
+                if float(lm[name]) != float(data_side[name]):
+                    raise ConfigError(f"lm.{name} = {lm[name]} but the compact encoder's is {data_side[name]}")
+            else:
+                r.check(**{name: lm[name]})  # ConfigError naming the cache and both values
+        return from_dict(LMConfig, lm, "lm")
+
+    # --------------------------------------------------------------------------------- protocol
+    def build_model(self) -> nn.Module:
+        """``LMWithVisual`` (AudioLM + the compact encoder when it trains jointly)."""
+        visual = None
+        if self.trainable_visual:
+            from foleygen.vision.compact import CompactVisualEncoder
+
+            visual = CompactVisualEncoder(self._visual_config())
+        return LMWithVisual(AudioLM(self.lm_config), visual)
+
+    def build_datasets(self) -> tuple[CachedClipDataset, CachedClipDataset | None]:
+        """Train/validation crops of ``data.duration`` from the cache."""
+        train = CachedClipDataset(self.reader, self.data.train_splits, self.data.duration, train=True, seed=self.seed)
+        if len(train) == 0:
+            raise ConfigError(
+                f"no clips of split(s) {self.data.train_splits} in the cache (it has {train.split_names()})",
+                self.reader.cache_dir,
+            )
+        val = CachedClipDataset(self.reader, self.data.val_splits, self.data.duration, train=False, seed=self.seed)
+        return train, (val if len(val) else None)
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Batch: ``codes [B, K, T]``, ``codes_mask [B, T]``, ``visual [B, F, ...]``, ``ids``."""
+        return collate_clips(items)
+
+    def loss(self, model: nn.Module, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Masked cross-entropy; the call goes through ``model(...)`` (its forward)."""
+        logits = model(batch["codes"], batch["visual"])
+        return masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"])
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, float]:
+        """Conditional loss/accuracy (eval mode: no condition dropout), per codebook too."""
+        logits = model(batch["codes"], batch["visual"])
+        loss, metrics = masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"])
+        metrics["loss"] = float(loss)
+        return metrics
+
+    # ---------------------------------------------------------------------------- checkpoints
+    def codec(self) -> Any:
+        """The codec (loaded once): the checkpoint needs it, samples decode with it."""
+        if self._codec is None:
+            from foleygen.codecs import load_codec
+
+            path = self.codec_cfg.get("path")
+            if not path:
+                raise ConfigError("codec.path is not set and the cache does not name its codec")
+            codec = load_codec(str(path), num_codebooks=self.codec_cfg.get("num_codebooks"))
+            mismatch = [
+                (n, getattr(codec, n), self.lm_config.__dict__[n])
+                for n in ("num_codebooks", "cardinality")
+                if getattr(codec, n) != self.lm_config.__dict__[n]
+            ]
+            if float(codec.frame_rate) != float(self.lm_config.frame_rate):
+                mismatch.append(("frame_rate", codec.frame_rate, self.lm_config.frame_rate))
+            if mismatch:
+                raise ConfigError(
+                    f"codec {path}: " + "; ".join(f"{n} is {a}, the cache/model has {b}" for n, a, b in mismatch)
+                )
+            self._codec = codec
+        return self._codec
+
+    def foleygen(self, model: nn.Module) -> Any:
+        """A :class:`foleygen.api.FoleyGen` sharing ``model``'s modules (for saving and sampling)."""
+        from foleygen.api import FoleyGen
+
+        inner: LMWithVisual = getattr(model, "module", model)
+        if inner.visual is not None:
+            visual: VisualEncoder = inner.visual
+            source = None
+        else:
+            v = self.reader.visual
+            visual = _FrozenEncoderSpec(v["fps"], v["dim"], v["image_size"])
+            source = {
+                "kind": self.visual_cfg.get("kind"),
+                "path": self.visual_cfg.get("path"),
+                "options": dict(self.visual_cfg.get("options") or {}),
+            }
+        codec = self.codec().to(next(inner.parameters()).device)
+        from foleygen.codecs.compact import CompactCodec
+
+        codec_source = None if isinstance(codec, CompactCodec) else {"path": str(self.codec_cfg["path"])}
+        fg = FoleyGen(codec, visual, inner.lm, self.data.duration, codec_source=codec_source, visual_source=source)
+        if self.generation:
+            fg.set_generation_params(**self.generation)
+        return fg
+
+    def save_pretrained(self, model: nn.Module, directory: Path) -> None:
+        """A FoleyGen checkpoint directory (config.json + model.safetensors [+ codec/])."""
+        self.foleygen(model).save_pretrained(directory)
+
+    @torch.no_grad()
+    def log_samples(self, model: nn.Module, writer: Any, step: int) -> None:
+        """Generate audio for the first validation clip(s) and log it with the clip id (TensorBoard)."""
+        _, val = self.build_datasets()
+        if val is None or self.num_samples < 1:
+            return
+        inner: LMWithVisual = getattr(model, "module", model)
+        device = next(inner.parameters()).device
+        codec = self.codec().to(device)
+        gen = {k: v for k, v in self.generation.items() if k in ("temperature", "top_k", "top_p", "cfg_coef")}
+        for i in range(min(self.num_samples, len(val))):
+            item = val[i]
+            visual = inner.features(item["visual"][None].to(device))
+            frames = int(item["codes_mask"].sum())
+            generator = torch.Generator(device=device).manual_seed(self.seed + i)
+            codes = inner.lm.generate(visual, frames, generator=generator, **gen)
+            wav = codec.decode(codes).float().clamp(-1, 1)[0].mean(0, keepdim=True).cpu()
+            ref = codec.decode(item["codes"][None, :, :frames].to(device)).float().clamp(-1, 1)[0].mean(0, keepdim=True)
+            tag = f"sample_{i}"
+            writer.add_text(f"{tag}/video_id", str(item["id"]), step)
+            writer.add_audio(f"{tag}/generated", wav, step, sample_rate=codec.sample_rate)
+            if step == 0 or not getattr(self, "_logged_reference", False):
+                writer.add_audio(f"{tag}/reference_codec", ref.cpu(), step, sample_rate=codec.sample_rate)
+        self._logged_reference = True
+
+
+@register_task("lm")
+def make_lm_task(config: dict[str, Any]) -> LMTask:
+    """Factory for ``task: lm``."""
+    return LMTask(config)
