@@ -200,6 +200,12 @@ def rotation_from_tag(stream: av.stream.Stream) -> int | None:
         return None
 
 
+def codec_name(stream: av.stream.Stream) -> str:
+    """The format's codec name (``"mp3"``, ``"h264"``), not the decoder's (``"mp3float"``, ``"libdav1d"``)."""
+    codec = stream.codec_context.codec
+    return getattr(codec, "canonical_name", None) or codec.name
+
+
 def rate_of(stream: av.video.stream.VideoStream) -> float | None:
     """Average frame rate (frames / duration) as a float, falling back to FFmpeg's guess."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):

@@ -22,6 +22,7 @@ from foleygen.io._common import (
     PathLike,
     atomic_output,
     audio_stream,
+    codec_name,
     ffmpeg_message,
     open_input,
     rotation_from_frame,
@@ -150,22 +151,22 @@ def mux(
         if duration is None:
             raise MediaError("video duration is unknown", video_path)
         samples = _prepare_wav(wav, round(duration * sample_rate), out)
-        copy_video = v.codec_context.name in MP4_VIDEO_CODECS
+        copy_video = codec_name(v) in MP4_VIDEO_CODECS
         if reencode_video is True:
             copy_video = False
         elif not copy_video and reencode_video is False:
             raise MediaError(
-                f"video codec {v.codec_context.name!r} does not belong in {out.suffix}; "
+                f"video codec {codec_name(v)!r} does not belong in {out.suffix}; "
                 "pass reencode_video=None to convert it to H.264",
                 video_path,
             )
         elif not copy_video:
-            log.warning("%s: video codec %s is re-encoded to H.264 for %s", video_path, v.codec_context.name, out.name)
+            log.warning("%s: video codec %s is re-encoded to H.264 for %s", video_path, codec_name(v), out.name)
         orig = audio_stream(source) if keep_original_audio else None
         if keep_original_audio and orig is None:
             log.warning("%s: no original audio to keep", video_path)
         orig_wav = None
-        if orig is not None and orig.codec_context.name not in MP4_AUDIO_CODECS:
+        if orig is not None and codec_name(orig) not in MP4_AUDIO_CODECS:
             # Re-encoding goes through read_audio, which already aligns the audio with the video.
             rate = int(orig.codec_context.sample_rate or sample_rate)
             channels = int(min(8, max(1, orig.codec_context.channels or 1)))

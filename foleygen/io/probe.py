@@ -12,6 +12,7 @@ from foleygen.errors import MediaError
 from foleygen.io._common import (
     PathLike,
     audio_stream,
+    codec_name,
     ffmpeg_message,
     first_frame,
     open_input,
@@ -87,7 +88,7 @@ def _probe_open(container: av.container.InputContainer, path: PathLike) -> Media
     duration: float | None = None
     video_codec = None
     if v is not None:
-        video_codec = v.codec_context.name
+        video_codec = codec_name(v)
         # The display matrix reaches us as side data on decoded frames (PyAV does not expose the
         # stream's coded side data for reading), so decode the first frame. This also proves that
         # the video is decodable at all.
@@ -122,6 +123,6 @@ def _probe_open(container: av.container.InputContainer, path: PathLike) -> Media
         audio_sample_rate=int(a.codec_context.sample_rate or 0) if a is not None else 0,
         audio_channels=int(a.codec_context.channels or 0) if a is not None else 0,
         video_codec=video_codec,
-        audio_codec=a.codec_context.name if a is not None else None,
+        audio_codec=codec_name(a) if a is not None else None,
         container=container.format.name,
     )
