@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
 import av
@@ -38,78 +36,15 @@ def make_video(path: Path, seconds: float = 1.0, fps: int = 25, size: tuple[int,
     return path
 
 
-# ---- stand-ins for seams that may not have landed yet (used only when the real one is missing) ----
-
-
-class _StandInFoleyGen:
-    """Same surface as foleygen.api.FoleyGen for the demo: seeded clicks, one per 0.25 s."""
-
-    sample_rate = 16000
-    loads = 0
-
-    def __init__(self) -> None:
-        self.params: dict = {"duration": 1.0}
-
-    @classmethod
-    def from_pretrained(cls, name: str) -> _StandInFoleyGen:
-        cls.loads += 1
-        return cls()
-
-    def set_generation_params(self, **params) -> None:
-        self.params.update(params)
-
-    def generate(self, videos, seed: int = 0, progress: bool = False) -> torch.Tensor:
-        n = int(self.params["duration"] * self.sample_rate)
-        g = torch.Generator().manual_seed(seed)
-        wav = 0.01 * torch.randn(len(videos), 1, n, generator=g)
-        wav[..., :: self.sample_rate // 4] = 0.9
-        return wav
-
-
-def _stand_in_mux(video_path, wav, sample_rate, out_path, *, keep_original_audio=False) -> Path:
-    """Copy the video packets, add the audio as AAC (what foleygen.io.mux promises)."""
-    with av.open(str(video_path)) as src, av.open(str(out_path), "w", format="mp4") as dst:
-        v_in = src.streams.video[0]
-        v_out = dst.add_stream_from_template(v_in)
-        a_out = dst.add_stream("aac", rate=sample_rate)
-        a_out.layout = "mono"
-        for packet in src.demux(v_in):
-            if packet.dts is not None:
-                packet.stream = v_out
-                dst.mux(packet)
-        frame = av.AudioFrame.from_ndarray(wav.numpy().astype(np.float32)[:1], format="fltp", layout="mono")
-        frame.sample_rate = sample_rate
-        for packet in [*a_out.encode(frame), *a_out.encode(None)]:
-            dst.mux(packet)
-    return Path(out_path)
-
-
 @pytest.fixture
-def seams(monkeypatch):
-    """Real API/io when present; the stand-ins above for pieces that have not landed yet."""
-    import foleygen.io as fio
-
-    if not hasattr(fio, "mux"):
-        monkeypatch.setattr(fio, "mux", _stand_in_mux, raising=False)
-    try:
-        api = importlib.import_module("foleygen.api")
-        real = hasattr(api, "FoleyGen")
-    except ImportError:
-        real = False
-    if not real:
-        monkeypatch.setitem(sys.modules, "foleygen.api", types.SimpleNamespace(FoleyGen=_StandInFoleyGen))
-    return real
-
-
-@pytest.fixture
-def service(tmp_path, seams):
+def service(tmp_path):
     return DemoService(("debug",), work_root=tmp_path / "demo-root", max_upload_mb=5, max_duration_s=3)
 
 
 # ---- tests ----------------------------------------------------------------------------------------
 
 
-def test_app_builds_with_a_queue_of_one(tmp_path, seams):
+def test_app_builds_with_a_queue_of_one(tmp_path):
     app = build_app("debug", work_root=tmp_path / "root", max_upload_mb=5, max_duration_s=3)
     assert isinstance(app, gr.Blocks)
     assert app._queue.default_concurrency_limit == 1

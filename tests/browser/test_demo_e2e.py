@@ -1,7 +1,7 @@
 """End to end: a real headless Chromium uploads a video to the demo and plays the result.
 
-Starts the Gradio app (tiny random ``debug`` model) on a free 127.0.0.1 port in this process's
-threads, drives Debian's ``/usr/bin/chromium`` through ``/usr/bin/chromedriver`` with Selenium, and
+Starts ``foleygen demo --model debug`` (the tiny random model) on a free 127.0.0.1 port in a
+subprocess, drives Debian's ``/usr/bin/chromium`` through ``/usr/bin/chromedriver`` with Selenium, and
 checks what a visitor would: the output ``<video>`` loads (readyState >= 1, duration > 0), the file it
 plays has an audio track, and the alignment picture is shown. A screenshot is kept in
 ``runs/browser/demo_e2e.png``.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -39,12 +41,12 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-def _test_app_module():
-    # The media helpers (and stand-ins for seams still being built) live beside the unit tests.
+def _make_video():
+    # The clip maker lives beside the unit tests (tests/ is not a package, so load it by path).
     spec = importlib.util.spec_from_file_location("_fg_test_app", REPO / "tests" / "test_app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    return module.make_video
 
 
 def _free_port() -> int:
@@ -54,21 +56,38 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    """The demo served on 127.0.0.1:<free port> with the debug model; yields its URL."""
-    import foleygen.io as fio
-    from foleygen.app import launch
-
-    helpers = _test_app_module()
-    if not hasattr(fio, "mux"):  # until foleygen.io.mux lands
-        monkeypatch.setattr(fio, "mux", helpers._stand_in_mux, raising=False)
+def server(tmp_path):
+    """``foleygen demo --model debug`` in a subprocess on 127.0.0.1:<free port>; yields its URL."""
     port = _free_port()
-    app = launch("127.0.0.1", port, "debug", max_upload_mb=5, max_duration_s=5, work_root=tmp_path / "demo",
-                 block=False)
+    url = f"http://127.0.0.1:{port}/"
+    log_path = tmp_path / "server.log"
+    cmd = [sys.executable, "-m", "foleygen", "demo", "--model", "debug", "--port", str(port), "--max-upload-mb", "5",
+           "--max-duration", "5", "--work-dir", str(tmp_path / "demo")]
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        yield f"http://127.0.0.1:{port}/", helpers
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the demo server exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the demo server did not answer within 120 s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield url
     finally:
-        app.close()
+        proc.terminate()  # only the process this fixture started
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture
@@ -97,8 +116,8 @@ def _video_state(driver, selector: str) -> dict | None:
 
 
 def test_upload_generate_and_play(server, browser, tmp_path):
-    url, helpers = server
-    video = helpers.make_video(tmp_path / "bouncing square.mp4", seconds=1.0, size=(96, 128))
+    url = server
+    video = _make_video()(tmp_path / "bouncing square.mp4", seconds=1.0, size=(96, 128))
     browser.get(url)
     wait = WebDriverWait(browser, 60, poll_frequency=0.25)
     file_input = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#input-video input[type=file]"))
