@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -22,26 +22,8 @@ def _env():
 
 @pytest.mark.slow
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun not installed")
-def test_torchrun_two_processes_gloo_then_resume(tmp_path):
-    cfg = {
-        "task": "tiny_test",
-        "task_module": "foleygen_tiny_task",
-        "seed": 5,
-        "tiny": {"n": 40},
-        "train": {
-            "steps": 10,
-            "batch_size": 4,
-            "lr": 0.01,
-            "warmup_steps": 2,
-            "log_every": 5,
-            "save_every": 5,
-            "tensorboard": False,
-            "device": "cpu",
-            "num_threads": 1,
-        },
-    }
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+def test_torchrun_two_processes_gloo_trains_the_lm_then_resumes(prepared_cache, tmp_path):
+    cache, codec = prepared_cache
     out = tmp_path / "run"
     base = [
         TORCHRUN,
@@ -50,25 +32,27 @@ def test_torchrun_two_processes_gloo_then_resume(tmp_path):
         "-m",
         "foleygen",
         "train",
-        str(config),
+        str(REPO / "configs" / "tiny_test.yaml"),
+        f"data.cache={cache}",
+        f"codec.path={codec}",
+        "train.steps=6",
+        "train.save_every=3",
+        "train.val_every=3",
+        "train.tensorboard=false",
         "-q",
         "--out",
         str(out),
     ]
-    done = subprocess.run(base, env=_env(), timeout=180, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert (out / "final" / "model.safetensors").is_file()
-    state_dir = out / "checkpoints" / "step_00000010"
-    import torch
-
-    state = torch.load(state_dir / "trainer_state.pt", weights_only=True)
+    done = subprocess.run(base, env=_env(), timeout=240, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "final" / "model.safetensors").is_file() and (out / "final" / "codec").is_dir()
+    state = torch.load(out / "checkpoints" / "step_00000006" / "trainer_state.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2  # one RNG state per rank
-    # 40 items, 2 ranks x 4 per step: an epoch is 5 steps
-    assert (state["epoch"], state["batch_in_epoch"]) == (2, 0) or (state["epoch"], state["batch_in_epoch"]) == (1, 5)
-    # the same command line continues the run under torchrun
-    more = subprocess.run(
-        base + ["--resume", "train.steps=15"], env=_env(), timeout=180, capture_output=True, text=True
-    )
-    assert more.returncode == 0, more.stderr[-2000:]
+    assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])  # ranks drop differently
+    # 5 training clips, 2 ranks x 2 clips per step: the DistributedSampler gives an epoch of one step
+    assert (state["epoch"], state["batch_in_epoch"]) == (5, 1)
+    # the same command line continues the run under torchrun (late override after the flags)
+    more = subprocess.run(base + ["--resume", "train.steps=9"], env=_env(), timeout=240, capture_output=True, text=True)
+    assert more.returncode == 0, more.stderr[-3000:]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if r["split"] == "val"] == [10, 15]
+    assert [r["step"] for r in records if r["split"] == "val"] == [3, 6, 9]

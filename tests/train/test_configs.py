@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from foleygen.config import from_dict, load_yaml
+from foleygen.lm.model import LMConfig
+from foleygen.train.lm_task import LMDataConfig
+from foleygen.train.trainer import TrainConfig
+
+CONFIGS = sorted(
+    p for p in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml") if not p.name.startswith("codec_")
+)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_lm_config_parses(path):
+    cfg = load_yaml(path)
+    assert cfg["task"] == "lm"
+    train = from_dict(TrainConfig, cfg.get("train", {}), "train")
+    assert train.steps >= 1
+    if cfg["data"]["cache"] is not None:
+        from_dict(LMDataConfig, cfg["data"], "data")
+    # the data-side numbers come from the cache at run time; any valid values do here
+    lm = from_dict(
+        LMConfig,
+        {"num_codebooks": 4, "cardinality": 2048, "frame_rate": 50.0, "fps": 25.0, "visual_dim": 512, **cfg["lm"]},
+        "lm",
+    )
+    assert lm.conditioning in ("cross", "prefix")
+    if cfg.get("visual", {}).get("kind") == "compact":
+        from foleygen.vision.compact import CompactVisualConfig
+
+        from_dict(CompactVisualConfig, cfg["visual"]["config"], "visual.config")
+
+
+def test_paper_setting_and_variants():
+    root = CONFIGS[0].parent
+    paper = load_yaml(root / "paper_vggsound_clip.yaml")
+    assert (paper["lm"]["num_layers"], paper["lm"]["dim"], paper["lm"]["num_heads"]) == (24, 1024, 16)
+    assert paper["lm"]["cfg_dropout"] == 0.1 and paper["generation"]["top_k"] == 250
+    assert paper["generation"]["cfg_coef"] == 3.0 and paper["data"]["duration"] == 10.0
+    assert load_yaml(root / "paper_vggsound_clip_frame_specific.yaml")["lm"]["visual_attention"] == "frame_specific"
+    prefix = load_yaml(root / "paper_vggsound_clip_prefix.yaml")
+    assert prefix["lm"]["conditioning"] == "prefix" and prefix["lm"]["num_layers"] == 24  # inherited
+    assert load_yaml(root / "paper_vggsound_videomae.yaml")["visual"]["kind"] == "videomae"
+    demo = load_yaml(root / "synthfoley_demo.yaml")
+    assert demo["visual"]["config"]["image_size"] == 64 and demo["lm"]["visual_attention"] == "causal"
+    assert (demo["lm"]["dim"], demo["lm"]["num_layers"], demo["lm"]["num_heads"]) == (256, 6, 4)
