@@ -64,8 +64,15 @@ class _AudioEncoder:
     """Encodes a float waveform [C, S] into an output audio stream, a bounded slice at a time."""
 
     def __init__(
-        self, output: av.container.OutputContainer, wav: np.ndarray, sample_rate: int, codec: str, bitrate: int
-    ):
+        self,
+        output: av.container.OutputContainer,
+        wav: np.ndarray,
+        sample_rate: int,
+        codec: str,
+        bitrate: int,
+        target: Path,
+    ) -> None:
+        # ``target`` is the file the user asked for (``output`` is its temporary twin): errors name it.
         self.output = output
         self.wav = wav
         self.sample_rate = sample_rate
@@ -76,12 +83,12 @@ class _AudioEncoder:
             rates = None  # unknown encoder: add_stream below names the problem
         if rates and sample_rate not in rates:
             raise MediaError(
-                f"{codec} cannot encode {sample_rate} Hz audio; resample to one of {sorted(rates)}", output.name
+                f"{codec} cannot encode {sample_rate} Hz audio; resample to one of {sorted(rates)}", target
             )
         try:
             self.stream = output.add_stream(codec, rate=sample_rate, layout=self.layout)
         except (av.FFmpegError, ValueError) as err:
-            raise MediaError(f"cannot encode audio with {codec!r} ({ffmpeg_message(err)})", output.name) from None
+            raise MediaError(f"cannot encode audio with {codec!r} ({ffmpeg_message(err)})", target) from None
         self.stream.bit_rate = bitrate
         self.pos = 0  # samples handed to the encoder so far
 
@@ -174,7 +181,18 @@ def mux(
         with atomic_output(out, out.suffix) as tmp:
             try:
                 _write(
-                    source, v, orig, orig_wav, copy_video, samples, sample_rate, tmp, fmt, audio_codec, audio_bitrate
+                    source,
+                    v,
+                    orig,
+                    orig_wav,
+                    copy_video,
+                    samples,
+                    sample_rate,
+                    tmp,
+                    out,
+                    fmt,
+                    audio_codec,
+                    audio_bitrate,
                 )
             except av.FFmpegError as err:
                 raise MediaError(f"cannot write ({ffmpeg_message(err)})", out) from None
@@ -189,6 +207,7 @@ def _write(
     samples: np.ndarray,
     sample_rate: int,
     tmp: Path,
+    target: Path,
     fmt: str,
     audio_codec: str,
     audio_bitrate: int,
@@ -199,13 +218,13 @@ def _write(
             out_v = output.add_stream_from_template(v)
         else:
             out_v = _h264_stream(output, source, v)
-        new_audio = _AudioEncoder(output, samples, sample_rate, audio_codec, audio_bitrate)
+        new_audio = _AudioEncoder(output, samples, sample_rate, audio_codec, audio_bitrate, target)
         copied_audio = None
         orig_encoder = None
         if orig is not None and orig_wav is None:
             copied_audio = output.add_stream_from_template(orig)
         elif orig_wav is not None:
-            orig_encoder = _AudioEncoder(output, orig_wav[0], orig_wav[1], audio_codec, audio_bitrate)
+            orig_encoder = _AudioEncoder(output, orig_wav[0], orig_wav[1], audio_codec, audio_bitrate, target)
         encoders = [e for e in (new_audio, orig_encoder) if e is not None]
 
         targets = {v.index: out_v}

@@ -13,6 +13,7 @@ picked, straight into a preallocated output array, so memory is the output plus 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Literal
 
 import av
@@ -98,7 +99,7 @@ class _Plan:
 
 
 def _check_args(fps: float, size: Size, mode: str, start: float, duration: float | None, path: PathLike) -> None:
-    if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
+    if not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
         raise MediaError(f"fps must be a positive number, got {fps!r}", path)
     if mode not in ("crop", "letterbox"):
         raise MediaError(f"mode must be 'crop' or 'letterbox', got {mode!r}", path)

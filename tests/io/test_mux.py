@@ -65,8 +65,9 @@ def test_b_frame_video_is_copied_with_its_timestamps(media, tmp_path):
 
 def test_sample_rate_the_encoder_cannot_take(media, tmp_path):
     made = media("src.mp4", fps=10, duration=0.5)
-    with pytest.raises(MediaError, match="cannot encode 12345 Hz"):
+    with pytest.raises(MediaError, match="cannot encode 12345 Hz") as err:
         mux(made.path, tone(0.5, 12345), 12345, tmp_path / "out.mp4")
+    assert err.value.path == str(tmp_path / "out.mp4")  # the file asked for, not its temporary twin
     assert sorted(os.listdir(tmp_path)) == ["src.mp4"]
 
 

@@ -195,7 +195,7 @@ def test_memory_is_bounded_by_the_output(media):
 
 def test_b_frames_are_put_back_in_presentation_order(media):
     made = media("bf.mp4", fps=Fraction(30000, 1001), duration=1.2, bframes=True)
-    frames = read_frames(made.path, 30000 / 1001)
+    frames = read_frames(made.path, Fraction(30000, 1001))  # a Fraction is a rate too
     assert [frame_index(f) for f in frames] == list(range(len(made.times)))
     later = read_frames(made.path, 30000 / 1001, start=0.5)
     assert [frame_index(f) for f in later] == expected_indices(made.times, Fraction(30000, 1001), later.shape[0], 0.5)
