@@ -1,0 +1,331 @@
+"""The ``codec`` training task: trains :class:`~foleygen.codecs.compact.CompactCodec` in the one trainer.
+
+YAML (see ``configs/codec_compact.yaml``)::
+
+    task: codec
+    model: {...}            # CompactCodecConfig
+    codec_train: {...}      # CodecTaskConfig: warm-up, clip length, loss weights, discriminator
+    data:
+      train: [{kind: synthfoley, split: train, seed: 0, num: 2000}, {kind: files, path: /my/audio}]
+      val:   [{kind: synthfoley, split: val, seed: 0, num: 64}]
+    train: {...}            # the trainer's TrainConfig
+
+Schedule (DESIGN.md's findings): the first ``warmup_steps`` steps train encoder and decoder with the
+quantiser bypassed, so that the latents mean something before codebooks are fitted to them; the latents
+of the last warm-up batches are kept, and the first quantised step k-means-initialises every codebook
+from them. After that, EMA updates and dead-code restarts keep the codebooks alive.
+
+Data sources are pluggable (:data:`SOURCES`, :func:`register_source`): each turns its YAML entry into a
+data set of whole waveforms ``[C, S]``; random crops of ``clip_seconds`` are cut from them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.utils.data import ConcatDataset, Dataset
+
+from foleygen.codecs.compact import CompactCodec, CompactCodecConfig
+from foleygen.codecs.losses import (
+    MelLoss,
+    MultiResolutionSTFTLoss,
+    MultiScaleSTFTDiscriminator,
+    discriminator_hinge_loss,
+    generator_adversarial_losses,
+    waveform_l1,
+)
+from foleygen.codecs.metrics import si_sdr
+from foleygen.config import from_dict
+from foleygen.errors import ConfigError, DataError
+from foleygen.train.task import register_task
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm", ".mov",
+                    ".avi"}
+
+
+@dataclass
+class CodecTaskConfig:
+    """The ``codec_train:`` section.
+
+    Attributes:
+        warmup_steps: steps with the quantiser bypassed before k-means initialisation.
+        clip_seconds: length of the random training crops.
+        w_sc / w_logmag: multi-resolution STFT spectral convergence / log-magnitude weights.
+        w_mel: log-mel L1 weight. w_wav: waveform L1 weight. w_commit: commitment loss weight.
+        discriminator: enable the multi-scale STFT discriminator (adversarial + feature matching).
+        disc_start: step at which the adversarial terms start. disc_lr: its Adam learning rate.
+        w_adv / w_fm: adversarial / feature-matching weights.
+        seed: base seed of the random crops.
+    """
+
+    warmup_steps: int = 150
+    clip_seconds: float = 1.0
+    w_sc: float = 1.0
+    w_logmag: float = 1.0
+    w_mel: float = 1.0
+    w_wav: float = 5.0
+    w_commit: float = 0.25
+    discriminator: bool = False
+    disc_start: int = 1000
+    disc_lr: float = 2e-4
+    w_adv: float = 1.0
+    w_fm: float = 2.0
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------- data sources
+class _SynthFoleyAudio(Dataset):
+    """Audio of SynthFoley clips ``[1, S]``, generated on demand (memoised: generation renders video too)."""
+
+    def __init__(self, entry: dict[str, Any], sample_rate: int, channels: int) -> None:
+        from foleygen.data.synthfoley import SynthFoleyConfig
+
+        options = {k: v for k, v in entry.items() if k not in ("kind", "split", "seed", "num", "start_index")}
+        # frames are not used: render them as small as possible
+        options.setdefault("size", 32)
+        self.config = from_dict(SynthFoleyConfig, {**options, "sample_rate": sample_rate})
+        self.split, self.seed = str(entry.get("split", "train")), int(entry.get("seed", 0))
+        self.num, self.start = int(entry.get("num", 1000)), int(entry.get("start_index", 0))
+        self.channels = channels
+        self._memo: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.num
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if i not in self._memo:
+            from foleygen.data.synthfoley import generate_clip
+
+            audio = torch.from_numpy(generate_clip(self.split, self.seed, self.start + i, self.config).audio)
+            self._memo[i] = audio.float()[None].expand(self.channels, -1).contiguous()
+        return self._memo[i]
+
+
+class _AudioFiles(Dataset):
+    """Every audio/video file under ``path`` (recursively), read whole with :func:`foleygen.io.read_audio`."""
+
+    def __init__(self, entry: dict[str, Any], sample_rate: int, channels: int) -> None:
+        root = Path(str(entry.get("path", ""))).expanduser()
+        if not root.exists():
+            raise DataError("audio directory not found", root)
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        if not files:
+            raise DataError(f"no audio or video files ({', '.join(sorted(AUDIO_EXTENSIONS))})", root)
+        self.files, self.sample_rate, self.channels = files, sample_rate, channels
+        self.max_seconds = float(entry.get("max_seconds", 30.0))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from foleygen.io import read_audio
+
+        wav = read_audio(self.files[i], self.sample_rate, self.channels)
+        return wav[:, :round(self.max_seconds * self.sample_rate)]
+
+
+SourceFactory = Callable[[dict[str, Any], int, int], Dataset]
+#: ``kind`` -> factory(entry, sample_rate, channels) -> data set of waveforms ``[C, S]``
+SOURCES: dict[str, SourceFactory] = {"synthfoley": _SynthFoleyAudio, "files": _AudioFiles}
+
+
+def register_source(kind: str, factory: SourceFactory) -> None:
+    """Make ``kind`` usable in ``data.train`` / ``data.val`` entries."""
+    SOURCES[kind] = factory
+
+
+class RandomCrops(Dataset):
+    """Crops of ``num_samples`` from waveforms; offsets are a pure function of ``(seed, epoch, index)``.
+
+    Items are ``[C, num_samples]`` (shorter sources are zero-padded). ``set_epoch`` changes the crops so
+    every epoch sees new ones while resumed runs see the same ones (the trainer calls it).
+    """
+
+    def __init__(self, source: Dataset, num_samples: int, seed: int, random_offsets: bool = True) -> None:
+        self.source, self.num_samples, self.seed, self.random_offsets = source, num_samples, seed, random_offsets
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the crops of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        wav = self.source[i]
+        extra = wav.shape[-1] - self.num_samples
+        if extra < 0:
+            return torch.nn.functional.pad(wav, (0, -extra))
+        offset = random.Random(hash((self.seed, self.epoch, i))).randint(0, extra) if self.random_offsets else 0
+        return wav[:, offset:offset + self.num_samples]
+
+
+# ---------------------------------------------------------------------- the model trained
+class CodecTrainModel(nn.Module):
+    """The codec plus (optionally) its discriminator, so that the trainer checkpoints both."""
+
+    def __init__(self, codec: CompactCodec, discriminator: MultiScaleSTFTDiscriminator | None) -> None:
+        super().__init__()
+        self.codec = codec
+        self.discriminator = discriminator
+
+    def forward(self, wav: torch.Tensor, quantize: bool = True) -> tuple[torch.Tensor, Any]:
+        """See :meth:`CompactCodec.forward`."""
+        return self.codec(wav, quantize=quantize)
+
+
+def _codec_of(model: nn.Module) -> CompactCodec:
+    inner = getattr(model, "module", model)  # unwrap DistributedDataParallel if the trainer used it
+    return inner.codec if isinstance(inner, CodecTrainModel) else inner
+
+
+class CodecTask:
+    """:class:`~foleygen.train.task.TrainTask` for the compact codec (see the module docstring)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.model_config = from_dict(CompactCodecConfig, config.get("model") or {}, "model")
+        self.config = from_dict(CodecTaskConfig, config.get("codec_train") or {}, "codec_train")
+        data = config.get("data") or {}
+        if not isinstance(data, dict) or not data.get("train"):
+            raise ConfigError("codec task: data.train must list at least one source (e.g. {kind: synthfoley})")
+        self.data = data
+        self.mrstft = MultiResolutionSTFTLoss()
+        self.mel = MelLoss(self.model_config.sample_rate)
+        self._disc_opt: torch.optim.Optimizer | None = None
+
+    # -- TrainTask ----------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        """A fresh :class:`CodecTrainModel` (codec + discriminator if enabled)."""
+        disc = MultiScaleSTFTDiscriminator() if self.config.discriminator else None
+        return CodecTrainModel(CompactCodec(self.model_config), disc)
+
+    def _sources(self, entries: Any, where: str) -> Dataset:
+        if isinstance(entries, dict):
+            entries = [entries]
+        sets = []
+        for n, entry in enumerate(entries or []):
+            kind = entry.get("kind") if isinstance(entry, dict) else None
+            if kind not in SOURCES:
+                raise ConfigError(f"data.{where}[{n}]: unknown source kind {kind!r}; known: {sorted(SOURCES)}")
+            sets.append(SOURCES[kind](entry, self.model_config.sample_rate, self.model_config.channels))
+        return ConcatDataset(sets)
+
+    def build_datasets(self) -> tuple[Dataset, Dataset | None]:
+        """Random crops of the ``data.train`` sources; fixed (first-second) crops of ``data.val``."""
+        samples = round(self.config.clip_seconds * self.model_config.sample_rate)
+        hop = self.model_config.hop_length
+        samples = max(hop, samples // hop * hop)  # whole code frames: no padding inside training crops
+        train = RandomCrops(self._sources(self.data["train"], "train"), samples, self.config.seed)
+        val = None
+        if self.data.get("val"):
+            val = RandomCrops(self._sources(self.data["val"], "val"), samples, self.config.seed, random_offsets=False)
+        return train, val
+
+    def collate(self, items: list[torch.Tensor]) -> torch.Tensor:
+        """Waveforms ``[C, S]`` -> ``[B, C, S]``."""
+        return torch.stack(items)
+
+    def _losses(self, recon: torch.Tensor, wav: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.mrstft.to(wav.device)
+        self.mel.to(wav.device)
+        sc, logmag = self.mrstft(recon, wav)
+        return {"sc": sc, "logmag": logmag, "mel": self.mel(recon, wav), "wav_l1": waveform_l1(recon, wav)}
+
+    def loss(self, model: nn.Module, batch: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Reconstruction (+ commitment, + adversarial) loss of one batch ``[B, C, S]``."""
+        cfg = self.config
+        inner = getattr(model, "module", model)
+        quantize = step >= cfg.warmup_steps
+        recon, q = inner(batch, quantize=quantize)
+        parts = self._losses(recon, batch)
+        total = (cfg.w_sc * parts["sc"] + cfg.w_logmag * parts["logmag"] + cfg.w_mel * parts["mel"]
+                 + cfg.w_wav * parts["wav_l1"])
+        metrics = {k: float(v.detach()) for k, v in parts.items()}
+        metrics["quantized"] = float(quantize)
+        if q is not None:
+            total = total + cfg.w_commit * q.commit_loss
+            metrics["commit"] = float(q.commit_loss.detach())
+            k = inner.codec.quantizer.num_codebooks
+            metrics["perplexity"] = sum(q.metrics.get(f"perplexity_{i}", 0.0) for i in range(k)) / k
+            metrics["usage"] = sum(q.metrics.get(f"usage_{i}", 0.0) for i in range(k)) / k
+            metrics["dead_restarts"] = sum(q.metrics.get(f"dead_restarts_{i}", 0.0) for i in range(k))
+        disc = getattr(inner, "discriminator", None)
+        if disc is not None and step >= cfg.disc_start:
+            total = total + self._adversarial(disc, recon, batch, metrics)
+        metrics["loss"] = float(total.detach())
+        return total, metrics
+
+    def _adversarial(self, disc: nn.Module, recon: torch.Tensor, wav: torch.Tensor,
+                     metrics: dict[str, float]) -> torch.Tensor:
+        """Update the discriminator (own Adam) and return the generator's adversarial terms.
+
+        The trainer's optimiser must not move the discriminator: its parameters get their gradient only
+        here (``autograd.grad``), and the generator's terms go through a detached copy of them.
+        """
+        params = [p for p in disc.parameters()]
+        if self._disc_opt is None:
+            self._disc_opt = torch.optim.Adam(params, lr=self.config.disc_lr, betas=(0.5, 0.9))
+        d_loss = discriminator_hinge_loss(disc(wav), disc(recon.detach()))
+        grads = torch.autograd.grad(d_loss, params)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        self._disc_opt.step()
+        for p in params:
+            p.grad = None
+        frozen = {k: v.detach() for k, v in disc.named_parameters()}
+        fake = functional_call(disc, frozen, (recon,))
+        with torch.no_grad():
+            real = functional_call(disc, frozen, (wav,))
+        adv, fm = generator_adversarial_losses(real, fake)
+        metrics.update(d_loss=float(d_loss), g_adv=float(adv), g_fm=float(fm))
+        return self.config.w_adv * adv + self.config.w_fm * fm
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, batch: torch.Tensor) -> dict[str, float]:
+        """Reconstruction metrics with the quantiser (once it is initialised) on ``[B, C, S]``."""
+        codec = _codec_of(model)
+        quantize = codec.quantizer.initialised
+        was = codec.training
+        codec.eval()
+        recon, _ = codec(batch, quantize=quantize)
+        codec.train(was)
+        parts = self._losses(recon, batch)
+        out = {k: float(v) for k, v in parts.items()}
+        out["si_sdr"] = float(si_sdr(recon, batch).mean())
+        out["quantized"] = float(quantize)
+        return out
+
+    def save_pretrained(self, model: nn.Module, directory: Path) -> None:
+        """The codec alone (``config.json`` + ``model.safetensors``), loadable by ``load_codec``."""
+        _codec_of(model).save_pretrained(directory)
+
+    def log_samples(self, model: nn.Module, writer: Any, step: int) -> None:
+        """One validation clip and its reconstruction into TensorBoard."""
+        _, val = self.build_datasets()
+        if val is None or len(val) == 0:
+            return
+        codec = _codec_of(model)
+        wav = val[0][None]
+        recon, _ = codec(wav, quantize=codec.quantizer.initialised)
+        sr = codec.sample_rate
+        writer.add_audio("codec/original", wav[0, 0].clamp(-1, 1).cpu(), step, sample_rate=sr)
+        writer.add_audio("codec/reconstruction", recon[0, 0].clamp(-1, 1).cpu(), step, sample_rate=sr)
+
+
+@register_task("codec")
+def make_codec_task(config: dict[str, Any]) -> CodecTask:
+    """Factory registered as ``task: codec``."""
+    return CodecTask(config)
+
+
+__all__ = ["CodecTask", "CodecTaskConfig", "CodecTrainModel", "RandomCrops", "SOURCES", "register_source",
+           "make_codec_task"]
