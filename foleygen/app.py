@@ -48,6 +48,9 @@ __all__ = ["DemoService", "DemoResult", "UploadError", "build_app", "launch", "s
 BUILTIN_MODELS = ("demo", "debug")
 # Container suffixes we keep on the private copy (purely cosmetic: PyAV probes by content).
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".ogv", ".ogg", ".mpg", ".mpeg", ".gif", ".3gp"}
+# Video codecs that browsers play inside .mp4. Anything else (HEVC from phones, MPEG-4 Part 2, ...) is
+# re-encoded to H.264 by mux, or the visitor would get a result the page cannot play.
+BROWSER_VIDEO_CODECS = {"h264", "vp9", "av1"}
 # The alignment picture needs only thumbnails: read few, small frames.
 PLOT_FPS = 25.0
 PLOT_HEIGHT = 96
@@ -258,7 +261,8 @@ class DemoService:
             audio_path = _inside(out_dir / f"{stem}_foley.wav", out_dir)
             video_path = _inside(out_dir / f"{stem}_foley.mp4", out_dir)
             write_audio(audio_path, wav, sample_rate)
-            mux(src, wav, sample_rate, video_path)
+            mux(src, wav, sample_rate, video_path, reencode_video=True if info.video_codec not in BROWSER_VIDEO_CODECS
+                else None)
 
             report(0.85, desc="drawing the alignment picture")
             fps = min(PLOT_FPS, info.fps) if info.fps > 0 else PLOT_FPS

@@ -18,13 +18,15 @@ from foleygen.app import DemoService, UploadError, build_app, make_handler, safe
 from foleygen.errors import ConfigError  # noqa: E402
 
 
-def make_video(path: Path, seconds: float = 1.0, fps: int = 25, size: tuple[int, int] = (48, 64)) -> Path:
-    """A small H.264 .mp4 (no audio) with a square that moves right, written with PyAV."""
+def make_video(path: Path, seconds: float = 1.0, fps: int = 25, size: tuple[int, int] = (48, 64),
+               codec: str = "libx264") -> Path:
+    """A small .mp4 (H.264 by default, no audio) with a square that moves right, written with PyAV."""
     h, w = size
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
+        stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"preset": "ultrafast"}
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast"}
         for i in range(int(seconds * fps)):
             img = np.full((h, w, 3), 30, np.uint8)
             x = (i * 3) % (w - 8)
@@ -77,6 +79,16 @@ def test_handler_generates_video_audio_and_plot(tmp_path, service):
         assert Path(p).resolve().is_relative_to(service.results_dir)
     # The per-request temporary directory (with the private copy of the upload) is gone.
     assert list(service.work_dir.iterdir()) == []
+
+
+def test_video_the_browser_cannot_play_is_reencoded_to_h264(tmp_path, service):
+    from foleygen.io import probe
+
+    video = make_video(tmp_path / "old.mp4", codec="mpeg4")  # MPEG-4 Part 2: fits .mp4, no browser plays it
+    assert probe(video).video_codec == "mpeg4"
+    result = service.generate(video, model="debug")
+    info = probe(result.video)
+    assert info.video_codec == "h264" and info.has_audio
 
 
 def test_same_seed_same_audio_and_model_loaded_once(tmp_path, service):
@@ -173,3 +185,56 @@ def test_demo_command_without_gradio_says_what_to_install(monkeypatch, capsys):
     assert main(["demo", "--model", "debug"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "foleygen demo: error: the web demo needs Gradio: pip install 'foleygen[demo]'"
+
+
+@pytest.mark.slow
+def test_requests_queue_one_at_a_time_and_see_their_position(tmp_path):
+    """Two visitors at once: the second waits in the queue (with a rank) until the first is done."""
+    import socket
+
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import Status
+
+    from foleygen.app import launch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = launch("127.0.0.1", port, "debug", work_root=tmp_path / "root", max_duration_s=3, block=False, quiet=True)
+    service = app.foleygen_service
+    spans = []
+    real_generate = service.generate
+
+    def timed_generate(*args, **kwargs):
+        start = time.monotonic()
+        try:
+            return real_generate(*args, **kwargs)
+        finally:
+            spans.append((start, time.monotonic()))
+
+    service.generate = timed_generate  # the handler calls the service through this attribute
+    try:
+        video = make_video(tmp_path / "clip.mp4")
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False,
+                        download_files=str(tmp_path / "downloads"))
+        jobs = [client.submit(handle_file(str(video)), "debug", 3.0, 50, 1.0, seed, 0, api_name="/generate")
+                for seed in (1, 2)]
+        ranks = set()
+        deadline = time.monotonic() + 120
+        while not all(job.done() for job in jobs) and time.monotonic() < deadline:
+            for job in jobs:
+                status = job.status()
+                if status.code == Status.IN_QUEUE and status.rank is not None:
+                    ranks.add(status.rank)
+            time.sleep(0.05)
+        results = [job.result(timeout=60) for job in jobs]
+    finally:
+        app.close()
+    assert len(spans) == 2
+    (s1, e1), (s2, e2) = sorted(spans)
+    assert e1 <= s2, "two generations ran at the same time"
+    assert ranks, "no queue position was reported while waiting"
+    for out_video, _, out_audio, plot, summary in results:
+        assert Path(out_video["video"] if isinstance(out_video, dict) else out_video).is_file()
+        assert Path(out_audio).suffix == ".wav" and Path(plot).suffix == ".png"
+        assert "Done" in summary
