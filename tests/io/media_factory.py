@@ -3,7 +3,7 @@
 Frame ``i`` is painted flat grey in two halves: the left half encodes ``i % 16`` and the right half
 ``i // 16`` as ``16 * k + 8``. Lossy codecs move flat grey by a level or two, far less than the 16
 between codes, so :func:`frame_index` recovers ``i`` exactly from any decoded, resized frame.
-Frames narrower than 2 pixels carry only ``i % 16``.
+Frames narrower than 2 pixels carry only ``i % 16``; wider ones carry ``i % 256`` (tests stay below 256 frames).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def paint(i: int, width: int, height: int) -> np.ndarray:
         return img
     half = width // 2
     img[:, :half] = code(i % 16)
-    img[:, half:] = code(i // 16)
+    img[:, half:] = code((i // 16) % 16)
     return img
 
 
