@@ -1,0 +1,173 @@
+"""Training throughput of the LM task through the real trainer: tokens/s in fp32 and bf16 autocast, JSON.
+
+Tokens are codec tokens (K per audio frame); a training step processes batch x K x T of them. Data is
+a synthetic in-memory cache-like set (random codes and features), so the number measures the model
++ optimiser + trainer loop, not decoding (which ``foleygen prepare`` does once, offline).
+
+    nice -n 10 .venv/bin/python benchmarks/train.py                 # the synthfoley_demo LM size, 4 s clips
+    nice -n 10 .venv/bin/python benchmarks/train.py --dim 128 --layers 2 --steps 5   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from foleygen.lm.model import AudioLM, LMConfig
+from foleygen.train.lm_task import LMWithVisual, masked_codebook_metrics
+from foleygen.train.trainer import Trainer
+
+
+class RandomClips(Dataset):
+    def __init__(self, n: int, K: int, T: int, F: int, D: int, card: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.codes = torch.randint(0, card, (n, K, T), generator=g)
+        self.visual = torch.randn(n, F, D, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"codes": self.codes[i], "visual": self.visual[i]}
+
+
+class BenchTask:
+    """The LM task's model and loss on random data (no cache needed)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.T = round(args.seconds * 50)
+        self.F = round(args.seconds * 25)
+
+    def build_model(self) -> torch.nn.Module:
+        a = self.args
+        cfg = LMConfig(
+            dim=a.dim,
+            num_layers=a.layers,
+            num_heads=a.heads,
+            num_codebooks=a.codebooks,
+            cardinality=a.cardinality,
+            frame_rate=50.0,
+            fps=25.0,
+            visual_dim=a.visual_dim,
+            conditioning=a.conditioning,
+            visual_attention=a.attention,
+            cfg_dropout=0.1,
+        )
+        return LMWithVisual(AudioLM(cfg))
+
+    def build_datasets(self) -> tuple[Dataset, None]:
+        a = self.args
+        return RandomClips(a.batch * 4, a.codebooks, self.T, self.F, a.visual_dim, a.cardinality), None
+
+    def collate(self, items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return {"codes": torch.stack([i["codes"] for i in items]), "visual": torch.stack([i["visual"] for i in items])}
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int) -> Any:
+        mask = torch.ones(batch["codes"].shape[0], batch["codes"].shape[2], dtype=torch.bool)
+        return masked_codebook_metrics(model(batch["codes"], batch["visual"]), batch["codes"], mask)
+
+    def validate(self, model: torch.nn.Module, batch: Any) -> dict[str, float]:
+        return {}
+
+    def save_pretrained(self, model: torch.nn.Module, directory: Path) -> None:
+        from foleygen.checkpoint import save_checkpoint_dir
+
+        save_checkpoint_dir(directory, {"bench": True}, model.state_dict())
+
+
+def measure(args: argparse.Namespace, precision: str) -> dict[str, Any]:
+    task = BenchTask(args)
+    with tempfile.TemporaryDirectory() as out:
+        config = {
+            "task": "bench",
+            "seed": 0,
+            "train": {
+                "steps": args.warmup + args.steps,
+                "batch_size": args.batch,
+                "lr": 1e-4,
+                "warmup_steps": 0,
+                "precision": precision,
+                "log_every": args.warmup,
+                "save_every": 0,
+                "tensorboard": False,
+                "device": "cpu",
+                "num_threads": args.threads,
+            },
+        }
+        trainer = Trainer(config, task, out_dir=out, quiet=True)
+        batches = trainer._train_batches()
+        for _ in range(args.warmup):  # first steps allocate and warm the kernels up
+            trainer._train_step(batches)
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            metrics = trainer._train_step(batches)
+        dt = (time.perf_counter() - t0) / args.steps
+    tokens = args.batch * args.codebooks * task.T
+    return {
+        "precision": precision,
+        "s_per_step": round(dt, 4),
+        "steps_per_s": round(1 / dt, 3),
+        "tokens_per_s": round(tokens / dt, 1),
+        "audio_seconds_per_s": round(args.batch * args.seconds / dt, 2),
+        "final_loss": round(float(metrics["loss"]), 4),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--codebooks", type=int, default=4)
+    p.add_argument("--cardinality", type=int, default=1024)
+    p.add_argument("--visual-dim", type=int, default=256)
+    p.add_argument("--conditioning", default="cross")
+    p.add_argument("--attention", default="causal")
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precisions", default="fp32,bf16")
+    args = p.parse_args()
+    results = [measure(args, prec) for prec in args.precisions.split(",")]
+    report = {
+        "benchmark": "train_lm_tokens_per_s",
+        "device": "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "python": sys.version.split()[0],
+        "model": {
+            "dim": args.dim,
+            "layers": args.layers,
+            "heads": args.heads,
+            "codebooks": args.codebooks,
+            "cardinality": args.cardinality,
+            "conditioning": args.conditioning,
+            "attention": args.attention,
+            "params_M": round(sum(p.numel() for p in BenchTask(args).build_model().parameters()) / 1e6, 2),
+        },
+        "batch": args.batch,
+        "clip_seconds": args.seconds,
+        "tokens_per_step": args.batch * args.codebooks * round(args.seconds * 50),
+        "results": results,
+    }
+    by = {r["precision"]: r for r in results}
+    if "fp32" in by and "bf16" in by:
+        report["bf16_speedup"] = round(by["bf16"]["tokens_per_s"] / by["fp32"]["tokens_per_s"], 3)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
