@@ -256,6 +256,7 @@ def write_audio(path: PathLike, wav: torch.Tensor, sample_rate: int, *, subtype:
             with av.open(str(tmp), mode="w", format=container_format) as out:
                 stream = out.add_stream(codec, rate=sample_rate, layout=layout)
                 stream.codec_context.format = sample_fmt
+                out.start_encoding()  # write the header now: an empty waveform still makes a valid file
                 block = 8192  # frames of a bounded size keep encoder buffers small
                 for pos in range(0, interleaved.shape[0], block):
                     part = np.ascontiguousarray(interleaved[pos : pos + block]).reshape(1, -1)

@@ -156,3 +156,12 @@ def test_far_start_seeks_and_stays_sample_exact(media, name):
     expected = made.audio[0].astype(np.float32) / 32768.0
     part = read_audio(made.path, 4000, start=30.5, duration=0.25)
     np.testing.assert_array_equal(part[0].numpy(), expected[122000:123000])
+
+
+@pytest.mark.parametrize("name", ["empty.wav", "empty.flac"])
+def test_empty_waveform_makes_a_valid_file(tmp_path, name):
+    path = tmp_path / name
+    write_audio(path, torch.zeros(2, 0), 8000)
+    info = probe(path)
+    assert info.has_audio and info.audio_channels == 2 and info.duration == 0.0
+    assert read_audio(path, 8000, channels=2).shape == (2, 0)

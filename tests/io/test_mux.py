@@ -145,3 +145,12 @@ def test_audio_only_source_is_an_error(media, tmp_path):
     made = media("a.wav", fps=None, audio_rate=8000, duration=0.5)
     with pytest.raises(MediaError, match="no video stream"):
         mux(made.path, tone(0.5, 8000), 8000, tmp_path / "out.mp4")
+
+
+def test_mux_can_replace_its_own_source(media, tmp_path):
+    made = media("clip.mp4", fps=10, duration=1.0)
+    before = video_packets(made.path)
+    mux(made.path, tone(1.0, 8000), 8000, made.path)  # the source is read fully before the rename
+    assert probe(made.path).has_audio
+    assert video_packets(made.path) == before
+    assert sorted(os.listdir(tmp_path)) == ["clip.mp4"]
