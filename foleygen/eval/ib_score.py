@@ -92,9 +92,9 @@ def video_embedding(model: Any, clips: torch.Tensor) -> np.ndarray:
     n = clips.shape[0]
     pixels = model.vision_transform(clips.reshape(1, n * 2, *clips.shape[2:]))[0]  # [2N, 3, S, S]
     pixels = pixels.reshape(n, 2, *pixels.shape[1:]).transpose(1, 2)  # [N, 3, 2, S, S]
-    return model.embed_vision(pixels).float().mean(0).numpy()
+    return model.embed_vision(pixels).float().mean(0).cpu().numpy()
 
 
 def audio_embedding(model: Any, wav: torch.Tensor, sample_rate: int) -> np.ndarray:
     """ImageBind audio embedding ``[D]`` of mono ``wav [S]`` (3 clips of 2 s, averaged, official loader)."""
-    return model.embed_audio(wav.reshape(1, 1, -1), sample_rate).float().reshape(-1).numpy()
+    return model.embed_audio(wav.reshape(1, 1, -1), sample_rate).float().reshape(-1).cpu().numpy()

@@ -30,7 +30,7 @@ from foleygen.errors import CheckpointError, ConfigError, DataError
 from foleygen.eval.embedders import AudioEmbedder, EmbedderOutput, ModelUnavailable, load_embedder
 from foleygen.eval.embedders.cache import EmbeddingCache
 from foleygen.eval.pairing import VIDEO_EXTENSIONS, Pairing, list_media, load_clip, pair_by_stem
-from foleygen.utils import progress
+from foleygen.utils import progress, resolve_device
 
 __all__ = ["METRICS", "METRIC_GROUPS", "EvalConfig", "expand_metrics", "evaluate", "render_markdown",
            "write_report"]
@@ -72,6 +72,7 @@ class EvalConfig:
         cache_dir: where per-clip embeddings are cached (None: no cache).
         quiet: no progress bars.
         motion_prominence: AV-Align motion-peak prominence, relative to the motion curve's range.
+        device: where the metric networks run (``None``/``"auto"``: CUDA when available, else CPU).
     """
 
     duration: float = 8.0
@@ -81,6 +82,7 @@ class EvalConfig:
     cache_dir: str | None = None
     quiet: bool = False
     motion_prominence: float = 0.1
+    device: str | None = None
 
 
 def expand_metrics(names: Sequence[str] | None) -> list[str]:
@@ -220,7 +222,7 @@ def _ib_score(stems: list[str], gen_files: dict[str, Path], video_files: dict[st
 
     if model is None:
         try:
-            model = load_imagebind(config.imagebind)
+            model = load_imagebind(config.imagebind).to(resolve_device(config.device))
         except (ModelUnavailable, CheckpointError, ConfigError) as err:
             return _skip(str(err))
     video_emb, audio_emb = [], []
@@ -308,6 +310,7 @@ def evaluate(generated: str | os.PathLike[str], reference: str | os.PathLike[str
                 if METRICS[metric][1] == name:
                     results[metric] = _skip(str(err))
             continue
+        embedder.to(resolve_device(config.device))
         if not ref_files:
             raise DataError("no audio or video files", reference)
         results.update(_model_metrics(chosen, name, embedder, pairing, gen_files, ref_files, cache, config))

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Cnn14_16k_mAP=0.438.pth or the 32 kHz one (else $FOLEYGEN_PANNS)")
     parser.add_argument("--passt", default=None, help="passt-s-f128-p16-s10-ap.476-swa.pt (else $FOLEYGEN_PASST)")
     parser.add_argument("--imagebind", default=None, help="ImageBind weights (else $FOLEYGEN_IMAGEBIND)")
+    parser.add_argument("--device", default="auto",
+                        help="where the metric networks run: auto (CUDA if present), cpu, cuda")
     parser.add_argument("--synthfoley", default=None,
                         help="SynthFoley event-classifier directory (default: the built-in one)")
 
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration,
         weights={"vggish": args.vggish, "panns": args.panns, "passt": args.passt, "synthfoley": args.synthfoley},
         vggish_pca=args.vggish_pca, imagebind=args.imagebind, cache_dir=args.cache, quiet=args.quiet,
+        device=args.device,
     )
     report = evaluate(args.generated, args.reference, videos=args.videos, events=args.events,
                       metrics=args.metrics, config=config)

@@ -51,6 +51,21 @@ class AudioEmbedder(abc.ABC):
     def embed(self, wav: torch.Tensor) -> EmbedderOutput:
         """``wav [S]`` float mono at ``self.sample_rate`` -> :class:`EmbedderOutput`."""
 
+    def to(self, device: torch.device | str) -> AudioEmbedder:
+        """Move the model to ``device`` (inputs follow it); embedders without a torch model ignore this."""
+        model = getattr(self, "model", None)
+        if isinstance(model, torch.nn.Module):
+            model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        model = getattr(self, "model", None)
+        if isinstance(model, torch.nn.Module):
+            for tensor in (*model.parameters(), *model.buffers()):
+                return tensor.device
+        return torch.device("cpu")
+
 
 def file_fingerprint(path: str | os.PathLike[str]) -> str:
     """A cheap content fingerprint of a (possibly large) weights file: size + first and last MiB."""

@@ -117,7 +117,7 @@ class PannsEmbedder(AudioEmbedder):
     @torch.inference_mode()
     def embed(self, wav: torch.Tensor) -> EmbedderOutput:
         """``wav [S]`` -> embeddings ``[1, D]`` and logits ``[C]``."""
-        emb, logits = self.model.embed_wav(wav.reshape(1, -1))
+        emb, logits = self.model.embed_wav(wav.reshape(1, -1).to(self.device))
         return EmbedderOutput(as_numpy(emb), as_numpy(logits[0]))
 
 

@@ -162,7 +162,7 @@ class PasstEmbedder(AudioEmbedder):
     @torch.inference_mode()
     def embed(self, wav: torch.Tensor) -> EmbedderOutput:
         """``wav [S]`` -> embeddings ``[1, 768]`` and logits ``[527]``."""
-        emb, logits = self.model.embed_wav(wav.reshape(1, -1))
+        emb, logits = self.model.embed_wav(wav.reshape(1, -1).to(self.device))
         return EmbedderOutput(as_numpy(emb), as_numpy(logits[0]))
 
 

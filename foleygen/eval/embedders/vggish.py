@@ -86,9 +86,10 @@ class VGGishEmbedder(AudioEmbedder):
     @torch.inference_mode()
     def embed(self, wav: torch.Tensor) -> EmbedderOutput:
         """``wav [S]`` at 16 kHz -> embeddings ``[W, 128]`` (W = number of whole 0.96 s windows)."""
-        emb = self.model(vggish_examples(wav.reshape(-1), self.mel))
+        # The frontend runs in float64 on the CPU (as the numpy original); only the network moves.
+        emb = self.model(vggish_examples(wav.reshape(-1).cpu(), self.mel).to(self.device))
         if self.pca is not None:
-            vectors, means = self.pca
+            vectors, means = (t.to(emb.device) for t in self.pca)
             emb = (emb - means) @ vectors.T
             emb = torch.round((emb.clamp(-2.0, 2.0) + 2.0) * (255.0 / 4.0))
         return EmbedderOutput(as_numpy(emb))
