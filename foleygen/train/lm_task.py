@@ -280,6 +280,34 @@ class LMTask:
         """A FoleyGen checkpoint directory (config.json + model.safetensors [+ codec/])."""
         self.foleygen(model).save_pretrained(directory)
 
+    def load_pretrained(self, model: nn.Module, directory: Path) -> None:
+        """Fine-tuning start: the ``lm.*`` (and ``visual.*``) weights of a FoleyGen checkpoint.
+
+        The checkpoint's LM config must equal this run's (a different shape cannot be loaded); a frozen
+        run ignores the checkpoint's visual weights, a compact one needs them.
+        """
+        from foleygen.checkpoint import load_checkpoint_dir
+        from foleygen.errors import CheckpointError
+
+        config, state = load_checkpoint_dir(directory)
+        if config.get("lm") is not None:
+            theirs, ours = from_dict(LMConfig, config["lm"], "lm").__dict__, self.lm_config.__dict__
+            # dropout rates may change for fine-tuning; everything else shapes the weights or their meaning
+            diff = [
+                f"{k}: {v} vs {ours[k]}"
+                for k, v in theirs.items()
+                if k not in ("dropout", "cfg_dropout") and ours[k] != v
+            ]
+            if diff:
+                raise CheckpointError(f"its LM config differs from this run's ({'; '.join(diff[:4])})", directory)
+        inner: LMWithVisual = getattr(model, "module", model)
+        wanted = {k for k in inner.state_dict()}
+        picked = {k: v for k, v in state.items() if k in wanted}
+        missing = sorted(wanted - set(picked))
+        if missing:
+            raise CheckpointError(f"lacks weights {missing[:4]} of this model", directory)
+        inner.load_state_dict(picked)
+
     @torch.no_grad()
     def log_samples(self, model: nn.Module, writer: Any, step: int) -> None:
         """Generate audio for the first validation clip(s) and log it with the clip id (TensorBoard)."""

@@ -95,6 +95,9 @@ class TrainConfig:
         num_threads: torch intra-op threads per process (0 = leave torch's default).
         deterministic: ``torch.use_deterministic_algorithms`` (slower on GPU; CPU is deterministic).
         tensorboard: write TensorBoard event files under ``OUT/tb``.
+        init_from: fine-tuning: start from the weights of this checkpoint directory (the task's
+            ``load_pretrained`` if it has one, else its ``model.safetensors`` with matching names).
+            Ignored when ``--resume`` finds a checkpoint of the run itself.
     """
 
     steps: int = 1000
@@ -121,6 +124,7 @@ class TrainConfig:
     num_threads: int = 0
     deterministic: bool = False
     tensorboard: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         positive = {"steps": self.steps, "batch_size": self.batch_size, "grad_accum": self.grad_accum}
@@ -281,7 +285,11 @@ class Trainer:
                 f"({self.cfg.batch_size} x {self.info.world_size} processes)"
             )
         _seed_all(self.seed)
-        self.model: nn.Module = self.task.build_model().to(self.info.device)
+        self.model: nn.Module = self.task.build_model()
+        resume_from = find_latest_checkpoint(self.out_dir) if resume else None
+        if self.cfg.init_from and resume_from is None:
+            self._init_weights(Path(self.cfg.init_from))
+        self.model.to(self.info.device)
         fdist.broadcast_module(self.model, self.info)
         self.optimizer = build_optimizer(
             self.model, self.cfg.lr, self.cfg.weight_decay, tuple(self.cfg.betas), self.cfg.eps
@@ -298,9 +306,8 @@ class Trainer:
         self.batch_in_epoch = 0
         self.resumed_from: Path | None = None
         if resume:
-            latest = find_latest_checkpoint(self.out_dir)
-            if latest is not None:
-                self._load_checkpoint(latest)
+            if resume_from is not None:
+                self._load_checkpoint(resume_from)
             else:
                 self._say(f"--resume: no checkpoint in {self.out_dir / CHECKPOINT_DIRNAME}, starting fresh")
         self.writer: Any = None
@@ -568,6 +575,23 @@ class Trainer:
                 shutil.rmtree(stale, ignore_errors=True)
         fdist.barrier(self.info)
         return path
+
+    def _init_weights(self, directory: Path) -> None:
+        """Fine-tuning start: pretrained weights into the fresh model (names must match exactly)."""
+        hook = getattr(self.task, "load_pretrained", None)
+        if hook is not None:
+            hook(self.model, directory)
+        else:
+            from foleygen.checkpoint import load_checkpoint_dir
+
+            _, state = load_checkpoint_dir(directory)
+            try:
+                self.model.load_state_dict(state)
+            except RuntimeError as err:
+                raise CheckpointError(
+                    f"weights do not fit this model ({str(err).splitlines()[0]})", directory
+                ) from None
+        self._say(f"initialised from {directory}")
 
     def _load_checkpoint(self, path: Path) -> None:
         from safetensors.torch import load_file

@@ -8,7 +8,7 @@ import torch
 from foleygen.cli import main
 from foleygen.config import load_yaml
 from foleygen.data.cache import ShardWriter, init_cache, make_fingerprint
-from foleygen.errors import ConfigError
+from foleygen.errors import CheckpointError, ConfigError
 from foleygen.train.lm_task import LMTask, masked_codebook_metrics
 from foleygen.train.optim import build_optimizer
 
@@ -153,5 +153,19 @@ def test_train_lm_end_to_end_then_load_and_generate(prepared_cache, tmp_path, ca
     frames = torch.randint(0, 255, (8, 16, 16, 3), dtype=torch.uint8)
     wav = model.generate([frames], fps_of_tensors=10.0, seed=0)
     assert wav.shape == (1, 1, 12800) and torch.isfinite(wav).all()
-    cfg = load_yaml(REPO / "configs" / "tiny_test.yaml")
-    assert cfg["task"] == "lm"
+    # fine-tuning starts from the exported weights
+    cfg = load_yaml(
+        REPO / "configs" / "tiny_test.yaml",
+        [f"data.cache={cache}", f"codec.path={codec}", f"train.init_from={out / 'final'}", "lm.cfg_dropout=0.2"],
+    )
+    from foleygen.train.trainer import Trainer
+
+    ft = Trainer(cfg, out_dir=tmp_path / "ft", quiet=True)
+    for name, value in model.lm.state_dict().items():
+        assert torch.equal(ft.model.lm.state_dict()[name], value)
+    bad = load_yaml(
+        REPO / "configs" / "tiny_test.yaml",
+        [f"data.cache={cache}", f"train.init_from={out / 'final'}", "lm.num_layers=3"],
+    )
+    with pytest.raises(CheckpointError, match="num_layers: 2 vs 3"):
+        Trainer(bad, out_dir=tmp_path / "ft2", quiet=True)

@@ -178,3 +178,11 @@ def test_cli_accepts_overrides_before_and_after_flags():
 
     args = build_parser().parse_args(["train", "c.yaml", "a=1", "-q", "--resume", "--out", "o", "train.steps=3"])
     assert args.overrides == ["a=1", "train.steps=3"] and args.out == "o" and args.resume and args.quiet
+
+
+def test_init_from_a_pretrained_directory(tmp_path):
+    first = train(tiny_config(tmp_path / "a", steps=5), quiet=True)
+    cfg = tiny_config(tmp_path / "b", steps=5, init_from=str(tmp_path / "a" / "final"))
+    second = Trainer(cfg, quiet=True)
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(second.model.state_dict()[name], value)
