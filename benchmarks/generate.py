@@ -1,0 +1,336 @@
+"""Generation speed of the audio LM, side by side with its peer and with the memory-bandwidth floor.
+
+Prints one JSON object. Every measurement runs in its own subprocess (so that peak memory is that
+measurement's own) with the same dims, dtype and thread count:
+
+1. ours: ``AudioLM.generate`` — steps/s, real-time factor (seconds of audio per second of wall time)
+   for an 8 s and a 30 s clip, per-step cost along the 30 s clip (flat = the KV cache works), total
+   time of long videos generated in sliding windows (should grow linearly with length), peak RSS;
+2. the peer: transformers' ``MusicgenForCausalLM.generate`` with the same dims, random init, the visual
+   features as ``encoder_hidden_states`` (cross-attention), its delay pattern, top-k sampling and
+   classifier-free guidance (batch 1 + its CFG row, like ours);
+3. the floor: the time to stream the weights a decoding step reads once, at the copy bandwidth of
+   this machine measured in the same run (a large ``Tensor.copy_``; bandwidth = bytes copied / s).
+
+Targets: per-step time within 2x of the floor (fp32 and bf16) and >= 20x faster than the peer.
+
+    python benchmarks/generate.py            # d=512, 8 layers, 8 heads, 4x2048 codes, 8 s at 50 Hz
+    python benchmarks/generate.py --small    # a quick run with a small model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--small", action="store_true", help="small model and short clips: a quick check")
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--codebooks", type=int, default=4)
+    p.add_argument("--cardinality", type=int, default=2048)
+    p.add_argument("--frame-rate", type=float, default=50.0)
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--visual-dim", type=int, default=512)
+    p.add_argument("--seconds", type=float, default=8.0, help="clip length = the model's window (default 8)")
+    p.add_argument("--long-seconds", type=float, default=30.0, help="the long clip (default 30)")
+    p.add_argument(
+        "--window-lengths",
+        type=float,
+        nargs="+",
+        default=[8.0, 16.0, 32.0],
+        help="video lengths generated in sliding windows (stride = half the window)",
+    )
+    p.add_argument("--peer-steps", type=int, default=24, help="decoding steps timed for the peer (it is slow)")
+    p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for every measurement (default 1: the dev machine is shared)",
+    )
+    p.add_argument("--no-peer", action="store_true", help="skip the transformers peer")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.small:
+        args.dim, args.layers, args.heads, args.cardinality, args.visual_dim = 128, 2, 4, 256, 128
+        args.seconds, args.long_seconds, args.window_lengths, args.peer_steps = 2.0, 6.0, [2.0, 4.0, 8.0], 12
+    return args
+
+
+# ------------------------------------------------------------------------------------- workers
+def _dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
+
+
+def _ours(args: argparse.Namespace):
+    import torch
+
+    from foleygen.lm import AudioLM, LMConfig
+
+    torch.manual_seed(0)
+    config = LMConfig(
+        dim=args.dim,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        num_codebooks=args.codebooks,
+        cardinality=args.cardinality,
+        frame_rate=args.frame_rate,
+        fps=args.fps,
+        visual_dim=args.visual_dim,
+        conditioning="cross",
+        visual_attention="causal",
+    )
+    return AudioLM(config).eval().to(_dtype(args.dtype)), config
+
+
+def _visual(args: argparse.Namespace, seconds: float):
+    import torch
+
+    return torch.randn(
+        1, max(1, round(seconds * args.fps)), args.visual_dim, generator=torch.Generator().manual_seed(1)
+    )
+
+
+def _frames(args: argparse.Namespace, seconds: float) -> int:
+    return round(seconds * args.frame_rate)
+
+
+def _timed_generate(lm, args: argparse.Namespace, seconds: float) -> dict:
+    """Generate ``seconds`` of codes with a timestamp per step -> totals and per-step times."""
+    import torch
+
+    stamps: list[float] = []
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    lm.generate(
+        _visual(args, seconds),
+        _frames(args, seconds),
+        top_k=250,
+        cfg_coef=3.0,
+        generator=generator,
+        progress=lambda step, total: stamps.append(time.perf_counter()),
+    )
+    total = time.perf_counter() - start
+    steps = len(stamps)
+    per_step = [b - a for a, b in zip([start, *stamps[:-1]], stamps, strict=True)]
+    return {
+        "seconds_of_audio": seconds,
+        "steps": steps,
+        "wall_s": total,
+        "steps_per_s": steps / total,
+        "real_time_factor": seconds / total,
+        "per_step_ms": per_step,
+    }
+
+
+def worker_ours(args: argparse.Namespace) -> dict:
+    import torch
+
+    lm, _ = _ours(args)
+    with torch.inference_mode():
+        _timed_generate(lm, args, min(1.0, args.seconds))  # warm-up: first calls allocate and pick kernels
+        clip = _timed_generate(lm, args, args.seconds)
+        long = _timed_generate(lm, args, args.long_seconds)
+    # per-step cost along the long clip: median over bins of 50 steps (flat = O(1) work per step)
+    per = long.pop("per_step_ms")
+    clip_steps = clip.pop("per_step_ms")
+    bins = [(i, statistics.median(per[i : i + 50]) * 1e3) for i in range(0, len(per) - 49, max(50, len(per) // 6))]
+    long["median_step_ms_at_step"] = {str(i): round(ms, 3) for i, ms in bins}
+    clip["median_step_ms"] = statistics.median(clip_steps) * 1e3
+    clip["min_step_ms"] = min(clip_steps) * 1e3
+    return {"clip": clip, "long_clip": long}
+
+
+def worker_windows(args: argparse.Namespace) -> dict:
+    import torch
+
+    lm, _ = _ours(args)
+    window = _frames(args, args.seconds)
+    stride = window // 2
+    out = {}
+    with torch.inference_mode():
+        lm.generate(_visual(args, 0.5), _frames(args, 0.5))  # warm-up
+        for seconds in args.window_lengths:
+            start = time.perf_counter()
+            lm.generate_windowed(
+                _visual(args, seconds),
+                _frames(args, seconds),
+                window_frames=window,
+                stride_frames=stride,
+                top_k=250,
+                cfg_coef=3.0,
+                generator=torch.Generator().manual_seed(0),
+            )
+            wall = time.perf_counter() - start
+            out[str(seconds)] = {"wall_s": wall, "wall_s_per_audio_s": wall / seconds}
+    return {"window_s": args.seconds, "stride_s": args.seconds / 2, "videos": out}
+
+
+def worker_peer(args: argparse.Namespace) -> dict:
+    import torch
+    from transformers import MusicgenDecoderConfig, MusicgenForCausalLM
+
+    torch.manual_seed(0)
+    special = args.cardinality  # MusicGen's pad/start token is the id after the codebook entries
+    config = MusicgenDecoderConfig(
+        vocab_size=args.cardinality,
+        hidden_size=args.dim,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        ffn_dim=4 * args.dim,
+        num_codebooks=args.codebooks,
+        max_position_embeddings=4096,
+        pad_token_id=special,
+        bos_token_id=special,
+        decoder_start_token_id=special,
+    )
+    model = MusicgenForCausalLM(config).eval().to(_dtype(args.dtype))
+    # visual features projected to the model width, for the batch row and its CFG (null) row
+    memory = torch.randn(2, round(args.seconds * args.fps), args.dim).to(_dtype(args.dtype))
+    start_ids = torch.full((args.codebooks, 1), special)  # batch 1 x K streams; CFG duplicates the rows
+
+    def run(frames: int) -> float:
+        torch.manual_seed(0)
+        t = time.perf_counter()
+        out = model.generate(
+            start_ids,
+            encoder_hidden_states=memory,
+            do_sample=True,
+            top_k=250,
+            guidance_scale=3.0,
+            max_length=frames + args.codebooks,
+            min_length=frames + args.codebooks,
+            num_return_sequences=1,
+        )
+        wall = time.perf_counter() - t
+        assert out.shape[-1] == frames, out.shape  # delay pattern reverted: frames of audio
+        return wall
+
+    with torch.inference_mode():
+        run(4)  # warm-up
+        short, long = run(args.peer_steps // 2), run(args.peer_steps)
+    steps = args.peer_steps // 2  # the difference of two runs removes the fixed per-call cost
+    per_step = (long - short) / steps
+    return {
+        "steps_timed": args.peer_steps,
+        "per_step_ms": per_step * 1e3,
+        "steps_per_s": 1 / per_step,
+        "call_overhead_s": max(0.0, short - per_step * (args.peer_steps // 2 + args.codebooks - 1)),
+    }
+
+
+def worker_floor(args: argparse.Namespace) -> dict:
+    """Copy bandwidth, and the bytes of weights one decoding step streams."""
+    import torch
+
+    lm, _ = _ours(args)
+    total = sum(p.numel() * p.element_size() for p in lm.parameters())
+    # Read once per generation, not per step: the embedding table (K rows per step), the cross-attention
+    # key/value projections (the visual memory is fixed) and the visual input projection.
+    once = sum(
+        p.numel() * p.element_size()
+        for n, p in lm.named_parameters()
+        if n.startswith(("embed", "visual_")) or ".cross.kv." in n
+    )
+    per_step = total - once + args.codebooks * args.dim * _dtype(args.dtype).itemsize
+    size = 512 * 2**20 if not args.small else 128 * 2**20  # far beyond the caches
+    src = torch.ones(size // 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    times = []
+    for _ in range(7):
+        t = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - t)
+    bandwidth = size / min(times)
+    return {
+        "copy_bandwidth_GBps": bandwidth / 1e9,
+        "weights_total_MB": total / 1e6,
+        "weights_streamed_per_step_MB": per_step / 1e6,
+        "floor_step_ms": per_step / bandwidth * 1e3,
+    }
+
+
+WORKERS = {"ours": worker_ours, "windows": worker_windows, "peer": worker_peer, "floor": worker_floor}
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    result = WORKERS[args.worker](args)
+    result["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(json.dumps(result))
+
+
+# ----------------------------------------------------------------------------------- the driver
+def spawn(argv: list[str], worker: str, dtype: str) -> dict:
+    cmd = [sys.executable, __file__, *argv, "--worker", worker, "--dtype", dtype]
+    env = {**os.environ, "OMP_NUM_THREADS": str(parse_args(argv).threads)}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.worker:
+        run_worker(args)
+        return
+    import torch
+
+    report: dict = {
+        "config": {
+            k: getattr(args, k)
+            for k in (
+                "dim",
+                "layers",
+                "heads",
+                "codebooks",
+                "cardinality",
+                "frame_rate",
+                "fps",
+                "visual_dim",
+                "seconds",
+                "long_seconds",
+                "threads",
+            )
+        },
+        "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "load_avg_1min": os.getloadavg()[0]},
+        "batch": "1 video + its classifier-free-guidance row (2 rows per step), top-k 250",
+    }
+    for dtype in args.dtypes:
+        floor = spawn(argv, "floor", dtype)
+        ours = spawn(argv, "ours", dtype)
+        windows = spawn(argv, "windows", dtype)
+        peer = {"skipped": True} if args.no_peer else spawn(argv, "peer", dtype)
+        entry = {"floor": floor, "ours": ours, "ours_windows": windows, "peer_transformers_musicgen": peer}
+        if "error" not in ours and "error" not in floor:
+            step = ours["clip"]["median_step_ms"]
+            entry["ours_step_over_floor"] = step / floor["floor_step_ms"]
+            entry["target_within_2x_floor_met"] = entry["ours_step_over_floor"] <= 2.0
+            if "per_step_ms" in peer:
+                entry["speedup_over_peer"] = peer["per_step_ms"] / step
+                entry["target_20x_peer_met"] = entry["speedup_over_peer"] >= 20.0
+        report[dtype] = entry
+    report["machine"]["load_avg_1min_after"] = os.getloadavg()[0]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
