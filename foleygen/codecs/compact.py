@@ -39,7 +39,8 @@ class CompactCodecConfig:
         n_fft / stft_hop: STFT analysis; ``frame_rate = sample_rate / (stft_hop * prod(strides))``.
         strides: temporal down-sampling of the STFT frames in the encoder (mirrored in the decoder).
         hidden: conv channels. res_blocks: residual blocks per resolution. latent_dim: D of the codes.
-        num_codebooks / codebook_size: K and N of the RVQ. ema_decay, dead_threshold, kmeans_iters: RVQ.
+        num_codebooks / codebook_size: K and N of the RVQ. ema_decay, kmeans_iters: RVQ settings;
+            dead_threshold: entries used less than this fraction of the average are restarted.
         quantizer_dropout: train with a random number of codebooks (enables fewer codebooks at inference).
         chunk_seconds / context_seconds: long inputs are encoded/decoded in pieces of this size.
     """
@@ -49,13 +50,13 @@ class CompactCodecConfig:
     n_fft: int = 320
     stft_hop: int = 80
     strides: tuple[int, ...] = (2, 2)
-    hidden: int = 192
+    hidden: int = 128
     res_blocks: int = 2
     latent_dim: int = 128
     num_codebooks: int = 4
     codebook_size: int = 1024
     ema_decay: float = 0.99
-    dead_threshold: float = 1.0
+    dead_threshold: float = 0.05
     kmeans_iters: int = 10
     quantizer_dropout: bool = False
     chunk_seconds: float = 30.0

@@ -50,12 +50,16 @@ def kmeans(x: torch.Tensor, num_clusters: int, iters: int = 10) -> tuple[torch.T
 class EMACodebook(nn.Module):
     """One codebook ``embed [N, D]`` updated as an exponential moving average of its assigned vectors.
 
+    An entry is *dead* when its EMA count falls below ``dead_threshold`` times the average count per
+    entry (relative, because a CPU batch holds fewer vectors than a codebook has entries: an absolute
+    threshold such as AudioCraft's 2 would declare most entries dead at every step).
+
     Buffers (not parameters; the optimiser never sees them): ``embed``, ``embed_avg`` (EMA of the sums of
     assigned vectors), ``cluster_size`` (EMA of assignment counts), ``inited`` (1 once k-means has run).
     """
 
     def __init__(self, dim: int, size: int, decay: float = 0.99, eps: float = 1e-5,
-                 dead_threshold: float = 1.0, kmeans_iters: int = 10) -> None:
+                 dead_threshold: float = 0.05, kmeans_iters: int = 10) -> None:
         super().__init__()
         self.dim, self.size, self.decay, self.eps = dim, size, decay, eps
         self.dead_threshold, self.kmeans_iters = dead_threshold, kmeans_iters
@@ -76,15 +80,22 @@ class EMACodebook(nn.Module):
         return F.embedding(indices, self.embed)
 
     @torch.no_grad()
-    def init_from(self, x: torch.Tensor) -> None:
-        """k-means initialisation from real vectors ``x [M, D]``."""
+    def init_from(self, x: torch.Tensor, batch_vectors: int | None = None) -> None:
+        """k-means initialisation from real vectors ``x [M, D]``.
+
+        ``batch_vectors``: vectors per training batch; the counts are rescaled to it so that the EMA
+        statistics start at their steady-state size.
+        """
         centroids, counts = kmeans(x.float(), self.size, self.kmeans_iters)
+        counts = counts * (batch_vectors or x.shape[0]) / x.shape[0]
         if _distributed():  # every process must start from the same codebook: rank 0's
             torch.distributed.broadcast(centroids, 0)
             torch.distributed.broadcast(counts, 0)
         self.embed.copy_(centroids)
-        self.embed_avg.copy_(centroids * counts.clamp(min=1)[:, None])
-        self.cluster_size.copy_(counts.clamp(min=1))
+        # entries that won nothing start at half the average count: alive, but restarted soon if unused
+        counts = counts.clamp(min=0.5 * float(counts.mean()))
+        self.embed_avg.copy_(centroids * counts[:, None])
+        self.cluster_size.copy_(counts)
         self.inited.fill_(1)
 
     @torch.no_grad()
@@ -102,7 +113,8 @@ class EMACodebook(nn.Module):
         n = self.cluster_size.sum()
         size = (self.cluster_size + self.eps) / (n + self.size * self.eps) * n
         self.embed.copy_(self.embed_avg / size[:, None])
-        dead = self.cluster_size < self.dead_threshold
+        threshold = self.dead_threshold * float(self.cluster_size.mean())
+        dead = self.cluster_size < threshold
         num_dead = int(dead.sum())
         if num_dead:
             # restart dead entries on random current vectors: they then win their neighbourhood next step
@@ -110,8 +122,9 @@ class EMACodebook(nn.Module):
             if _distributed():
                 torch.distributed.broadcast(fresh, 0)
             self.embed[dead] = fresh
-            self.embed_avg[dead] = fresh * self.dead_threshold
-            self.cluster_size[dead] = self.dead_threshold
+            # a restarted entry gets the average count, so it is not declared dead again at once
+            self.embed_avg[dead] = fresh * float(self.cluster_size.mean())
+            self.cluster_size[dead] = float(self.cluster_size.mean())
         return num_dead
 
 
@@ -140,15 +153,15 @@ class ResidualVectorQuantizer(nn.Module):
         num_codebooks: K (maximum; fewer can be used per call).
         codebook_size: N entries per codebook.
         decay: EMA decay of the codebook statistics.
-        dead_threshold: an entry whose EMA count falls below this is restarted.
+        dead_threshold: an entry whose EMA count falls below this fraction of the average is restarted.
         kmeans_iters: k-means iterations of the initialisation.
         quantizer_dropout: in training, use a random number of codebooks 1..K per batch (bitrate scalability).
         init_vectors: how many recent latent vectors :meth:`observe` keeps for the k-means initialisation.
     """
 
     def __init__(self, dim: int, num_codebooks: int, codebook_size: int, *, decay: float = 0.99,
-                 dead_threshold: float = 1.0, kmeans_iters: int = 10, quantizer_dropout: bool = False,
-                 init_vectors: int = 16384) -> None:
+                 dead_threshold: float = 0.05, kmeans_iters: int = 10, quantizer_dropout: bool = False,
+                 init_vectors: int = 8192) -> None:
         super().__init__()
         self.init_vectors = init_vectors
         self._reservoir: list[torch.Tensor] = []
@@ -175,11 +188,11 @@ class ResidualVectorQuantizer(nn.Module):
             self._reservoir.pop(0)
 
     @torch.no_grad()
-    def init_codebooks(self, x: torch.Tensor) -> None:
+    def init_codebooks(self, x: torch.Tensor, batch_vectors: int | None = None) -> None:
         """k-means-initialise codebook 0 on ``x [M, D]``, codebook 1 on what codebook 0 leaves, and so on."""
         residual = x.float()
         for layer in self.layers:
-            layer.init_from(residual)
+            layer.init_from(residual, batch_vectors)
             residual = residual - layer.lookup(layer.quantize(residual))
 
     def _check_k(self, n_q: int | None) -> int:
@@ -199,7 +212,7 @@ class ResidualVectorQuantizer(nn.Module):
         quantized = torch.zeros_like(flat)
         if self.training and not self.initialised:
             samples = torch.cat([*(r.to(flat.device) for r in self._reservoir), flat.detach().float()])
-            self.init_codebooks(samples[-self.init_vectors:])
+            self.init_codebooks(samples[-self.init_vectors:], flat.shape[0])
             self._reservoir.clear()
         codes, commit = [], flat.new_zeros(())
         metrics: dict[str, float] = {}

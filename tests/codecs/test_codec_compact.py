@@ -84,7 +84,7 @@ def test_load_codec_errors(tmp_path):
 
 
 def test_rvq_kmeans_ema_dead_codes_and_straight_through():
-    rvq = ResidualVectorQuantizer(4, 2, 8, dead_threshold=0.5)
+    rvq = ResidualVectorQuantizer(4, 2, 8, dead_threshold=0.2)
     z = torch.randn(2, 4, 50, requires_grad=True)
     out = rvq(z)
     assert rvq.initialised and out.codes.shape == (2, 2, 50)
