@@ -123,7 +123,7 @@ def test_impact_louder_for_stronger_hits():
     for cls in CLASSES:
         soft = sounds.impact_sound(cls, 0.1, 1.0, 1.0, np.random.default_rng(1), 16000, 16000)
         hard = sounds.impact_sound(cls, 0.9, 1.0, 1.0, np.random.default_rng(1), 16000, 16000)
-        assert np.abs(hard).max() > 3 * np.abs(soft).max()
+        assert np.abs(hard).max() > 2.5 * np.abs(soft).max()  # 0.8 of the 14 dB range: 3.6x in gain
 
 
 def test_config_validation():

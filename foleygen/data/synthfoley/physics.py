@@ -312,6 +312,21 @@ def _resolve(bodies: list[Body], what: tuple[str, int, int], t: float, floor_y: 
                 body.mode = FLY  # knocked upwards off the floor
             else:
                 body.vy = 0.0  # the floor absorbs a downward push
+    # If the floor absorbed the push, the pair may still be approaching, which would re-trigger this
+    # collision at the same instant. Give the body that is free to move the missing separation.
+    v_after = (q.vx - p.vx) * nx + (q.vy - p.vy) * ny
+    if v_after < 0.05:
+        need = 0.05 - v_after
+        if q.mode == FLY or (p.mode != FLY and q.y <= p.y):
+            q.vx += need * nx
+            q.vy += need * ny if q.mode == FLY else 0.0
+            if q.mode != FLY:
+                q.vx += math.copysign(need, nx or 1.0)
+        else:
+            p.vx -= need * nx
+            p.vy -= need * ny if p.mode == FLY else 0.0
+            if p.mode != FLY:
+                p.vx -= math.copysign(need, nx or 1.0)
     # A body lying on another one would collide forever with tiny impulses: after a few contacts in
     # quick succession, push the pair apart sideways so the upper one slides off.
     p.recent = [s for s in p.recent if t - s < 0.15] + [t]

@@ -23,7 +23,7 @@ from scipy import signal
 # Per-class loudness at strength 1 (peak of the body before the limiter); roughly equal perceived level.
 CLASS_GAIN = {"wood": 0.8, "metal": 0.45, "glass": 0.5, "drum": 0.9, "rubber": 0.6, "paper": 0.7}
 # Strength 0..1 maps linearly in dB to [-DB_RANGE, 0] dB.
-DB_RANGE = 20.0
+DB_RANGE = 14.0
 
 
 @functools.lru_cache(maxsize=32)
@@ -82,7 +82,10 @@ def impact_sound(
         amps = [1.0, 0.5, 0.6, 0.35, 0.2][: len(freqs)]
         decays = [0.7 * decay, 0.7 * decay, 0.45 * decay, 0.25 * decay, 0.12 * decay][: len(freqs)]
         body = _modes(t, freqs, amps, decays, rng)
-        click = _click(t, 0.002, rng, sample_rate, 3000.0)
+        click = _click(t, 0.003, rng, sample_rate, 3000.0)
+        # a metal object often bounces while still ringing from its last hit: a strong clink keeps
+        # each new hit audible above its own tail
+        click_level = 0.7 + 0.5 * strength
     elif cls == "glass":
         f0 = min(2600.0 * pitch, 0.2 * sample_rate)
         freqs = [f for f in (f0, 2.32 * f0, 4.25 * f0) if f < 0.45 * sample_rate]
@@ -111,8 +114,8 @@ def impact_sound(
     elif cls == "paper":
         noise = signal.sosfilt(_sos("band", 1500.0, 6500.0, sample_rate), rng.standard_normal(n))
         noise /= np.abs(noise).max() + 1e-9
-        # crackle: a jagged amplitude pattern at a few-ms scale, but always below the first burst
-        grains = rng.uniform(0.3, 1.0, size=n // 48 + 2)
+        # crackle: a shallow jagged amplitude pattern at a few-ms scale (a deep one would read as onsets)
+        grains = rng.uniform(0.75, 1.0, size=n // 48 + 2)
         crackle = np.repeat(grains, 48)[:n]
         crackle = signal.sosfilt(_sos("low", 400.0, 0, sample_rate), crackle)
         env = np.exp(-t / (0.05 * decay))
@@ -158,9 +161,9 @@ def rolling_sound(
     # a gentle wobble at the rotation rate (a real ball is never perfectly round)
     t = np.arange(num_samples) / sample_rate
     rot_phase = 2 * np.pi * np.cumsum(level * v_ref / (2 * np.pi * radius)) / sample_rate
-    wobble = 1.0 + 0.2 * np.sin(rot_phase)
+    wobble = 1.0 + 0.05 * np.sin(rot_phase)
     hum = 0.3 * np.sin(2 * np.pi * (60.0 if cls == "rubber" else 140.0) * t + rng.uniform(0, 2 * np.pi))
-    gain = 0.12 if cls == "rubber" else 0.08
+    gain = 0.05 if cls == "rubber" else 0.035
     return (gain * level * wobble * (noise + hum)).astype(np.float32)
 
 
@@ -184,8 +187,8 @@ def spinning_sound(
     tone = np.sin(phase) + 0.4 * np.sin(2 * phase) + 0.2 * np.sin(3 * phase)
     # the object's own rotation modulates the whirr (each revolution passes a flat side/edge)
     rot = 2 * np.pi * np.cumsum(level * omega_ref / (2 * np.pi)) / sample_rate
-    am = 0.8 + 0.2 * np.sin(2 * rot)
-    return (0.05 * level * am * tone).astype(np.float32)
+    am = 0.95 + 0.05 * np.sin(2 * rot)  # gentle: a deep modulation would read as a train of onsets
+    return (0.02 * level * am * tone).astype(np.float32)
 
 
 def background_noise(rng: np.random.Generator, sample_rate: int, num_samples: int, level_db: float) -> np.ndarray:
