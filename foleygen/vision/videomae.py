@@ -132,8 +132,8 @@ class VideoMAEVisualEncoder(FrozenVisualEncoder):
                 # Token order is (time, height, width): Conv3d output flattened time-major.
                 outs.append(hidden.float().reshape(x.shape[0], t_steps, self.tokens_per_step, -1).mean(dim=2))
         per_window = torch.cat(outs).reshape(b, len(starts), t_steps, self.dim)
-        total = torch.zeros(b, padded_len // self.tubelet, self.dim)
-        count = torch.zeros(padded_len // self.tubelet, 1)
+        total = per_window.new_zeros((b, padded_len // self.tubelet, self.dim))
+        count = per_window.new_zeros((padded_len // self.tubelet, 1))
         for w, s in enumerate(starts):
             first = s // self.tubelet
             total[:, first:first + t_steps] += per_window[:, w]
