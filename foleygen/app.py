@@ -20,6 +20,7 @@ one would only halve the speed of both on a CPU.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -98,6 +99,14 @@ def _inside(path: Path, root: Path) -> Path:
     return resolved
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class DemoService:
     """Validation, model cache, generation and result files for the web demo (no Gradio inside).
 
@@ -131,6 +140,9 @@ class DemoService:
         self.result_ttl_s = float(result_ttl_s)
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()  # guards the cache and the model's generation params
+        # Ground-truth events of the example clips, keyed by the file's SHA-256: Gradio hands an example
+        # back as a copy under another path, so content is the only reliable key.
+        self._truth: dict[str, list[Any]] = {}
 
     # -- models -----------------------------------------------------------------------------------
 
@@ -179,6 +191,34 @@ class DemoService:
                 f"video is {info.duration:.1f} s long; this demo accepts at most {self.max_duration_s:g} s "
                 "(trim it first, or run `foleygen generate` locally)", shown)
         return info
+
+    # -- examples ---------------------------------------------------------------------------------
+
+    def prepare_examples(self, count: int = 2) -> list[Path]:
+        """``count`` SynthFoley test clips to try the page with, made once under ``<root>/examples``.
+
+        Their ground-truth impacts (time, class) are remembered, so the alignment picture of an example
+        also shows where the sounds should be. Clips longer than ``max_duration_s`` are not offered.
+        """
+        if count <= 0:
+            return []
+        from foleygen.data.synthfoley import clip_is_complete, generate_clip, read_clip_meta, write_clip
+        from foleygen.viz import Event
+
+        ex_dir = self.root / "examples"
+        paths = []
+        for index in range(count):
+            stem = f"synthfoley_test_{index}"
+            if not clip_is_complete(ex_dir, stem, split="test", seed=0, index=index):
+                write_clip(generate_clip("test", 0, index), ex_dir, stem)
+            meta = read_clip_meta(ex_dir / f"{stem}.json")
+            if meta["duration"] > self.max_duration_s:
+                continue
+            mp4 = ex_dir / f"{stem}.mp4"
+            self._truth[_sha256(mp4)] = [Event(float(e["time"]), str(e["class"]))
+                                         for e in meta["events"] if e.get("kind") == "impact"]
+            paths.append(mp4)
+        return paths
 
     # -- housekeeping -----------------------------------------------------------------------------
 
@@ -268,12 +308,16 @@ class DemoService:
             fps = min(PLOT_FPS, info.fps) if info.fps > 0 else PLOT_FPS
             width = max(2, round(PLOT_HEIGHT * info.width / max(info.height, 1)))
             frames = read_frames(src, fps, size=(PLOT_HEIGHT, width), mode="letterbox", duration=length)
+            truth = self._truth.get(_sha256(src)) if self._truth else None
             plot_path = plot_alignment(frames, fps, wav, sample_rate, title=f"{stem}: model {model}, seed {seed}",
+                                       events=[e for e in truth if e.time <= length] if truth else None,
                                        out_path=_inside(out_dir / f"{stem}_alignment.png", out_dir))
         report(1.0, desc="done")
         elapsed = time.perf_counter() - t0
         summary = (f"**Done in {elapsed:.1f} s.** Model `{model}`, {length:.1f} s of audio at {sample_rate} Hz, "
                    f"seed {seed}, cfg {cfg:g}, top-k {top_k}, temperature {temperature:g}.")
+        if truth:
+            summary += " Example clip: its true impacts are drawn in green on the picture."
         return DemoResult(video=video_path, audio=audio_path, plot=plot_path, summary=summary)
 
 
@@ -293,6 +337,15 @@ requests queue and run one at a time.
 def _upload_name(video: Any) -> str | None:
     # Gradio stores uploads as <cache>/<hash>/<original name>: the last part is what the visitor named it.
     return None if not video else Path(str(video)).name
+
+
+def _examples_or_none(service: DemoService, count: int) -> list[Path]:
+    # Examples are a convenience: a page without them beats no page at all.
+    try:
+        return service.prepare_examples(count)
+    except (FoleyGenError, ImportError, OSError) as err:
+        log.warning("no example clips: %s", err)
+        return []
 
 
 def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str, str]]:
@@ -322,11 +375,13 @@ def build_app(
     max_upload_mb: float = 50.0,
     max_duration_s: float = 30.0,
     work_root: str | Path | None = None,
+    examples: int = 2,
     service: DemoService | None = None,
 ) -> gr.Blocks:
     """The demo page as a ``gr.Blocks`` with its queue configured (call ``.launch()`` or use :func:`launch`).
 
     ``model_name`` is the default choice; the built-in ``demo`` and ``debug`` models are offered too.
+    ``examples``: how many SynthFoley clips to offer as one-click examples (0: none).
     """
     import gradio as gr
 
@@ -351,6 +406,10 @@ def build_app(
                     temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", elem_id="temperature")
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                 button = gr.Button("Generate soundtrack", variant="primary", elem_id="generate-btn")
+                example_paths = _examples_or_none(service, examples)
+                if example_paths:
+                    gr.Examples([[str(p)] for p in example_paths], inputs=[video_in],
+                                label="No video at hand? Try a SynthFoley clip (its true impacts are known)")
             with gr.Column():
                 video_out = gr.Video(label="With the new soundtrack", interactive=False, height=360,
                                      elem_id="output-video")
@@ -384,6 +443,7 @@ def launch(
     work_root: str | Path | None = None,
     block: bool = True,
     quiet: bool = False,
+    examples: int = 2,
 ) -> gr.Blocks:
     """Build the app, load ``model`` once, and serve it on ``host:port``.
 
@@ -392,10 +452,11 @@ def launch(
     """
     # No phoning home: the demo must work offline and must not report visitors anywhere.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    app = build_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s, work_root=work_root)
+    app = build_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s, work_root=work_root,
+                    examples=examples)
     service: DemoService = app.foleygen_service
     service.load_model(model)  # fail before serving, and make the first request fast
     app.launch(server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
-               allowed_paths=[str(service.results_dir)], ssr_mode=False, show_error=True,
-               prevent_thread_lock=not block, quiet=quiet)
+               allowed_paths=[str(service.results_dir), str(service.root / "examples")], ssr_mode=False,
+               show_error=True, prevent_thread_lock=not block, quiet=quiet)
     return app

@@ -33,6 +33,8 @@ __all__ = ["Event", "mel_spectrogram", "mel_filterbank", "alignment_figure", "pl
 ONSET_COLOR = "#56B4E9"  # sky blue
 MOTION_COLOR = "#E69F00"  # orange
 EVENT_COLOR = "#009E73"  # bluish green
+LABEL_FONTSIZE = 7.5
+LABEL_LEVELS = 3
 
 
 class VizError(FoleyGenError):
@@ -227,7 +229,7 @@ def alignment_figure(
     left, right = 0.105, 0.985
     axes_width_in = width_in * (right - left)
     strip_h_in = axes_width_in / n_thumbs * height / width
-    spec_h_in, lane_h_in = 3.2, 1.1
+    spec_h_in, lane_h_in = 3.2, 1.1 + (0.45 if gt else 0.0)
     margins_in = 1.5  # title + x labels + gaps between rows
     height_in = strip_h_in + spec_h_in + lane_h_in + margins_in
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
@@ -289,13 +291,21 @@ def alignment_figure(
             ax_lane.scatter(times, np.full(times.size, y), color=color, marker=marker, s=90 if marker == "|" else 45,
                             linewidths=2, gid=gid, zorder=3)
     if gt:
+        # Class labels above the markers, stacked on LABEL_LEVELS lines so that close events (a bounce
+        # series) stay legible: each label takes the lowest line that is free at its time.
         y_gt = len(rows) - 1
-        for ev in gt:
-            ax_lane.annotate(ev.label, (ev.time, y_gt), xytext=(3, 5), textcoords="offset points", fontsize=8,
-                             color=EVENT_COLOR, gid="event_label")
+        char_s = duration * (LABEL_FONTSIZE * 0.7 / 72) / axes_width_in  # seconds per character, about
+        line_free_at = [-math.inf] * LABEL_LEVELS
+        for ev in sorted(gt, key=lambda e: e.time):
+            free = [i for i, t in enumerate(line_free_at) if t <= ev.time]
+            level = free[0] if free else int(np.argmin(line_free_at))
+            line_free_at[level] = ev.time + (len(ev.label) + 1.5) * char_s
+            ax_lane.annotate(ev.label, (ev.time, y_gt), xytext=(2, 5 + (LABEL_FONTSIZE + 2) * level),
+                             textcoords="offset points", fontsize=LABEL_FONTSIZE, color=EVENT_COLOR,
+                             gid="event_label")
     ax_lane.set_yticks(range(len(rows)))
     ax_lane.set_yticklabels([r[0] for r in rows])
-    ax_lane.set_ylim(-0.6, max(len(rows), 1) - 0.4 + (0.4 if gt else 0))
+    ax_lane.set_ylim(-0.6, max(len(rows), 1) - 0.4 + (0.9 if gt else 0))
     ax_lane.grid(axis="x", color="0.85", lw=0.6)
     if not rows:
         ax_lane.text(0.5, 0.5, "no onsets, motion peaks or events given", transform=ax_lane.transAxes,

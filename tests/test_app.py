@@ -47,7 +47,7 @@ def service(tmp_path):
 
 
 def test_app_builds_with_a_queue_of_one(tmp_path):
-    app = build_app("debug", work_root=tmp_path / "root", max_upload_mb=5, max_duration_s=3)
+    app = build_app("debug", work_root=tmp_path / "root", max_upload_mb=5, max_duration_s=3, examples=0)
     assert isinstance(app, gr.Blocks)
     assert app._queue.default_concurrency_limit == 1
     fns = list(app.fns.values()) if isinstance(app.fns, dict) else list(app.fns)
@@ -200,7 +200,8 @@ def test_requests_queue_one_at_a_time_and_see_their_position(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = launch("127.0.0.1", port, "debug", work_root=tmp_path / "root", max_duration_s=3, block=False, quiet=True)
+    app = launch("127.0.0.1", port, "debug", work_root=tmp_path / "root", max_duration_s=3, block=False, quiet=True,
+                 examples=0)
     service = app.foleygen_service
     spans = []
     real_generate = service.generate
@@ -238,3 +239,31 @@ def test_requests_queue_one_at_a_time_and_see_their_position(tmp_path):
         assert Path(out_video["video"] if isinstance(out_video, dict) else out_video).is_file()
         assert Path(out_audio).suffix == ".wav" and Path(plot).suffix == ".png"
         assert "Done" in summary
+
+
+def test_example_clips_bring_their_ground_truth_to_the_picture(tmp_path, monkeypatch):
+    from foleygen.viz import Event
+
+    service = DemoService(("debug",), work_root=tmp_path / "root", max_duration_s=5)
+    (example,) = service.prepare_examples(1)
+    assert example.is_file() and example.resolve().is_relative_to(service.root)
+    assert service.prepare_examples(1) == [example]  # made once, then reused
+    upload = tmp_path / "upload" / "copy.mp4"  # Gradio hands examples back as copies elsewhere
+    upload.parent.mkdir()
+    upload.write_bytes(example.read_bytes())
+    seen = {}
+    import foleygen.viz
+
+    real_plot = foleygen.viz.plot_alignment
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real_plot(*args, **kwargs)
+
+    monkeypatch.setattr(foleygen.viz, "plot_alignment", spy)
+    result = service.generate(upload, model="debug", duration=1.5)
+    events = seen["events"]
+    assert events and all(isinstance(e, Event) and 0 <= e.time <= 1.5 for e in events)
+    assert "true impacts" in result.summary
+    # Fewer examples than asked when the clips are longer than the upload limit.
+    assert DemoService(("debug",), work_root=tmp_path / "root", max_duration_s=2).prepare_examples(1) == []

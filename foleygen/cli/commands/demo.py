@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload (default 50)")
     parser.add_argument("--max-duration", type=float, default=30.0, dest="max_duration_s",
                         help="longest accepted video in seconds (default 30)")
+    parser.add_argument("--examples", type=int, default=2,
+                        help="SynthFoley clips offered as one-click examples (default 2; 0: none)")
     parser.add_argument("--work-dir", default=None,
                         help="where uploads and results live (default: $TMPDIR/foleygen-demo)")
 
@@ -48,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
         url = f"http://{args.host}:{args.port}"
         print(f"foleygen demo: loading model {args.model!r}, then serving on {url}", flush=True)
     launch(args.host, args.port, args.model, share=args.share, max_upload_mb=args.max_upload_mb,
-           max_duration_s=args.max_duration_s, work_root=args.work_dir, block=True, quiet=args.quiet)
+           max_duration_s=args.max_duration_s, work_root=args.work_dir, block=True, quiet=args.quiet,
+           examples=args.examples)
     return 0
