@@ -15,6 +15,7 @@ Backends are imported lazily so that ``compact`` never imports transformers.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,15 @@ def register_visual_encoder(kind: str) -> Callable[[Loader], Loader]:
         return fn
 
     return deco
+
+
+def _check_options(kind: str, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+    """Unknown options are a ConfigError naming the valid ones (not a TypeError from deep inside)."""
+    valid = [n for n, p in inspect.signature(fn).parameters.items()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "fps"]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"{kind}: unknown option(s) {unknown}; valid: {sorted(valid)}")
 
 
 @register_visual_encoder("compact")
@@ -63,6 +73,7 @@ def _load_compact(path_or_dir: PathLike, *, fps: float | None = None, **options:
 def _load_clip(path_or_dir: PathLike, *, fps: float | None = None, **options: Any) -> VisualEncoder:
     from foleygen.vision.clip import CLIPVisualEncoder
 
+    _check_options("clip", CLIPVisualEncoder.from_pretrained, options)
     return CLIPVisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
 
 
@@ -70,6 +81,7 @@ def _load_clip(path_or_dir: PathLike, *, fps: float | None = None, **options: An
 def _load_vit(path_or_dir: PathLike, *, fps: float | None = None, **options: Any) -> VisualEncoder:
     from foleygen.vision.vit import ViTVisualEncoder
 
+    _check_options("vit", ViTVisualEncoder.from_pretrained, options)
     return ViTVisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
 
 
@@ -77,6 +89,7 @@ def _load_vit(path_or_dir: PathLike, *, fps: float | None = None, **options: Any
 def _load_videomae(path_or_dir: PathLike, *, fps: float | None = None, **options: Any) -> VisualEncoder:
     from foleygen.vision.videomae import VideoMAEVisualEncoder
 
+    _check_options("videomae", VideoMAEVisualEncoder.from_pretrained, options)
     return VideoMAEVisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
 
 
@@ -84,6 +97,7 @@ def _load_videomae(path_or_dir: PathLike, *, fps: float | None = None, **options
 def _load_imagebind(path_or_dir: PathLike, *, fps: float | None = None, **options: Any) -> VisualEncoder:
     from foleygen.vision.imagebind import ImageBindVisualEncoder
 
+    _check_options("imagebind", ImageBindVisualEncoder.from_pretrained, options)
     return ImageBindVisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
 
 

@@ -87,7 +87,7 @@ def test_vit_matches_publisher(tmp_path, odd_frames, processor_pixels):
     for feature in ("cls", "pooled", "mean"):
         enc = load_visual_encoder("vit", tmp_path / "vit", feature=feature, chunk_size=4)
         assert enc.dim == 32 and enc.image_size == 32
-        for h, w in SIZES:
+        for h, w in SIZES if feature == "cls" else SIZES[:1]:  # preprocessing is shared: check it once fully
             frames = odd_frames(h, w)
             ours, theirs = enc.preprocess(frames)[0], processor_pixels(proc, frames)
             assert (ours - theirs).abs().max() <= pixel_tolerance(proc.image_std)
@@ -166,3 +166,5 @@ def test_bad_checkpoints(tmp_path):
     save_videomae(tmp_path)
     with pytest.raises(CheckpointError, match="model_type"):
         load_visual_encoder("clip", tmp_path / "vmae")
+    with pytest.raises(ConfigError, match="unknown option.*image_size.*valid"):
+        load_visual_encoder("videomae", tmp_path / "vmae", image_size=64)
