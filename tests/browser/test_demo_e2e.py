@@ -62,7 +62,7 @@ def server(tmp_path):
     url = f"http://127.0.0.1:{port}/"
     log_path = tmp_path / "server.log"
     cmd = [sys.executable, "-m", "foleygen", "demo", "--model", "debug", "--port", str(port), "--max-upload-mb", "5",
-           "--max-duration", "5", "--work-dir", str(tmp_path / "demo")]
+           "--max-duration", "5", "--examples", "1", "--work-dir", str(tmp_path / "demo")]
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
