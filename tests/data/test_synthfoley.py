@@ -170,3 +170,40 @@ def test_dataset_and_collate():
     assert tuple(batch["frames"].shape) == (2, 50, 64, 64, 3) and len(batch["events"]) == 2
     with pytest.raises(IndexError):
         ds[3]
+
+
+def test_cli_synth_writes_resumes_and_refuses_mixing(tmp_path, capsys):
+    from foleygen.cli import main
+
+    out = tmp_path / "val"
+    argv = ["synth", str(out), "--split", "val", "--num", "2", "--seed", "4", "--duration", "1", "--size", "32", "-q"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "00000.json",
+        "00000.mp4",
+        "00001.json",
+        "00001.mp4",
+        "synthfoley.json",
+    ]
+    meta = read_clip_meta(out / "00001.json")
+    assert (meta["split"], meta["seed"], meta["index"]) == ("val", 4, 1)
+    assert meta["events"] == json.loads(
+        json.dumps(generate_clip("val", 4, 1, SynthFoleyConfig(duration=1.0, size=32)).events)
+    )
+    # resuming: complete clips are skipped (untouched), an interrupted one is redone
+    mtime = (out / "00000.mp4").stat().st_mtime_ns
+    (out / "00001.json").unlink()
+    (out / ".00002.abc.tmp.mp4").write_bytes(b"partial")
+    assert main(argv[:5] + ["3"] + argv[6:]) == 0
+    assert (out / "00000.mp4").stat().st_mtime_ns == mtime
+    assert (out / "00001.json").is_file() and (out / "00002.json").is_file()
+    assert not list(out.glob(".*"))
+    # another seed in the same folder is refused with a one-line error
+    assert (
+        main(
+            ["synth", str(out), "--split", "val", "--num", "1", "--seed", "5", "--duration", "1", "--size", "32", "-q"]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "synthfoley.json" in err and len(err.strip().splitlines()) == 1
