@@ -60,6 +60,14 @@ class VisualEncoder(nn.Module, abc.ABC):
         return self.forward(self.preprocess(frames_uint8))
 
 
+def _as_normal_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Inference-mode tensors cannot be saved for backward; a caller training a model on top of frozen
+    features (outside inference mode) gets an ordinary tensor instead (one copy of [B, F', D])."""
+    if x.is_inference() and not torch.is_inference_mode_enabled():
+        return x.clone()
+    return x
+
+
 class FrozenVisualEncoder(VisualEncoder):
     """Shared behaviour of pretrained backends: frozen, eval-only, chunked, optional bf16 autocast.
 
@@ -125,7 +133,7 @@ class FrozenVisualEncoder(VisualEncoder):
                 outs.append(self._encode_chunk(chunk).float())
         if not outs:
             return flat.new_zeros((b, f, self.dim), dtype=torch.float32)
-        return torch.cat(outs).reshape(b, f, -1)
+        return _as_normal_tensor(torch.cat(outs).reshape(b, f, -1))
 
     def _encode_chunk(self, images: torch.Tensor) -> torch.Tensor:
         """``[N, 3, S, S]`` -> ``[N, D]`` (per-frame encoders)."""

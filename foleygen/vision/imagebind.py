@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -375,10 +376,16 @@ class ImageBindModel(nn.Module):
 
     def clip_starts(self, duration: float) -> list[float]:
         """Start times (s) of the audio clips: ``clips_per_video`` evenly over ``[0, duration - clip]``."""
+        return [float(s) for s in self._clip_starts(duration)]
+
+    def _clip_starts(self, duration: float) -> list[Fraction]:
+        # pytorchvideo's ConstantClipsPerVideoSampler computes in exact fractions of the float duration;
+        # doing the same keeps int(start * sample_rate) on the very sample the official loader cuts at.
         cfg = self.config
-        span = max(duration - cfg.audio_clip_duration, 0.0)
-        n = cfg.audio_clips_per_video
-        return [span * i / max(n - 1, 1) for i in range(n)]
+        clip = Fraction(cfg.audio_clip_duration)
+        span = Fraction(max(Fraction(duration) - clip, Fraction(0)))
+        step = span / max(cfg.audio_clips_per_video - 1, 1)
+        return [step * i for i in range(cfg.audio_clips_per_video)]
 
     def audio_melspec(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Waveforms -> normalised fbank clips ``[B, clips, 1, mel_bins, target_len]``.
@@ -400,8 +407,8 @@ class ImageBindModel(nn.Module):
         out = []
         for item in wav:
             clips = []
-            for start in self.clip_starts(item.shape[-1] / sr):
-                seg = item[:, int(start * sr):int((start + cfg.audio_clip_duration) * sr)]
+            for start in self._clip_starts(item.shape[-1] / sr):
+                seg = item[:, int(start * sr):int((start + Fraction(cfg.audio_clip_duration)) * sr)]
                 seg = seg - seg.mean()  # official: waveform -= waveform.mean(), over the clip's channels
                 fb = kaldi_fbank(seg[0], sr, num_mel_bins=cfg.audio_num_mel_bins, window_type="hanning",
                                  frame_length=25.0, frame_shift=10.0, dither=0.0).T  # [mel, frames]

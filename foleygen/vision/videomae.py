@@ -30,7 +30,7 @@ import torch
 
 from foleygen.errors import CheckpointError, ConfigError
 from foleygen.vision._hf import load_hf_model, read_hf_config, require_transformers
-from foleygen.vision.base import FrozenVisualEncoder
+from foleygen.vision.base import FrozenVisualEncoder, _as_normal_tensor
 from foleygen.vision.preprocessing import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
@@ -138,4 +138,4 @@ class VideoMAEVisualEncoder(FrozenVisualEncoder):
             first = s // self.tubelet
             total[:, first:first + t_steps] += per_window[:, w]
             count[first:first + t_steps] += 1
-        return (total / count)[:, :steps]
+        return _as_normal_tensor((total / count)[:, :steps])

@@ -70,6 +70,11 @@ def test_clip_patch_tokens_and_bf16(tmp_path, odd_frames):
     with torch.no_grad():
         ref = model(pixel_values=enc.preprocess(frames)[0]).last_hidden_state[:, 1:]
     torch.testing.assert_close(tok[0], ref, atol=1e-5, rtol=1e-4)
+    # Frozen features feed a trainable head outside inference mode (no "inference tensor" error).
+    head = torch.nn.Linear(24, 2)
+    emb = load_visual_encoder("clip", tmp_path / "clip")(enc.preprocess(frames))
+    head(emb).sum().backward()
+    assert head.weight.grad is not None
     bf = load_visual_encoder("clip", tmp_path / "clip", bf16=True)
     fp = load_visual_encoder("clip", tmp_path / "clip")
     a, b = bf.encode(frames), fp.encode(frames)
