@@ -309,8 +309,15 @@ class ImageBindModel(nn.Module):
 
         The model is built on the meta device and the checkpoint tensors are *assigned* (memory-mapped
         for ``.pth``), so loading ImageBind-Huge takes no second copy of its 4.5 GB of weights.
-        ``path`` may be the file or a directory holding ``imagebind_huge.pth`` / ``model.safetensors``.
+        ``path`` may be the file or a directory holding ``imagebind_huge.pth`` / ``model.safetensors``
+        and, for smaller variants, a ``config.json`` of :class:`ImageBindConfig` fields (used when
+        ``config`` is None).
         """
+        if config is None and Path(path).is_dir() and (Path(path) / "config.json").is_file():
+            # A directory may describe a smaller variant with a config.json of ImageBindConfig fields.
+            from foleygen.config import load_json
+
+            config = {k: v for k, v in load_json(Path(path) / "config.json").items() if not k.startswith("_")}
         if isinstance(config, dict):
             config = ImageBindConfig(**_config_kwargs(config))
         config = config or ImageBindConfig()

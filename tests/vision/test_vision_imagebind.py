@@ -172,6 +172,12 @@ def test_visual_encoder_and_errors(tiny_checkpoint, tmp_path):
         ImageBindModel.from_checkpoint(path, dict(TINY, out_embed_dim=8))
     with pytest.raises(CheckpointError, match="not found"):
         load_visual_encoder("imagebind", tmp_path / "nope.pth")
+    # A directory with model.safetensors + config.json describes its own (small) variant.
+    from foleygen.checkpoint import save_checkpoint_dir
+
+    save_checkpoint_dir(tmp_path / "ib_dir", TINY, ref.state_dict())
+    from_dir = load_visual_encoder("imagebind", tmp_path / "ib_dir")
+    torch.testing.assert_close(from_dir.encode(video[None]), feats)
     torch.save({"a": [1, 2]}, tmp_path / "pickle.pth")
     with pytest.raises(CheckpointError):
         ImageBindModel.from_checkpoint(tmp_path / "pickle.pth", TINY)
