@@ -164,9 +164,9 @@ def render_frames(
     bg8 = np.round(background * 255).astype(np.uint8)
     frames = np.broadcast_to(bg8, (num_frames, *bg8.shape)).copy()
     cache: dict[int, tuple[tuple[float, float, float], object]] = {}
-    # Draw order: by body index (later bodies in front), fixed for the clip.
+    # Draw order: by body index (later bodies in front), fixed for the clip. Only each object's patch
+    # is converted to float and blended: converting whole frames cost more than drawing.
     for f in range(num_frames):
-        frame = None
         for i, app in enumerate(appearances):
             if app is None or not present[f, i]:
                 continue
@@ -183,13 +183,9 @@ def render_frames(
                 cache[i] = (key, patch)
             if patch is None:
                 continue
-            if frame is None:
-                frame = frames[f].astype(np.float32) / 255.0
             y0, x0, col, alpha = patch
             h, w = alpha.shape[:2]
-            region = frame[y0 : y0 + h, x0 : x0 + w]
-            region *= 1.0 - alpha
-            region += alpha * col
-        if frame is not None:
-            frames[f] = np.round(frame * 255).astype(np.uint8)
+            region = frames[f, y0 : y0 + h, x0 : x0 + w]
+            blended = region * (1.0 - alpha) + alpha * (col * 255.0)
+            region[...] = (blended + 0.5).astype(np.uint8)
     return frames
