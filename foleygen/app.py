@@ -64,6 +64,19 @@ class UploadError(MediaError):
 
 
 @dataclass(frozen=True)
+class _Request:
+    """The settings of one generation, checked and converted."""
+
+    model: str
+    cfg: float
+    top_k: int
+    temperature: float
+    seed: int
+    length: float  # seconds of audio to generate
+    suffix: str  # of the private copy of the upload
+
+
+@dataclass(frozen=True)
 class DemoResult:
     """What one generation produced (all files live in the same result directory)."""
 
@@ -274,44 +287,15 @@ class DemoService:
 
         report(0.05, desc=f"loading model {model}")
         fg = self.load_model(model)
-        from foleygen.io import mux, read_frames, write_audio
-        from foleygen.viz import plot_alignment
-
         out_dir = _inside(self.results_dir / uuid.uuid4().hex, self.results_dir)
         out_dir.mkdir()
-        with tempfile.TemporaryDirectory(prefix="req-", dir=self.work_dir) as tmp:
-            tmp_dir = Path(tmp)
-            # A private copy under a name we chose: the generation never reads a visitor-named path.
-            src = _inside(tmp_dir / f"input{_suffix_of(shown)}", tmp_dir)
-            shutil.copyfile(video, src)
-
-            report(0.15, desc="generating audio")
-            with self._lock:  # the generation params live on the shared model
-                # Keep what the checkpoint chose for settings the page does not show (top_p, extend_stride).
-                current = getattr(fg, "generation", None)
-                params = dataclasses.asdict(current) if dataclasses.is_dataclass(current) else {}
-                params.update(duration=length, cfg_coef=float(cfg), top_k=int(top_k), temperature=float(temperature))
-                fg.set_generation_params(**params)
-                # progress=True shows a tqdm bar, which gr.Progress(track_tqdm=True) mirrors on the page.
-                wav = fg.generate([str(src)], seed=int(seed), progress=progress is not None)[0]  # [C, S]
-            sample_rate = int(fg.sample_rate)
-            wav = wav[..., : int(round(length * sample_rate))].float().cpu()
-
-            report(0.75, desc="writing audio and video")
-            audio_path = _inside(out_dir / f"{stem}_foley.wav", out_dir)
-            video_path = _inside(out_dir / f"{stem}_foley.mp4", out_dir)
-            write_audio(audio_path, wav, sample_rate)
-            mux(src, wav, sample_rate, video_path, reencode_video=True if info.video_codec not in BROWSER_VIDEO_CODECS
-                else None)
-
-            report(0.85, desc="drawing the alignment picture")
-            fps = min(PLOT_FPS, info.fps) if info.fps > 0 else PLOT_FPS
-            width = max(2, round(PLOT_HEIGHT * info.width / max(info.height, 1)))
-            frames = read_frames(src, fps, size=(PLOT_HEIGHT, width), mode="letterbox", duration=length)
-            truth = self._truth.get(_sha256(src)) if self._truth else None
-            plot_path = plot_alignment(frames, fps, wav, sample_rate, title=f"{stem}: model {model}, seed {seed}",
-                                       events=[e for e in truth if e.time <= length] if truth else None,
-                                       out_path=_inside(out_dir / f"{stem}_alignment.png", out_dir))
+        try:
+            req = _Request(model, float(cfg), int(top_k), float(temperature), int(seed), length, _suffix_of(shown))
+            video_path, audio_path, plot_path, sample_rate, truth = self._run(Path(video), info, out_dir, stem, fg, req,
+                                                                              progress)
+        except BaseException:
+            shutil.rmtree(out_dir, ignore_errors=True)  # no half-written results left behind
+            raise
         report(1.0, desc="done")
         elapsed = time.perf_counter() - t0
         summary = (f"**Done in {elapsed:.1f} s.** Model `{model}`, {length:.1f} s of audio at {sample_rate} Hz, "
@@ -319,6 +303,49 @@ class DemoService:
         if truth:
             summary += " Example clip: its true impacts are drawn in green on the picture."
         return DemoResult(video=video_path, audio=audio_path, plot=plot_path, summary=summary)
+
+    def _run(self, video: Path, info: Any, out_dir: Path, stem: str, fg: Any, req: _Request,
+             progress: ProgressFn | None) -> tuple[Path, Path, Path, int, list[Any] | None]:
+        """The work of :meth:`generate` once the upload is validated: results go to ``out_dir``."""
+        from foleygen.io import mux, read_frames, write_audio
+        from foleygen.viz import plot_alignment
+
+        report = progress or (lambda *a, **k: None)
+        with tempfile.TemporaryDirectory(prefix="req-", dir=self.work_dir) as tmp:
+            tmp_dir = Path(tmp)
+            # A private copy under a name we chose: the generation never reads a visitor-named path.
+            src = _inside(tmp_dir / f"input{req.suffix}", tmp_dir)
+            shutil.copyfile(video, src)
+
+            report(0.15, desc="generating audio")
+            with self._lock:  # the generation params live on the shared model
+                # Keep what the checkpoint chose for settings the page does not show (top_p, extend_stride).
+                current = getattr(fg, "generation", None)
+                params = dataclasses.asdict(current) if dataclasses.is_dataclass(current) else {}
+                params.update(duration=req.length, cfg_coef=req.cfg, top_k=req.top_k, temperature=req.temperature)
+                fg.set_generation_params(**params)
+                # progress=True shows a tqdm bar, which gr.Progress(track_tqdm=True) mirrors on the page.
+                wav = fg.generate([str(src)], seed=req.seed, progress=progress is not None)[0]  # [C, S]
+            sample_rate = int(fg.sample_rate)
+            wav = wav[..., : int(round(req.length * sample_rate))].float().cpu()
+
+            report(0.75, desc="writing audio and video")
+            audio_path = _inside(out_dir / f"{stem}_foley.wav", out_dir)
+            video_path = _inside(out_dir / f"{stem}_foley.mp4", out_dir)
+            write_audio(audio_path, wav, sample_rate)
+            playable = info.video_codec in BROWSER_VIDEO_CODECS
+            mux(src, wav, sample_rate, video_path, reencode_video=None if playable else True)
+
+            report(0.85, desc="drawing the alignment picture")
+            fps = min(PLOT_FPS, info.fps) if info.fps > 0 else PLOT_FPS
+            width = max(2, round(PLOT_HEIGHT * info.width / max(info.height, 1)))
+            frames = read_frames(src, fps, size=(PLOT_HEIGHT, width), mode="letterbox", duration=req.length)
+            truth = self._truth.get(_sha256(src)) if self._truth else None
+            plot_path = plot_alignment(frames, fps, wav, sample_rate,
+                                       title=f"{stem}: model {req.model}, seed {req.seed}",
+                                       events=[e for e in truth if e.time <= req.length] if truth else None,
+                                       out_path=_inside(out_dir / f"{stem}_alignment.png", out_dir))
+        return video_path, audio_path, plot_path, sample_rate, truth
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,6 +375,15 @@ def _examples_or_none(service: DemoService, count: int) -> list[Path]:
         return []
 
 
+def _public_message(err: FoleyGenError, service: DemoService, video: Any) -> str:
+    """The one-line error for the visitor: named after their file, without the server's paths."""
+    name = _upload_name(video) or "upload"
+    # Upload errors already name the visitor's file; errors from deeper down name our working files
+    # (absolute paths), which mean nothing to the visitor and should not be revealed.
+    text = f"{name}: {err.message}" if err.path and os.path.isabs(err.path) else str(err)
+    return text.replace(str(service.root), "…")
+
+
 def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str, str]]:
     """The click handler: service errors become ``gr.Error`` messages, results become file paths."""
     import gradio as gr
@@ -360,7 +396,7 @@ def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str
                                       temperature=float(temperature), seed=int(seed or 0), duration=float(duration),
                                       display_name=_upload_name(video), progress=progress)
         except FoleyGenError as err:
-            raise gr.Error(str(err), title="Cannot generate") from None
+            raise gr.Error(_public_message(err, service, video), title="Cannot generate") from None
         except Exception as err:  # a bug: log it in full, show one line
             log.exception("generation failed")
             raise gr.Error(f"generation failed: {type(err).__name__}: {err}", title="Internal error") from None

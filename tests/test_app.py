@@ -267,3 +267,19 @@ def test_example_clips_bring_their_ground_truth_to_the_picture(tmp_path, monkeyp
     assert "true impacts" in result.summary
     # Fewer examples than asked when the clips are longer than the upload limit.
     assert DemoService(("debug",), work_root=tmp_path / "root", max_duration_s=2).prepare_examples(1) == []
+
+
+def test_a_failed_generation_leaves_no_files_behind(tmp_path, service, monkeypatch):
+    import foleygen.io
+    from foleygen.errors import MediaError
+
+    def broken_mux(video_path, wav, sample_rate, out_path, **kwargs):
+        Path(out_path).write_bytes(b"half a file")
+        raise MediaError("disk full", out_path)
+
+    monkeypatch.setattr(foleygen.io, "mux", broken_mux)
+    video = make_video(tmp_path / "v.mp4")
+    with pytest.raises(gr.Error) as err:
+        make_handler(service)(str(video), "debug", 3.0, 50, 1.0, 0, 0, progress=lambda *a, **k: None)
+    assert err.value.message == "v.mp4: disk full"  # the visitor's file, not our working path
+    assert list(service.results_dir.iterdir()) == [] and list(service.work_dir.iterdir()) == []
