@@ -318,6 +318,11 @@ class Trainer:
         if self.info.is_main and not self.quiet:
             print(f"[foleygen train] {message}", file=sys.stderr, flush=True)
 
+    def _warn(self, message: str) -> None:
+        # warnings are not chatter: shown with -q too
+        if self.info.is_main:
+            print(f"[foleygen train] warning: {message}", file=sys.stderr, flush=True)
+
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast(
             device_type=self.info.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"
@@ -457,7 +462,7 @@ class Trainer:
             # A non-finite gradient (every rank sees the same averaged norm) skips the update rather
             # than poisoning the weights; the schedule still advances so steps stay aligned.
             out["skipped"] = 1.0
-            self._say(f"step {self.step}: non-finite gradient norm, update skipped")
+            self._warn(f"step {self.step}: non-finite gradient norm, update skipped")
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         fdist.sync_buffers(self.model, self.info)
@@ -512,7 +517,7 @@ class Trainer:
             with preserved_rng(self.info.device), torch.no_grad(), self._export_weights():
                 hook(self.model, self.writer, self.step)
         except Exception as err:  # a sample is a nicety: never let it kill a long run
-            self._say(f"step {self.step}: sample logging failed ({type(err).__name__}: {err})")
+            self._warn(f"step {self.step}: sample logging failed ({type(err).__name__}: {err})")
         finally:
             self.model.train(was_training)
 
@@ -618,14 +623,14 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
         if int(state["seed"]) != self.seed:
-            self._say(f"warning: checkpoint was trained with seed {state['seed']}, config says {self.seed}")
+            self._warn(f"checkpoint was trained with seed {state['seed']}, config says {self.seed}")
         rngs = state["rng"]
         if len(rngs) == self.info.world_size:
             set_rng_state(rngs[self.info.rank], self.info.device)
         else:
             # Still a valid continuation, but not bit-identical: the per-rank streams cannot be mapped.
-            self._say(
-                f"warning: checkpoint has {len(rngs)} process(es), this run {self.info.world_size}; "
+            self._warn(
+                f"checkpoint has {len(rngs)} process(es), this run {self.info.world_size}; "
                 "data position and RNG are approximate"
             )
             if int(state["world_size"]) != self.info.world_size:

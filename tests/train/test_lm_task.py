@@ -145,7 +145,12 @@ def test_train_lm_end_to_end_then_load_and_generate(prepared_cache, tmp_path, ca
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in records if r["split"] == "val"]
     assert [r["step"] for r in val] == [6, 12] and {"loss_cb0", "acc_cb1", "ppl"} <= set(val[-1])
-    assert list((out / "tb").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = (out / "tb").glob("events.out.tfevents.*")
+    tb = EventAccumulator(str(events), size_guidance={"audio": 0, "tensors": 0})
+    tb.Reload()
+    assert "sample_0/generated" in tb.Tags()["audio"] and "val/loss_cb1" in tb.Tags()["scalars"]
     from foleygen.api import FoleyGen
 
     model = FoleyGen.from_pretrained(out / "final")
