@@ -112,4 +112,4 @@ def test_motion_peaks_default_to_av_align_and_title_reports_the_score():
     peaks = sorted(a.get_xdata()[0] for a in _artists(fig, "motion_peak") if a.__class__.__name__ == "Line2D")
     assert peaks == pytest.approx([0.5, 1.2], abs=1.0 / FPS)
     # Both onsets land on both peaks: AV-Align (IoU within one frame) is 1.
-    assert "AV-Align 1.00" in fig._suptitle.get_text()
+    assert "AV-Align 1.00" in fig.get_suptitle()
