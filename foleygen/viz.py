@@ -153,12 +153,10 @@ def _as_events(events: Iterable[Any] | None) -> list[Event]:
     return out
 
 
-def _default_onsets(wav_mono: np.ndarray, sample_rate: int) -> np.ndarray | None:
-    """Onsets from :func:`foleygen.eval.onsets.detect_onsets`, or ``None`` when it is not installed."""
-    try:
-        from foleygen.eval.onsets import detect_onsets
-    except ImportError:
-        return None
+def _default_onsets(wav_mono: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Audio onsets from :func:`foleygen.eval.onsets.detect_onsets` (the detector the metrics use)."""
+    from foleygen.eval.onsets import detect_onsets
+
     return _to_numpy(detect_onsets(wav_mono, sample_rate)).astype(np.float64).reshape(-1)
 
 
@@ -356,7 +354,7 @@ def plot_alignment(
         wav: ``[S]`` or ``[C, S]`` float audio (channels are averaged).
         sample_rate: Hz.
         onsets: audio onset times in seconds; ``None`` computes them with
-            :func:`foleygen.eval.onsets.detect_onsets` when available; ``[]`` draws none.
+            :func:`foleygen.eval.onsets.detect_onsets`; ``[]`` draws none.
         motion_peaks: visual motion peak times in seconds; ``None`` computes them with
             :func:`foleygen.eval.av_align.video_peaks`; ``[]`` draws none.
         events: ground-truth events (``Event``, ``(time, label)``, dicts or records), labelled by class.

@@ -113,3 +113,10 @@ def test_motion_peaks_default_to_av_align_and_title_reports_the_score():
     assert peaks == pytest.approx([0.5, 1.2], abs=1.0 / FPS)
     # Both onsets land on both peaks: AV-Align (IoU within one frame) is 1.
     assert "AV-Align 1.00" in fig.get_suptitle()
+
+
+def test_onsets_default_to_the_metric_detector():
+    frames, wav = _clip(hits=(0.5, 1.2))
+    fig = alignment_figure(frames, FPS, wav, SR, motion_peaks=[])
+    onsets = sorted(a.get_xdata()[0] for a in _artists(fig, "onset") if a.__class__.__name__ == "Line2D")
+    assert onsets == pytest.approx([0.5, 1.2], abs=1.0 / FPS)
