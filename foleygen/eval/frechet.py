@@ -34,12 +34,17 @@ def embedding_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _sqrtm_trace(sigma_a: np.ndarray, sigma_b: np.ndarray, imag_tol: float) -> float:
     """``tr((S_a S_b)^{1/2})`` with the eps*I fallback described in the module docstring."""
+    import warnings
+
     from scipy import linalg
 
     dim = sigma_a.shape[0]
     for eps in (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2):
         offset = eps * np.eye(dim)
-        covmean = linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
+        with warnings.catch_warnings():
+            # scipy warns on singular input; the checks below decide whether to regularise instead
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            covmean = linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
         if not np.isfinite(covmean).all():
             continue
         if np.iscomplexobj(covmean):

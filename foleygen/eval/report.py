@@ -242,7 +242,8 @@ def _ib_score(stems: list[str], gen_files: dict[str, Path], video_files: dict[st
             "scale": "cosine x 100", "n_pairs": len(stems)}
 
 
-def _onset_metrics(gen_files: dict[str, Path], events: Path | None, config: EvalConfig) -> dict[str, Any]:
+def _onset_metrics(gen_files: dict[str, Path], events: Path | None, config: EvalConfig,
+                   classifier: Any = None) -> dict[str, Any]:
     if events is None:
         return _skip("needs --events (SynthFoley <stem>.json files)")
     if not Path(events).is_dir():
@@ -254,7 +255,16 @@ def _onset_metrics(gen_files: dict[str, Path], events: Path | None, config: Eval
         from foleygen.eval import onsets
     except ImportError as err:
         return _skip(f"onset metrics unavailable ({err})")
-    scores = []
+    # Class accuracy needs the event classifier; without it the onset scores are still reported.
+    accuracy_skipped = None
+    if classifier is None:
+        try:
+            from foleygen.eval.event_classifier import load_event_classifier
+
+            classifier = load_event_classifier(config.weights.get("synthfoley"))
+        except (ImportError, FileNotFoundError, CheckpointError) as err:
+            accuracy_skipped = f"class accuracy skipped: event classifier unavailable ({err})"
+    scores, accuracies = [], []
     for stem in progress(stems, desc="onsets", quiet=config.quiet, unit="clip"):
         path = Path(events) / f"{stem}.json"
         try:
@@ -263,11 +273,25 @@ def _onset_metrics(gen_files: dict[str, Path], events: Path | None, config: Eval
             raise DataError(f"cannot read events ({err})", path) from None
         sample_rate = int(meta.get("sample_rate", 16000))
         duration = min(config.duration, float(meta.get("duration", config.duration)))
-        wav = load_clip(gen_files[stem], sample_rate, duration)
-        scores.append(onsets.evaluate_clip(wav.numpy(), sample_rate, meta.get("events", [])))
+        wav = load_clip(gen_files[stem], sample_rate, duration).numpy()
+        clip_events = meta.get("events", [])
+        detected = onsets.detect_onsets(wav, sample_rate)  # once, shared by both scores
+        scores.append(onsets.evaluate_clip(wav, sample_rate, clip_events, pred=detected))
+        if classifier is not None:
+            from foleygen.eval.event_classifier import class_accuracy
+
+            accuracies.append(class_accuracy(wav, sample_rate, clip_events, classifier, pred_onsets=detected))
     total = onsets.aggregate_scores(scores)
     result = {"value": total.f1, "skipped": None, **total.as_dict(), "n_clips": len(stems),
               "aggregation": "micro (counts summed over clips)"}
+    if classifier is not None:
+        from foleygen.eval.event_classifier import aggregate_accuracy
+
+        acc = aggregate_accuracy(accuracies)
+        result.update({"class_accuracy": acc.accuracy, "class_correct": acc.correct, "class_total": acc.total,
+                       "classes": list(classifier.classes), "confusion": acc.confusion.tolist()})
+    else:
+        result.update({"class_accuracy": None, "class_accuracy_skipped": accuracy_skipped})
     return result
 
 
@@ -275,7 +299,7 @@ def evaluate(generated: str | os.PathLike[str], reference: str | os.PathLike[str
              videos: str | os.PathLike[str] | None = None, events: str | os.PathLike[str] | None = None,
              metrics: Sequence[str] | None = None, config: EvalConfig | None = None,
              embedders: dict[str, AudioEmbedder] | None = None, onset_fn: OnsetFn | None = None,
-             imagebind_model: Any = None) -> dict[str, Any]:
+             imagebind_model: Any = None, event_classifier: Any = None) -> dict[str, Any]:
     """Score ``generated`` against ``reference`` (folders paired by stem) and return the report dict.
 
     Args:
@@ -284,6 +308,8 @@ def evaluate(generated: str | os.PathLike[str], reference: str | os.PathLike[str
             ``config.weights`` / environment variables.
         onset_fn: audio onset detector for AV-Align (default ``foleygen.eval.onsets.detect_onsets``).
         imagebind_model: an already-loaded ImageBind (else loaded from ``config.imagebind``).
+        event_classifier: an already-loaded SynthFoley event classifier for class accuracy (else the
+            built-in one, or ``config.weights["synthfoley"]``).
 
     Returns:
         ``{"settings", "pairing", "metrics": {name: {"value", "skipped", ...}}, "cache"}``.
@@ -318,7 +344,7 @@ def evaluate(generated: str | os.PathLike[str], reference: str | os.PathLike[str
     results.update(_video_metrics(chosen, pairing, gen_files, Path(videos) if videos else None, config, onset_fn,
                                   imagebind_model))
     if "onsets" in chosen:
-        results["onsets"] = _onset_metrics(gen_files, Path(events) if events else None, config)
+        results["onsets"] = _onset_metrics(gen_files, Path(events) if events else None, config, event_classifier)
 
     return {
         "foleygen_version": __version__,
@@ -364,7 +390,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             details = (f"{r['n_scored']} clips; reference audio: {_fmt(r['reference'])}; motion: {r['motion']}")
         elif metric == "onsets":
             details = (f"P {_fmt(r['precision'])} / R {_fmt(r['recall'])}, mean |offset| "
-                       f"{_fmt(r['mean_abs_offset_ms'])} ms, {r['n_clips']} clips")
+                       f"{_fmt(r['mean_abs_offset_ms'])} ms, {r['n_clips']} clips; class accuracy "
+                       f"{_fmt(r.get('class_accuracy'))}")
         lines.append(f"| {label} | {value} | {details} |")
     p = report["pairing"]
     lines.append("")

@@ -71,3 +71,44 @@ def test_onset_metrics_from_events(tmp_path, wavtools):
     r = report["metrics"]["onsets"]
     assert r["n_clips"] == 2 and r["hits"] == 4 and r["misses"] == 1 and r["false_alarms"] == 0
     assert r["value"] == pytest.approx(r["f1"]) and r["f1"] == pytest.approx(2 * 1.0 * 0.8 / 1.8)
+    # Class accuracy comes from the built-in classifier when its assets are installed, else it says why not.
+    assert r["class_accuracy"] is not None or "event classifier unavailable" in r["class_accuracy_skipped"]
+
+
+def test_cli_with_event_classifier_checkpoint(tmp_path, wavtools, capsys):
+    """The real SynthFoley classifier class (tiny, random) through --synthfoley: FAD and class accuracy."""
+    from foleygen.eval.event_classifier import (
+        EventClassifier,
+        EventClassifierConfig,
+        class_accuracy,
+        load_event_classifier,
+    )
+
+    classifier = EventClassifier(EventClassifierConfig(channels=(4, 4, 4, 4), embedding_dim=8)).eval()
+    classifier.save_pretrained(tmp_path / "clf")
+    gen, ref, events = tmp_path / "gen", tmp_path / "ref", tmp_path / "events"
+    for d in (gen, ref, events):
+        d.mkdir()
+    truth = {"a": [0.3, 0.9, 1.5], "b": [0.5, 1.2], "c": [0.7]}
+    for stem, times in truth.items():
+        wavtools.write_wav(gen / f"{stem}.wav", _clicks([t + 0.01 for t in times]))
+        wavtools.write_wav(ref / f"{stem}.wav", _clicks(times))
+        meta = {"duration": 2.0, "sample_rate": 16000,
+                "events": [{"time": t, "kind": "impact", "class": "metal"} for t in times]}
+        (events / f"{stem}.json").write_text(json.dumps(meta))
+    out = tmp_path / "r.json"
+    rc = main(["eval", "--generated", str(gen), "--reference", str(ref), "--events", str(events), "--metrics",
+               "fad-synthfoley", "onsets", "--synthfoley", str(tmp_path / "clf"), "--duration", "2", "--json",
+               str(out), "-q"])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    fad, onset = report["metrics"]["fad-synthfoley"], report["metrics"]["onsets"]
+    # 2 s clips tiled by 0.3 s windows every 0.15 s -> 13 windows per clip, 8-d embeddings.
+    assert fad["embedding_dim"] == 8 and fad["n_generated"] == 3 * 13 and fad["value"] > 0
+    loaded = load_event_classifier(tmp_path / "clf")
+    want = [class_accuracy(_clicks([t + 0.01 for t in truth[s]]).astype(np.float32), 16000,
+                           json.loads((events / f"{s}.json").read_text())["events"], loaded) for s in sorted(truth)]
+    assert onset["class_total"] == sum(w.total for w in want) > 0
+    assert onset["class_correct"] == sum(w.correct for w in want)
+    assert onset["classes"] == list(loaded.classes)
+    assert "class accuracy" in capsys.readouterr().out

@@ -102,7 +102,7 @@ def resolve_weights(name: str, path: str | os.PathLike[str] | None = None) -> Pa
         raise ModelUnavailable(f"{name} weights not configured: pass --{name} PATH or set {spec.env_var} to "
                                f"{spec.filename} (download: {spec.source})")
     chosen = Path(chosen).expanduser()
-    if not chosen.is_file():
+    if not chosen.exists():  # a file, or a checkpoint directory (the event classifier's)
         raise ModelUnavailable(f"{name} weights file not found (expected {spec.filename}; download: {spec.source})",
                                chosen)
     return chosen
