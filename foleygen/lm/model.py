@@ -109,7 +109,7 @@ class _DecodeState:
 
     rows: int  # batch rows (2B with classifier-free guidance)
     prefix: int  # P: prefix positions before the audio steps (0 for cross)
-    cos: torch.Tensor  # [L, hd/2] RoPE of audio steps 0..L-1
+    cos: torch.Tensor  # [L, hd] RoPE of audio steps 0..L-1
     sin: torch.Tensor
     caches: list[KVCache]
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # cross: per block (k, v) [rows, H, F, hd]

@@ -28,17 +28,25 @@ from torch import nn
 def rope_tables(
     positions: torch.Tensor, head_dim: int, base: float = 10000.0, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(cos, sin)``, each ``[L, head_dim // 2]``, for real-valued ``positions [L]`` (audio steps)."""
+    """``(cos, signed_sin)``, each ``[L, head_dim]``, for real-valued ``positions [L]`` (audio steps).
+
+    Rotate-half convention: channel i and i + head_dim/2 form one rotating pair. The tables are stored
+    at full width, ``cos = [cos, cos]`` and ``signed_sin = [-sin, sin]``, so that :func:`apply_rope` is
+    three tensor ops (it runs twice per layer and decoding step, where op count is the cost).
+    """
     half = head_dim // 2
     inv_freq = base ** (-torch.arange(half, dtype=torch.float64, device=positions.device) / half)  # [half]
     angles = positions.double()[:, None] * inv_freq[None, :]  # [L, half]; float64 keeps long clips exact
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat([cos, cos], dim=-1).to(dtype), torch.cat([-sin, sin], dim=-1).to(dtype)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x [..., L, head_dim]`` by tables ``[L, head_dim // 2]`` (rotate-half convention)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x [..., L, head_dim]`` by tables ``[L, head_dim]`` from :func:`rope_tables`.
+
+    ``[x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin]``; ``roll`` by half the width swaps the halves.
+    """
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), signed_sin)
 
 
 @dataclass
@@ -128,7 +136,7 @@ class CrossAttention(nn.Module):
         memory_kv: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor,
     ) -> torch.Tensor:
-        """``x [B, L, D]`` (rotated by the audio positions ``cos/sin [L, hd/2]``), ``mask [L, F]`` -> ``[B, L, D]``."""
+        """``x [B, L, D]`` (rotated by the audio positions ``cos/sin [L, hd]``), ``mask [L, F]`` -> ``[B, L, D]``."""
         B, L, D = x.shape
         q = apply_rope(self.q(x).view(B, L, self.num_heads, self.head_dim).transpose(1, 2), cos, sin)
         k, v = memory_kv
@@ -207,7 +215,7 @@ class Transformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """RoPE tables ``[L, hd/2]`` for ``positions [L]`` in audio steps."""
+        """RoPE tables ``[L, hd]`` for ``positions [L]`` in audio steps."""
         return rope_tables(positions, self.head_dim, self.rope_base, dtype)
 
     def memory_kv(self, memory: torch.Tensor, positions: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -236,7 +244,7 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """``x [B, L, D]`` -> normalised hidden states ``[B, L, D]``.
 
-        ``cos/sin [L, hd/2]`` hold the positions of x; ``self_mask [L, pos + L]`` or ``is_causal``;
+        ``cos/sin [L, hd]`` hold the positions of x; ``self_mask [L, pos + L]`` or ``is_causal``;
         ``caches`` one per block (written at ``pos .. pos + L - 1``); ``memory_kv`` from
         :meth:`memory_kv` and ``cross_mask [L, F]`` when the blocks cross-attend.
         """
