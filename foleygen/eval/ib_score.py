@@ -65,12 +65,7 @@ def load_imagebind(path: str | os.PathLike[str] | None = None) -> Any:
         from foleygen.vision.imagebind import ImageBindModel
     except ImportError as err:
         raise ModelUnavailable(f"foleygen.vision.imagebind is not available here ({err})") from None
-    config = None
-    if weights.is_dir() and (weights / "config.json").is_file():
-        from foleygen.config import load_json
-
-        config = {k: v for k, v in load_json(weights / "config.json").items() if not k.startswith("_")}
-    return ImageBindModel.from_checkpoint(weights, config)
+    return ImageBindModel.from_checkpoint(weights)  # reads a directory's config.json itself
 
 
 def video_clip_times(duration: float, fps: float) -> list[tuple[float, float]]:
