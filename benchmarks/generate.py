@@ -328,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
                 entry["speedup_over_peer"] = peer["per_step_ms"] / step
                 entry["target_20x_peer_met"] = entry["speedup_over_peer"] >= 20.0
         report[dtype] = entry
+        print(json.dumps({dtype: entry}), file=sys.stderr, flush=True)  # partial results survive a timeout
     report["machine"]["load_avg_1min_after"] = os.getloadavg()[0]
     print(json.dumps(report, indent=2))
 
