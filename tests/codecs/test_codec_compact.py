@@ -98,6 +98,10 @@ def test_rvq_kmeans_ema_dead_codes_and_straight_through():
     rvq.layers[0].cluster_size[3] = 0.0
     metrics = rvq(torch.randn(2, 4, 50)).metrics
     assert metrics["dead_restarts_0"] >= 1 and 1 <= metrics["perplexity_0"] <= 8
+    # quantizer dropout: a random number of codebooks per training batch
+    rvq.quantizer_dropout = True
+    assert {rvq(torch.randn(1, 4, 20)).codes.shape[1] for _ in range(12)} == {1, 2}
+    rvq.quantizer_dropout = False
     # inference encode/decode agree with the training pass
     rvq.eval()
     codes = rvq.encode(z.detach())
@@ -120,3 +124,20 @@ def test_prepare_audio_resamples_and_remixes():
     assert up.shape == (1, 24000)
     with pytest.raises(CodecError):
         codec.prepare_audio(torch.zeros(3), 16000)
+
+
+def test_demo_name_and_bandwidth(tmp_path, monkeypatch):
+    import foleygen.codecs as codecs
+
+    monkeypatch.setitem(codecs.NAMES, "demo", tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="not installed"):
+        load_codec("demo")
+    codec = _trained_tiny()
+    codec.save_pretrained(tmp_path / "demo_codec")
+    monkeypatch.setitem(codecs.NAMES, "demo", tmp_path / "demo_codec")
+    assert isinstance(load_codec("demo"), CompactCodec)
+    # 50 Hz x log2(32) = 5 bit/frame = 0.25 kbit/s per codebook
+    assert load_codec("demo", bandwidth=0.3).num_codebooks == 1
+    assert load_codec("demo", bandwidth=0.5).num_codebooks == 2
+    with pytest.raises(CodecError, match="not both"):
+        load_codec("demo", bandwidth=0.5, num_codebooks=1)

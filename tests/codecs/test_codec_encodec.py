@@ -98,6 +98,8 @@ def test_huggingface_directory(tmp_path):
     codec = load_codec(str(tmp_path / "hf"))
     assert (codec.sample_rate, codec.frame_rate, codec.cardinality, codec.num_codebooks) == (800, 100.0, 16, 2)
     _check_equivalent(codec, *_hf_reference(model, x, 2), x)
+    tiny = codec.encode(torch.zeros(1, 1, 1))  # one sample -> one frame; silence is fine
+    assert tiny.shape == (1, 2, 1) and codec.decode(tiny).shape == (1, 1, 8)
     one = load_codec(str(tmp_path / "hf"), num_codebooks=1)
     assert torch.equal(one.encode(x), codec.encode(x)[:, :1])
     with pytest.raises(CodecError, match="codebooks"):

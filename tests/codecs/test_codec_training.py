@@ -28,10 +28,10 @@ def test_a_few_steps_by_hand_reduce_the_loss_and_export(tmp_path):
     assert len(train) == 4 and val is not None
     item = train[0]
     assert item.shape == (1, 6400) and item.dtype == torch.float32  # 0.4 s of 16 kHz, whole frames
-    batch = task.collate([train[i] for i in range(4)])
+    batch = task.collate([train[i] for i in range(2)])
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     losses, metrics = [], {}
-    for step in range(12):  # 3 unquantised warm-up steps, then k-means init and quantised steps
+    for step in range(8):  # 3 unquantised warm-up steps, then k-means init and quantised steps
         loss, metrics = task.loss(model, batch, step)
         opt.zero_grad()
         loss.backward()
@@ -46,7 +46,7 @@ def test_a_few_steps_by_hand_reduce_the_loss_and_export(tmp_path):
     assert {"mel", "si_sdr", "sc"} <= set(val_metrics)
     task.save_pretrained(model, tmp_path / "codec")
     codec = load_codec(str(tmp_path / "codec"))
-    assert codec.encode(batch).shape == (4, 2, 20)
+    assert codec.encode(batch).shape == (2, 2, 20)
 
 
 def test_random_crops_depend_on_epoch_only():
@@ -58,3 +58,22 @@ def test_random_crops_depend_on_epoch_only():
     assert a.shape == crops[0].shape == (1, 10)
     short = RandomCrops([torch.ones(1, 4)], 10, seed=1)[0]
     assert short.shape == (1, 10) and short[0, 4:].abs().sum() == 0
+
+
+def test_discriminator_is_trained_by_its_own_optimiser_only():
+    torch.manual_seed(0)
+    config = load_yaml(TINY, ["codec_train.discriminator=true", "codec_train.disc_start=0",
+                              "codec_train.warmup_steps=0"])
+    task = TASKS["codec"](config)
+    model = task.build_model()
+    assert model.discriminator is not None
+    batch = torch.randn(2, 1, 3200) * 0.1
+    before = [p.detach().clone() for p in model.discriminator.parameters()]
+    loss, metrics = task.loss(model, batch, step=0)
+    assert {"d_loss", "g_adv", "g_fm"} <= set(metrics)
+    # the discriminator took its own step inside loss() ...
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters(), strict=True))
+    loss.backward()
+    # ... and the generator's loss leaves it without gradients for the trainer's optimiser
+    assert all(p.grad is None for p in model.discriminator.parameters())
+    assert model.codec.encoder[0].weight.grad is not None
