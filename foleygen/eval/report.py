@@ -389,10 +389,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         elif metric == "av-align":
             details = (f"{r['n_scored']} clips; reference audio: {_fmt(r['reference'])}; motion: {r['motion']}")
         elif metric == "onsets":
-            details = (f"P {_fmt(r['precision'])} / R {_fmt(r['recall'])}, mean |offset| "
+            details = (f"P {_fmt(r['precision'])} / R {_fmt(r['recall'])}, mean abs offset "
                        f"{_fmt(r['mean_abs_offset_ms'])} ms, {r['n_clips']} clips; class accuracy "
                        f"{_fmt(r.get('class_accuracy'))}")
-        lines.append(f"| {label} | {value} | {details} |")
+        lines.append(f"| {label} | {value} | {details.replace('|', '/')} |")
     p = report["pairing"]
     lines.append("")
     lines.append(f"{p['paired']} paired clips ({p['generated']} generated, {p['reference']} reference); clip length "

@@ -86,3 +86,15 @@ def test_kl_and_is_with_stand_in_classifier(folders, stand_in_embedder, monkeypa
     kl, is_ = report["metrics"]["kl-panns"], report["metrics"]["is-panns"]
     assert kl["n_pairs"] == 4 and kl["value"] > 0 and kl["kl_gen_ref"] > 0 and kl["direction"] == "KL(ref||gen)"
     assert is_["n_generated"] == 5 and is_["splits"] == 2 and is_["value"] >= 1.0
+
+
+def test_markdown_rows_have_three_cells():
+    from foleygen.eval.report import render_markdown
+
+    report = {"settings": {"duration": 8.0},
+              "pairing": {"paired": 2, "generated": 2, "reference": 2, "only_generated": [], "only_reference": []},
+              "metrics": {"onsets": {"value": 0.5, "skipped": None, "precision": 0.5, "recall": 0.5,
+                                     "mean_abs_offset_ms": 3.0, "n_clips": 2, "class_accuracy": None},
+                          "kl-passt": {"value": None, "skipped": "a|b: not found"}}}
+    table = [line for line in render_markdown(report).splitlines() if line.startswith("|")]
+    assert all(line.count("|") == 4 for line in table)
