@@ -3,8 +3,8 @@
 Starts ``foleygen demo --model debug`` (the tiny random model) on a free 127.0.0.1 port in a
 subprocess, drives Debian's ``/usr/bin/chromium`` through ``/usr/bin/chromedriver`` with Selenium, and
 checks what a visitor would: the output ``<video>`` loads (readyState >= 1, duration > 0), the file it
-plays has an audio track, and the alignment picture is shown. A screenshot is kept in
-``runs/browser/demo_e2e.png``.
+plays has an audio track, the alignment picture is shown, and a too-long video gets a clear error.
+Screenshots are kept in ``runs/browser/demo_e2e.png`` and ``runs/browser/demo_error.png``.
 
 Skipped (with the reason) only when Chromium/chromedriver are absent; ``make test`` installs them first
 (``scripts/ensure_browser.py``).
@@ -55,9 +55,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
     """``foleygen demo --model debug`` in a subprocess on 127.0.0.1:<free port>; yields its URL."""
+    tmp_path = tmp_path_factory.mktemp("server")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     log_path = tmp_path / "server.log"
@@ -90,10 +91,11 @@ def server(tmp_path):
             proc.wait()
 
 
-@pytest.fixture
-def browser(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
     """Headless Chromium; Selenium Manager is bypassed so nothing is ever downloaded."""
-    monkeypatch.setenv("SE_OFFLINE", "true")
+    tmp_path = tmp_path_factory.mktemp("chromium")
+    os.environ["SE_OFFLINE"] = "true"  # belt and braces: an explicit driver path already skips the manager
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -158,3 +160,20 @@ def test_upload_generate_and_play(server, browser, tmp_path):
     assert decoded >= 0.9 * audio.codec_context.sample_rate  # about one second of sound
     print(f"generation round trip in the browser: {elapsed:.1f} s; screenshot {SCREENSHOT}")
     assert os.path.getsize(SCREENSHOT) > 10_000
+
+
+def test_too_long_video_shows_a_clear_error(server, browser, tmp_path):
+    video = _make_video()(tmp_path / "six seconds.mp4", seconds=6.0, size=(48, 64))
+    browser.get(server)
+    wait = WebDriverWait(browser, 60, poll_frequency=0.25)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#input-video input[type=file]")).send_keys(str(video))
+    wait.until(lambda d: (_video_state(d, "#input-video video") or {}).get("src"))
+    browser.find_element(By.CSS_SELECTOR, "#generate-btn").click()
+    # gr.Error appears as a toast; its text is the one-line message from the app.
+    text = WebDriverWait(browser, 60, poll_frequency=0.25).until(
+        lambda d: d.execute_script("return document.body.innerText").find("accepts at most 5 s") >= 0
+        and d.execute_script("return document.body.innerText"))
+    assert "six seconds.mp4: video is 6.0 s long; this demo accepts at most 5 s" in text
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    time.sleep(1.0)  # let the toast finish fading in, so the screenshot shows it readable
+    browser.save_screenshot(str(SCREENSHOT.with_name("demo_error.png")))
