@@ -21,6 +21,7 @@ data set of whole waveforms ``[C, S]``; random crops of ``clip_seconds`` are cut
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,12 +83,18 @@ class CodecTaskConfig:
 
 # ---------------------------------------------------------------------- data sources
 class _SynthFoleyAudio(Dataset):
-    """Audio of SynthFoley clips ``[1, S]``, generated on demand (memoised: generation renders video too)."""
+    """Audio of SynthFoley clips ``[C, S]``, generated on demand.
+
+    Generation also renders video, so audio is memoised per process and, with ``cache_dir`` in the
+    entry, stored as ``.npy`` files that every DataLoader worker and later epoch reads instead.
+    """
 
     def __init__(self, entry: dict[str, Any], sample_rate: int, channels: int) -> None:
         from foleygen.data.synthfoley import SynthFoleyConfig
 
-        options = {k: v for k, v in entry.items() if k not in ("kind", "split", "seed", "num", "start_index")}
+        reserved = ("kind", "split", "seed", "num", "start_index", "cache_dir")
+        options = {k: v for k, v in entry.items() if k not in reserved}
+        self.cache_dir = Path(str(entry["cache_dir"])).expanduser() if entry.get("cache_dir") else None
         # frames are not used: render them as small as possible
         options.setdefault("size", 32)
         self.config = from_dict(SynthFoleyConfig, {**options, "sample_rate": sample_rate})
@@ -101,11 +108,30 @@ class _SynthFoleyAudio(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         if i not in self._memo:
-            from foleygen.data.synthfoley import generate_clip
-
-            audio = torch.from_numpy(generate_clip(self.split, self.seed, self.start + i, self.config).audio)
-            self._memo[i] = audio.float()[None].expand(self.channels, -1).contiguous()
+            self._memo[i] = self._load(i).float()[None].expand(self.channels, -1).contiguous()
         return self._memo[i]
+
+    def _load(self, i: int) -> torch.Tensor:
+        import numpy as np
+
+        from foleygen.data.synthfoley import generate_clip
+
+        cached = None
+        if self.cache_dir is not None:
+            key = f"{self.split}_{self.seed}_{self.start + i}_{self.config.sample_rate}_{self.config.duration}"
+            cached = self.cache_dir / f"{key}.npy"
+            if cached.is_file():
+                try:
+                    return torch.from_numpy(np.load(cached))
+                except (OSError, ValueError):
+                    pass  # a torn file from a killed run: regenerate it
+        audio = generate_clip(self.split, self.seed, self.start + i, self.config).audio.astype(np.float32)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, audio)
+            os.replace(tmp, cached)  # atomic: concurrent workers never read half a file
+        return torch.from_numpy(audio)
 
 
 class _AudioFiles(Dataset):

@@ -77,3 +77,13 @@ def test_discriminator_is_trained_by_its_own_optimiser_only():
     # ... and the generator's loss leaves it without gradients for the trainer's optimiser
     assert all(p.grad is None for p in model.discriminator.parameters())
     assert model.codec.encoder[0].weight.grad is not None
+
+
+def test_synthfoley_source_cache_dir(tmp_path):
+    from foleygen.codecs.training import SOURCES
+
+    entry = {"kind": "synthfoley", "num": 1, "duration": 0.5, "cache_dir": str(tmp_path)}
+    first = SOURCES["synthfoley"](entry, 16000, 1)[0]
+    assert first.shape == (1, 8000) and len(list(tmp_path.glob("*.npy"))) == 1
+    again = SOURCES["synthfoley"](entry, 16000, 1)[0]  # a fresh process/worker reads the file
+    assert torch.equal(first, again)
