@@ -85,6 +85,11 @@ class BenchTask:
         save_checkpoint_dir(directory, {"bench": True}, model.state_dict())
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def measure(args: argparse.Namespace, precision: str) -> dict[str, Any]:
     task = BenchTask(args)
     with tempfile.TemporaryDirectory() as out:
@@ -100,7 +105,7 @@ def measure(args: argparse.Namespace, precision: str) -> dict[str, Any]:
                 "log_every": args.warmup,
                 "save_every": 0,
                 "tensorboard": False,
-                "device": "cpu",
+                "device": args.device,
                 "num_threads": args.threads,
             },
         }
@@ -108,9 +113,11 @@ def measure(args: argparse.Namespace, precision: str) -> dict[str, Any]:
         batches = trainer._train_batches()
         for _ in range(args.warmup):  # first steps allocate and warm the kernels up
             trainer._train_step(batches)
+        _sync(trainer.info.device)
         t0 = time.perf_counter()
         for _ in range(args.steps):
             metrics = trainer._train_step(batches)
+        _sync(trainer.info.device)  # the last optimiser step is still queued on a GPU
         dt = (time.perf_counter() - t0) / args.steps
     tokens = args.batch * args.codebooks * task.T
     return {
@@ -139,11 +146,12 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
     results = [measure(args, prec) for prec in args.precisions.split(",")]
     report = {
         "benchmark": "train_lm_tokens_per_s",
-        "device": "cpu",
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "threads": args.threads,

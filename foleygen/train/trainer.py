@@ -537,6 +537,10 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         """Write ``OUT/checkpoints/step_N`` atomically (rank 0; every rank contributes its RNG state)."""
         rngs = fdist.gather_objects(rng_state(self.info.device), self.info)
+        # Data parallelism keeps every rank's weights identical; a checksum per rank proves it (or warns).
+        sums = fdist.gather_objects(_param_checksum(self.model), self.info)
+        if len(set(sums)) > 1:
+            self._warn(f"step {self.step}: weights differ between processes (checksums {sums})")
         path = None
         if self.info.is_main:
             from safetensors.torch import save_file
@@ -562,6 +566,7 @@ class Trainer:
                         if self.ema is None
                         else {"decay": self.ema.decay, "num_updates": self.ema.num_updates},
                         "rng": rngs,
+                        "param_checksums": sums,
                         "config_json": json.dumps(to_dict(self.config)),
                     }
                     torch.save(state, tmp / "trainer_state.pt")
@@ -642,6 +647,16 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def _param_checksum(model: nn.Module) -> float:
+    """Sum and sum of squares of every parameter (float64), one number: equal weights, equal checksum."""
+    total = torch.zeros((), dtype=torch.float64)
+    for p in model.parameters():
+        q = p.detach().double()
+        total += (q.sum() + (q * q).sum()).cpu()
+    return float(total)
 
 
 def _cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -49,6 +49,7 @@ def test_torchrun_two_processes_gloo_trains_the_lm_then_resumes(prepared_cache, 
     state = torch.load(out / "checkpoints" / "step_00000006" / "trainer_state.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2  # one RNG state per rank
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])  # ranks drop differently
+    assert state["param_checksums"][0] == state["param_checksums"][1]  # ...yet keep identical weights
     # 5 training clips, 2 ranks x 2 clips per step: the DistributedSampler gives an epoch of one step
     assert (state["epoch"], state["batch_in_epoch"]) == (5, 1)
     # the same command line continues the run under torchrun (late override after the flags)
