@@ -192,3 +192,26 @@ def test_prepare_takes_its_shard_from_torchrun(dataset, tmp_path, monkeypatch):
         == 0
     )
     assert (cache / "shard-00001-of-00003").is_dir() and not (cache / "shard-00000-of-00003").exists()
+
+
+def test_clip_offsets_from_the_manifest_are_honoured(dataset, tmp_path):
+    """A manifest `start` (VGGSound rows pointing into a full video) cuts the clip there."""
+    from foleygen.codecs import load_codec
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"path": str(dataset / "clip1.mp4"), "split": "train", "start": 0.5}) + "\n")
+    encoder = MeanColour().eval()
+    prepare_cache(
+        load_manifest(manifest),
+        tmp_path / "c",
+        load_codec(str(dataset / "codec")),
+        encoder,
+        codec_name="tiny",
+        visual_kind="mean",
+        duration=0.8,
+        quiet=True,
+    )
+    r = CacheReader(tmp_path / "c")
+    (clip,) = r.clips
+    assert clip.seconds == pytest.approx(0.5)  # 1 s file from 0.5 s: half a second is left
+    assert r.codes(0).shape == (2, 25) and r.visual_data(0).shape == (5, 4)
