@@ -384,6 +384,21 @@ def _public_message(err: FoleyGenError, service: DemoService, video: Any) -> str
     return text.replace(str(service.root), "…")
 
 
+def make_upload_check(service: DemoService) -> Callable[[str | None], None]:
+    """Checks an upload as soon as it arrives, so visitors learn about the limits before they wait."""
+    import gradio as gr
+
+    def check_upload(video: str | None) -> None:
+        if not video:  # the upload box was cleared
+            return
+        try:
+            service.validate_upload(video, _upload_name(video))
+        except FoleyGenError as err:
+            raise gr.Error(_public_message(err, service, video), title="Cannot use this file") from None
+
+    return check_upload
+
+
 def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str, str]]:
     """The click handler: service errors become ``gr.Error`` messages, results become file paths."""
     import gradio as gr
@@ -459,6 +474,10 @@ def build_app(
                     "on one line each; AV-Align in the title is the share of them that coincide within one frame.")
         plot = gr.Image(label="Alignment picture", show_label=False, type="filepath", interactive=False,
                         elem_id="alignment-plot")
+        # Its own unlimited concurrency group: a probe takes milliseconds and must not wait behind running
+        # generations. (Queued all the same: Gradio shows gr.Error toasts only for queued events.)
+        video_in.upload(make_upload_check(service), inputs=[video_in], outputs=None, concurrency_limit=None,
+                        concurrency_id="upload-check", show_progress="hidden")
         button.click(make_handler(service), inputs=[video_in, model, cfg, top_k, temperature, seed, duration],
                      outputs=[video_out, video_file, audio_file, plot, summary], api_name="generate",
                      concurrency_limit=1)

@@ -14,7 +14,14 @@ import torch
 
 gr = pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
 
-from foleygen.app import DemoService, UploadError, build_app, make_handler, safe_filename  # noqa: E402
+from foleygen.app import (  # noqa: E402
+    DemoService,
+    UploadError,
+    build_app,
+    make_handler,
+    make_upload_check,
+    safe_filename,
+)
 from foleygen.errors import ConfigError  # noqa: E402
 
 
@@ -220,6 +227,9 @@ def test_requests_queue_one_at_a_time_and_see_their_position(tmp_path):
                         download_files=str(tmp_path / "downloads"))
         jobs = [client.submit(handle_file(str(video)), "debug", 3.0, 50, 1.0, seed, 0, api_name="/generate")
                 for seed in (1, 2)]
+        # Meanwhile an upload check answers at once: it does not queue behind the generations.
+        client.predict(handle_file(str(video)), api_name="/check_upload")
+        checked_while_busy = not jobs[1].done()
         ranks = set()
         deadline = time.monotonic() + 120
         while not all(job.done() for job in jobs) and time.monotonic() < deadline:
@@ -235,6 +245,7 @@ def test_requests_queue_one_at_a_time_and_see_their_position(tmp_path):
     (s1, e1), (s2, e2) = sorted(spans)
     assert e1 <= s2, "two generations ran at the same time"
     assert ranks, "no queue position was reported while waiting"
+    assert checked_while_busy, "the upload check waited for the generations"
     for out_video, _, out_audio, plot, summary in results:
         assert Path(out_video["video"] if isinstance(out_video, dict) else out_video).is_file()
         assert Path(out_audio).suffix == ".wav" and Path(plot).suffix == ".png"
@@ -283,3 +294,12 @@ def test_a_failed_generation_leaves_no_files_behind(tmp_path, service, monkeypat
         make_handler(service)(str(video), "debug", 3.0, 50, 1.0, 0, 0, progress=lambda *a, **k: None)
     assert err.value.message == "v.mp4: disk full"  # the visitor's file, not our working path
     assert list(service.results_dir.iterdir()) == [] and list(service.work_dir.iterdir()) == []
+
+
+def test_uploads_are_checked_on_arrival(tmp_path, service):
+    check = make_upload_check(service)
+    assert check(None) is None  # a cleared box is fine
+    assert check(str(make_video(tmp_path / "ok.mp4"))) is None
+    with pytest.raises(gr.Error) as err:
+        check(str(make_video(tmp_path / "long.mp4", seconds=4.0)))
+    assert err.value.message.startswith("long.mp4: video is 4.0 s long")
