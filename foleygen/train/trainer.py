@@ -287,6 +287,13 @@ class Trainer:
         _seed_all(self.seed)
         self.model: nn.Module = self.task.build_model()
         resume_from = find_latest_checkpoint(self.out_dir) if resume else None
+        seen = fdist.gather_objects(None if resume_from is None else resume_from.name, self.info)
+        if len(set(seen)) > 1:
+            raise ConfigError(
+                f"processes see different checkpoints {sorted(set(map(str, seen)))}: on several nodes "
+                "the output directory must be on a filesystem they all share",
+                self.out_dir,
+            )
         if self.cfg.init_from and resume_from is None:
             self._init_weights(Path(self.cfg.init_from))
         self.model.to(self.info.device)
