@@ -306,7 +306,11 @@ def spawn(argv: list[str], worker: str, dtype: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(parse_args(argv).threads)}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+        # the last lines of the traceback: enough to see where a worker broke
+        return {
+            "error": (done.stderr.strip().splitlines() or ["failed"])[-1],
+            "traceback_tail": done.stderr.strip().splitlines()[-12:],
+        }
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
