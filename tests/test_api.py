@@ -84,6 +84,8 @@ def test_long_video_sliding_windows_without_seam(model):
     finally:
         model.set_generation_params()
     assert wav.shape == (round(2.6 * SR),)
+    # the clip is decoded in one piece: window joins never reach the codec as separate segments
+    assert torch.equal(wav, model.decode(codes, round(2.6 * SR))[0])
     hop = SR // 50
     diff = wav.diff().pow(2)
     # energy of the sample differences in a one-frame neighbourhood of every codec frame boundary
