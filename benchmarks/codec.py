@@ -86,18 +86,23 @@ def quality(path: str, clips: int) -> dict:
 
     codec = load_codec(path)
     config = SynthFoleyConfig(sample_rate=codec.sample_rate, size=32)
-    originals, recons = [], []
+    originals, recons, all_codes = [], [], []
     for i in range(clips):
         audio = torch.from_numpy(generate_clip("test", 1234, i, config).audio).float()[None, None]
         audio = audio.expand(-1, codec.channels, -1)
         originals.append(audio)
-        recons.append(codec.decode(codec.encode(audio))[..., : audio.shape[-1]])
+        codes = codec.encode(audio)
+        all_codes.append(codes)
+        recons.append(codec.decode(codes)[..., : audio.shape[-1]])
     x, y = torch.cat(originals), torch.cat(recons)
+    codes = torch.cat(all_codes, dim=-1)  # [1, K, total frames]
+    usage = [round(len(torch.unique(codes[0, k])) / codec.cardinality, 3) for k in range(codes.shape[1])]
     result = {
         "codec": path, "clips": clips, "seconds_each": config.duration,
         "mel_distance": round(mel_distance(y, x, codec.sample_rate), 4),
         "mrstft_distance": round(mrstft_distance(y, x), 4),
         "si_sdr_db": round(float(si_sdr(y, x).mean()), 2),
+        "codebook_usage": usage,  # fraction of entries used on these clips, per codebook
         "mel_distance_silence_baseline": round(mel_distance(torch.zeros_like(x) + 1e-4 * torch.randn_like(x),
                                                             x, codec.sample_rate), 4),
     }
