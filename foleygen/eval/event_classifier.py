@@ -303,7 +303,7 @@ def class_accuracy(
     classifier = classifier or load_event_classifier()
     tolerance = onset_eval.DEFAULT_TOLERANCE if tolerance is None else tolerance
     wav_np = wav.detach().cpu().numpy() if torch.is_tensor(wav) else np.asarray(wav)
-    wav_np = wav_np.reshape(-1).astype(np.float32)
+    wav_np = (wav_np.mean(axis=0) if wav_np.ndim == 2 else wav_np.reshape(-1)).astype(np.float32)
     refs = onset_eval.reference_onsets(events)
     if pred_onsets is None:
         pred_onsets = onset_eval.detect_onsets(wav_np, sample_rate)

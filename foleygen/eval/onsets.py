@@ -82,6 +82,14 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
 
 
+def _mono(wav: np.ndarray) -> np.ndarray:
+    """``[S]``, ``[1, S]`` or ``[C, S]`` (channels averaged) -> float64 ``[S]``."""
+    wav = np.asarray(wav, dtype=np.float64)
+    if wav.ndim == 2:
+        wav = wav.mean(axis=0)
+    return wav.reshape(-1)
+
+
 @functools.lru_cache(maxsize=16)
 def _band_matrix(n_fft: int, sample_rate: int, num_bands: int, fmin: float) -> np.ndarray:
     """``[num_bands, n_fft // 2 + 1]`` triangular mel filterbank (each row sums to 1).
@@ -111,7 +119,7 @@ def onset_strength(
     Frame ``t`` is centred at ``t * hop`` seconds.
     """
     config = config or OnsetDetectorConfig()
-    wav = np.asarray(wav, dtype=np.float64).reshape(-1)
+    wav = _mono(wav)
     n_fft = 1 << max(4, math.ceil(math.log2(config.frame_seconds * sample_rate)))
     hop = max(1, round(config.hop_seconds * sample_rate))
     padded = np.pad(wav, (n_fft // 2, n_fft // 2))
@@ -143,9 +151,9 @@ def _moving_median(x: np.ndarray, width: int) -> np.ndarray:
 
 
 def detect_onsets(wav: np.ndarray, sample_rate: int, config: OnsetDetectorConfig | None = None) -> np.ndarray:
-    """Onset times in seconds, ``float64 [N]`` ascending, of mono audio ``wav [S]``."""
+    """Onset times in seconds, ``float64 [N]`` ascending, of audio ``wav [S]`` (``[C, S]``: channels averaged)."""
     config = config or OnsetDetectorConfig()
-    wav = np.asarray(wav, dtype=np.float64).reshape(-1)
+    wav = _mono(wav)
     flux, rate = onset_strength(wav, sample_rate, config)
     if len(flux) < 3:
         return np.zeros(0)

@@ -101,3 +101,13 @@ def test_detector_f1_on_clean_synthfoley_audio():
     assert agg.hits >= 150  # enough onsets for the number to mean something
     assert agg.f1 >= 0.99, agg.as_dict()
     assert agg.mean_abs_offset_ms < 3.0
+
+
+def test_detector_averages_channels():
+    sr = 16000
+    wav = np.zeros(sr, np.float32)
+    k = np.arange(1600)
+    wav[8000:9600] = 0.3 * np.exp(-k / 300) * np.sin(2 * np.pi * 600 * k / sr)
+    mono = detect_onsets(wav, sr)
+    assert np.allclose(detect_onsets(np.stack([wav, wav]), sr), mono)
+    assert np.allclose(detect_onsets(wav[None], sr), mono) and len(mono) == 1
