@@ -112,3 +112,29 @@ def test_cli_with_event_classifier_checkpoint(tmp_path, wavtools, capsys):
     assert onset["class_correct"] == sum(w.correct for w in want)
     assert onset["classes"] == list(loaded.classes)
     assert "class accuracy" in capsys.readouterr().out
+
+
+def _builtin_classifier_installed():
+    from foleygen.eval.event_classifier import DEFAULT_DIR
+
+    return (DEFAULT_DIR / "model.safetensors").is_file()
+
+
+@pytest.mark.skipif(not _builtin_classifier_installed(),
+                    reason="foleygen/assets/event_classifier not installed yet (trained by its own script)")
+def test_cli_with_builtin_classifier(folders, tmp_path, capsys):
+    """The default: fad-synthfoley and class accuracy from the built-in classifier, no flags, no download."""
+    gen, ref = folders
+    events = tmp_path / "events"
+    events.mkdir()
+    for i in range(4):
+        meta = {"duration": 1.0, "sample_rate": 16000, "events": [{"time": 0.0, "kind": "impact", "class": "metal"}]}
+        (events / f"clip{i}.json").write_text(json.dumps(meta))
+    out = tmp_path / "r.json"
+    rc = main(["eval", "--generated", str(gen), "--reference", str(ref), "--events", str(events), "--metrics",
+               "fad-synthfoley", "onsets", "--duration", "1", "--json", str(out), "-q"])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    fad = report["metrics"]["fad-synthfoley"]
+    assert fad["skipped"] is None and fad["value"] >= 0 and fad["embedding_dim"] > 0
+    assert "class_accuracy_skipped" not in report["metrics"]["onsets"]

@@ -71,7 +71,11 @@ def _weights_fingerprint(path: str | os.PathLike[str] | None) -> str:
     """Fingerprint of the classifier's weights (so a retrained built-in never reuses cached embeddings)."""
     from foleygen.eval.embedders.base import file_fingerprint
 
-    where = Path(path) if path is not None else Path(__file__).resolve().parents[2] / "assets" / "event_classifier"
+    if path is None:
+        from foleygen.eval.event_classifier import DEFAULT_DIR
+
+        path = DEFAULT_DIR
+    where = Path(path)
     if where.is_file():
         return file_fingerprint(where)
     files = sorted(p for p in where.glob("*") if p.is_file()) if where.is_dir() else []
