@@ -112,6 +112,20 @@ def _inside(path: Path, root: Path) -> Path:
     return resolved
 
 
+_MODELS: dict[str, tuple[Any, threading.Lock]] = {}  # name -> (FoleyGen, lock held while it generates)
+_MODELS_LOCK = threading.Lock()
+
+
+def _cached_model(name: str) -> tuple[Any, threading.Lock]:
+    with _MODELS_LOCK:
+        if name not in _MODELS:
+            from foleygen.api import FoleyGen
+
+            log.info("loading model %s", name)
+            _MODELS[name] = (FoleyGen.from_pretrained(name), threading.Lock())
+        return _MODELS[name]
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -151,8 +165,6 @@ class DemoService:
         self.max_upload_mb = float(max_upload_mb)
         self.max_duration_s = float(max_duration_s)
         self.result_ttl_s = float(result_ttl_s)
-        self._models: dict[str, Any] = {}
-        self._lock = threading.Lock()  # guards the cache and the model's generation params
         # Ground-truth events of the example clips, keyed by the file's SHA-256: Gradio hands an example
         # back as a copy under another path, so content is the only reliable key.
         self._truth: dict[str, list[Any]] = {}
@@ -160,16 +172,13 @@ class DemoService:
     # -- models -----------------------------------------------------------------------------------
 
     def load_model(self, name: str) -> Any:
-        """The :class:`foleygen.FoleyGen` for ``name``, loaded on first use and then cached."""
+        """The :class:`foleygen.FoleyGen` for ``name``, loaded on first use and then cached.
+
+        The cache is per process, shared by every app and service in it: a model is loaded once.
+        """
         if name not in self.models:
             raise ConfigError(f"unknown model {name!r}; this demo offers {', '.join(self.models)}")
-        with self._lock:
-            if name not in self._models:
-                from foleygen.api import FoleyGen
-
-                log.info("loading model %s", name)
-                self._models[name] = FoleyGen.from_pretrained(name)
-            return self._models[name]
+        return _cached_model(name)[0]
 
     # -- uploads ----------------------------------------------------------------------------------
 
@@ -318,7 +327,7 @@ class DemoService:
             shutil.copyfile(video, src)
 
             report(0.15, desc="generating audio")
-            with self._lock:  # the generation params live on the shared model
+            with _cached_model(req.model)[1]:  # the generation params live on the shared model
                 # Keep what the checkpoint chose for settings the page does not show (top_p, extend_stride).
                 current = getattr(fg, "generation", None)
                 params = dataclasses.asdict(current) if dataclasses.is_dataclass(current) else {}

@@ -93,15 +93,15 @@ def test_video_the_browser_cannot_play_is_reencoded_to_h264(tmp_path, service):
 
     video = make_video(tmp_path / "old.mp4", codec="mpeg4")  # MPEG-4 Part 2: fits .mp4, no browser plays it
     assert probe(video).video_codec == "mpeg4"
-    result = service.generate(video, model="debug")
+    result = service.generate(video, model="debug", duration=0.5)
     info = probe(result.video)
     assert info.video_codec == "h264" and info.has_audio
 
 
 def test_same_seed_same_audio_and_model_loaded_once(tmp_path, service):
     video = make_video(tmp_path / "v.mp4")
-    a = service.generate(video, model="debug", seed=3, top_k=50)
-    b = service.generate(video, model="debug", seed=3, top_k=50)
+    a = service.generate(video, model="debug", seed=3, top_k=50, duration=0.5)
+    b = service.generate(video, model="debug", seed=3, top_k=50, duration=0.5)
     from foleygen.io import read_audio
 
     sr = service.load_model("debug").sample_rate
@@ -155,7 +155,7 @@ def test_paths_stay_inside_the_work_root(tmp_path, service):
     assert safe_filename("Été à la plage (1).MOV") == "Ete_a_la_plage_1"
     assert safe_filename("a" * 300 + ".mp4") == "a" * 60
     video = make_video(tmp_path / "v.mp4")
-    result = service.generate(video, model="debug", display_name="../../../../tmp/owned.mp4")
+    result = service.generate(video, model="debug", display_name="../../../../tmp/owned.mp4", duration=0.5)
     for p in (result.video, result.audio, result.plot):
         assert p.resolve().is_relative_to(service.results_dir)
         assert p.name.startswith("owned_")
@@ -272,9 +272,9 @@ def test_example_clips_bring_their_ground_truth_to_the_picture(tmp_path, monkeyp
         return real_plot(*args, **kwargs)
 
     monkeypatch.setattr(foleygen.viz, "plot_alignment", spy)
-    result = service.generate(upload, model="debug", duration=1.5)
+    result = service.generate(upload, model="debug", duration=1.0)
     events = seen["events"]
-    assert events and all(isinstance(e, Event) and 0 <= e.time <= 1.5 for e in events)
+    assert events and all(isinstance(e, Event) and 0 <= e.time <= 1.0 for e in events)
     assert "true impacts" in result.summary
     # Fewer examples than asked when the clips are longer than the upload limit.
     assert DemoService(("debug",), work_root=tmp_path / "root", max_duration_s=2).prepare_examples(1) == []
@@ -291,7 +291,7 @@ def test_a_failed_generation_leaves_no_files_behind(tmp_path, service, monkeypat
     monkeypatch.setattr(foleygen.io, "mux", broken_mux)
     video = make_video(tmp_path / "v.mp4")
     with pytest.raises(gr.Error) as err:
-        make_handler(service)(str(video), "debug", 3.0, 50, 1.0, 0, 0, progress=lambda *a, **k: None)
+        make_handler(service)(str(video), "debug", 3.0, 50, 1.0, 0, 0.5, progress=lambda *a, **k: None)
     assert err.value.message == "v.mp4: disk full"  # the visitor's file, not our working path
     assert list(service.results_dir.iterdir()) == [] and list(service.work_dir.iterdir()) == []
 
