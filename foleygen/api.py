@@ -517,6 +517,8 @@ class FoleyGen:
         )
         if codec_path is None:
             raise CheckpointError("config.json codec section names no path", directory)
+        if not Path(codec_path).is_absolute() and (directory / codec_path).exists():
+            codec_path = directory / codec_path  # a relative reference is relative to the checkpoint
         codec = load_codec(str(codec_path), num_codebooks=codec_cfg.get("num_codebooks"))
 
         visual_cfg = dict(config["visual"])
@@ -536,9 +538,14 @@ class FoleyGen:
             visual,
             lm,
             float(seq["duration"]),
+            # an external codec found beside the checkpoint is remembered by its full path, so that a
+            # copy saved elsewhere still finds it
             codec_source=None
             if codec_cfg.get("type") == "compact"
-            else {k: v for k, v in codec_cfg.items() if k not in ("type", "num_codebooks")},
+            else {
+                **{k: v for k, v in codec_cfg.items() if k not in ("type", "num_codebooks")},
+                "path": str(codec_path),
+            },
             visual_source=None if kind == "compact" else {k: v for k, v in visual_cfg.items() if k != "fps"},
         )
         if "generation" in config:

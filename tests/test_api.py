@@ -174,3 +174,20 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_external_codec_reference_relative_to_the_checkpoint(tmp_path):
+    model = FoleyGen.from_pretrained("debug")
+    target = model.save_pretrained(tmp_path / "ckpt")
+    (target / "codec").rename(tmp_path / "shared_codec")  # e.g. one codec shared by several LMs
+    config = json.loads((target / "config.json").read_text())
+    config["codec"] = {"type": "external", "path": "../shared_codec", "num_codebooks": 2}
+    (target / "config.json").write_text(json.dumps(config))
+    loaded = FoleyGen.from_pretrained(target)
+    video = frames(10)
+    assert torch.equal(loaded.generate([video], seed=1), model.generate([video], seed=1))
+    assert loaded.codec_source == {"path": str(target / "../shared_codec")}
+    loaded.save_pretrained(tmp_path / "elsewhere" / "copy")
+    assert (tmp_path / "elsewhere" / "copy" / "codec").is_dir()  # our codec is embedded: the copy stands alone
+    again = FoleyGen.from_pretrained(tmp_path / "elsewhere" / "copy")
+    assert torch.equal(again.generate([video], seed=1), model.generate([video], seed=1))
