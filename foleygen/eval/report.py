@@ -125,7 +125,16 @@ def _model_metrics(metrics: list[str], name: str, embedder: AudioEmbedder, pairi
     from foleygen.eval.kl import paired_kl
 
     wanted = [m for m in metrics if METRICS[m][1] == name]
-    paths = list(dict.fromkeys([*gen_files.values(), *ref_files.values()]))
+    kinds = {m.split("-")[0] for m in wanted}
+    # Embed only what the wanted metrics read: all files for FAD, pairs for KL, generated files for IS.
+    needed: list[Path] = []
+    if kinds & {"fad", "is"}:
+        needed += gen_files.values()
+    if "fad" in kinds:
+        needed += ref_files.values()
+    if "kl" in kinds:
+        needed += [p for _, g, r in pairing.pairs for p in (g, r)]
+    paths = list(dict.fromkeys(needed))
     outputs = _embed_files(embedder, paths, cache, config.duration, config.quiet)
     results: dict[str, dict[str, Any]] = {}
     for metric in wanted:

@@ -98,3 +98,14 @@ def test_markdown_rows_have_three_cells():
                           "kl-passt": {"value": None, "skipped": "a|b: not found"}}}
     table = [line for line in render_markdown(report).splitlines() if line.startswith("|")]
     assert all(line.count("|") == 4 for line in table)
+
+
+def test_only_needed_clips_are_embedded(folders, stand_in_embedder, monkeypatch):
+    from foleygen.eval.embedders import EMBEDDERS, EmbedderSpec
+
+    monkeypatch.setitem(EMBEDDERS, "panns", EmbedderSpec("panns", None, "x", "tests", lambda p, **o: stand_in_embedder))
+    gen, ref = folders
+    evaluate(gen, ref, metrics=["kl-panns"], config=EvalConfig(duration=1.0, quiet=True))
+    assert stand_in_embedder.calls == 8  # the 4 pairs, not the unpaired files
+    evaluate(gen, ref, metrics=["is-panns"], config=EvalConfig(duration=1.0, quiet=True))
+    assert stand_in_embedder.calls == 8 + 5  # generated files only
