@@ -12,10 +12,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from foleygen.errors import DataError, MediaError
+from foleygen.errors import DataError
 
 __all__ = ["AUDIO_EXTENSIONS", "VIDEO_EXTENSIONS", "Pairing", "list_media", "pair_by_stem", "load_clip"]
 
@@ -78,34 +77,8 @@ def pair_by_stem(generated: str | os.PathLike[str], reference: str | os.PathLike
 
 
 def load_clip(path: str | os.PathLike[str], sample_rate: int, duration: float) -> torch.Tensor:
-    """Mono float32 ``[S]``, ``S = round(duration * sample_rate)``: resampled, then cut or zero-padded."""
-    try:
-        from foleygen.io import read_audio
-    except ImportError:  # media I/O not installed in this tree: the small PyAV reader below
-        read_audio = _read_audio_pyav
+    """Mono float32 ``[S]``, ``S = round(duration * sample_rate)``: resampled (FFmpeg swresample, via
+    :func:`foleygen.io.read_audio`), mixed to mono, then cut or zero-padded."""
+    from foleygen.io import read_audio
+
     return read_audio(path, sample_rate, 1, duration=duration)[0]
-
-
-def _read_audio_pyav(path: str | os.PathLike[str], sample_rate: int, channels: int = 1, *,
-                     duration: float | None = None) -> torch.Tensor:
-    """Fallback reader: first audio stream, resampled by FFmpeg's swresample, mono mix -> ``[1, S]``."""
-    import av
-
-    chunks = []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise MediaError("no audio stream", path)
-            resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
-            for frame in container.decode(audio=0):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(1, -1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(1, -1))
-    except av.FFmpegError as err:
-        raise MediaError(f"cannot decode audio ({err})", path) from None
-    wav = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
-    if duration is not None:
-        wanted = round(duration * sample_rate)
-        wav = np.pad(wav, ((0, 0), (0, max(0, wanted - wav.shape[1]))))[:, :wanted]
-    return torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
