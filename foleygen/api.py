@@ -217,10 +217,10 @@ class FoleyGen:
             info = probe(video)
             if not info.has_video:
                 raise MediaError("has no video stream", video)
+            if not info.duration or info.duration <= 0:
+                raise MediaError("cannot tell the video's duration (empty or broken stream)", video)
             duration = want or info.duration
             frames = read_frames(video, enc.input_fps, enc.image_size, duration=min(duration, info.duration))
-        if not duration or duration <= 0:
-            raise MediaError("video has zero duration", video if not isinstance(video, torch.Tensor) else None)
         seq = self.sequence.with_duration(float(duration))
         features = enc.encode(frames[None].to(self._param_device(enc)))[0].float()  # [F', D]
         need = seq.num_visual_frames
