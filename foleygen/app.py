@@ -126,6 +126,16 @@ def _cached_model(name: str) -> tuple[Any, threading.Lock]:
         return _MODELS[name]
 
 
+def _ui_defaults(name: str) -> dict[str, float]:
+    """Initial slider values: the checkpoint's own decoding settings when the model is loaded already."""
+    defaults = {"cfg": 3.0, "top_k": 250, "temperature": 1.0}
+    loaded = _MODELS.get(name)
+    params = getattr(loaded[0], "generation", None) if loaded else None
+    if dataclasses.is_dataclass(params):
+        defaults.update(cfg=float(params.cfg_coef), top_k=int(params.top_k), temperature=float(params.temperature))
+    return defaults
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -448,6 +458,7 @@ def build_app(
     service = service or DemoService((model_name, *BUILTIN_MODELS), work_root=work_root,
                                      max_upload_mb=max_upload_mb, max_duration_s=max_duration_s)
     max_s = service.max_duration_s
+    start = _ui_defaults(service.models[0])
     with gr.Blocks(title="FoleyGen demo", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
         gr.Markdown(DESCRIPTION.format(max_mb=service.max_upload_mb, max_s=max_s))
         with gr.Row():
@@ -459,11 +470,12 @@ def build_app(
                                         info="debug = tiny random model (noise, for testing)", elem_id="model")
                     duration = gr.Slider(0, max_s, value=0, step=0.5, label="Duration (s)",
                                          info="0 = the whole video", elem_id="duration")
-                    cfg = gr.Slider(0.0, 10.0, value=3.0, step=0.5, label="Guidance (cfg)",
+                    cfg = gr.Slider(0.0, 10.0, value=start["cfg"], step=0.5, label="Guidance (cfg)",
                                     info="higher follows the video more closely", elem_id="cfg")
-                    top_k = gr.Slider(0, 1024, value=250, step=1, label="Top-k", info="0 = no top-k filter",
+                    top_k = gr.Slider(0, 1024, value=start["top_k"], step=1, label="Top-k", info="0 = no top-k filter",
                                       elem_id="top-k")
-                    temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", elem_id="temperature")
+                    temperature = gr.Slider(0.0, 2.0, value=start["temperature"], step=0.05, label="Temperature",
+                                            info="0 = always the most likely code", elem_id="temperature")
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                 button = gr.Button("Generate soundtrack", variant="primary", elem_id="generate-btn")
                 example_paths = _examples_or_none(service, examples)
@@ -516,10 +528,12 @@ def launch(
     """
     # No phoning home: the demo must work offline and must not report visitors anywhere.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Load first: fail before serving, make the first request fast, and start the sliders at the
+    # checkpoint's own decoding settings.
+    _cached_model(model)
     app = build_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s, work_root=work_root,
                     examples=examples)
     service: DemoService = app.foleygen_service
-    service.load_model(model)  # fail before serving, and make the first request fast
     app.launch(server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
                allowed_paths=[str(service.results_dir), str(service.root / "examples")], ssr_mode=False,
                show_error=True, prevent_thread_lock=not block, quiet=quiet)

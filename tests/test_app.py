@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -303,3 +304,17 @@ def test_uploads_are_checked_on_arrival(tmp_path, service):
     with pytest.raises(gr.Error) as err:
         check(str(make_video(tmp_path / "long.mp4", seconds=4.0)))
     assert err.value.message.startswith("long.mp4: video is 4.0 s long")
+
+
+def test_sliders_start_at_the_checkpoint_decoding_settings(tmp_path):
+    from foleygen.app import _cached_model
+
+    model = _cached_model("debug")[0]
+    saved = dataclasses.asdict(model.generation)
+    model.set_generation_params(**{**saved, "cfg_coef": 2.5, "top_k": 7, "temperature": 0.7})
+    try:
+        app = build_app("debug", work_root=tmp_path / "root", examples=0)
+    finally:
+        model.set_generation_params(**saved)
+    values = {c.elem_id: c.value for c in app.blocks.values() if getattr(c, "elem_id", None)}
+    assert (values["cfg"], values["top-k"], values["temperature"]) == (2.5, 7, 0.7)
