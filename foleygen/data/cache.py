@@ -254,7 +254,12 @@ def collect_failures(cache_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     cache_dir = Path(cache_dir)
     records: list[dict[str, Any]] = []
     for shard in sorted(cache_dir.glob("shard-*")):
-        records.extend(_read_jsonl(shard / "failures.jsonl")[0])
+        # Other shards may be running concurrently (one process per shard): a shard directory can be
+        # renamed from .partial to final, or not yet hold its failures file, between glob and read.
+        try:
+            records.extend(_read_jsonl(shard / "failures.jsonl")[0])
+        except FileNotFoundError:
+            continue
     atomic_write_text(cache_dir / "failures.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return records
 

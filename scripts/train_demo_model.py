@@ -1,0 +1,232 @@
+#!/usr/bin/env python
+"""Train the embedded demo model from nothing: ``make demo-model`` runs this.
+
+The pipeline is the one a user follows with their own data, command for command:
+
+1. ``foleygen synth``   SynthFoley train/val clips (mp4 + events json), in parallel processes;
+2. ``foleygen train configs/codec_compact.yaml``  the compact codec (16 kHz, 50 Hz, 4 x 1024);
+3. ``foleygen prepare`` codec tokens + 64x64 frames into a memory-mapped cache, one shard per process;
+4. ``foleygen train configs/synthfoley_demo.yaml``  the LM and its compact visual encoder, jointly;
+5. install: the LM checkpoint (with the codec in ``codec/``) is copied to ``foleygen/assets/demo/``
+   with its weights stored in float16 (half the size; the model computes in float32 either way).
+
+Every phase is skipped when its output exists, and each ``foleygen train`` resumes from its newest
+checkpoint, so the script can be stopped at any time and run again to continue (``make demo-model``
+within about 2 hours on a 2-core CPU, in as many parts as you like).
+
+Step counts can be given directly (``--codec-steps``/``--lm-steps``) or as a time budget
+(``--codec-minutes``/``--lm-minutes``): the trainer is then first run for a few steps to measure this
+machine's speed, and the step count is chosen to fill the budget. A measured budget makes the run depend
+on the machine's speed; the chosen step counts are printed and written to ``WORKDIR/plan.json`` so any
+run can be repeated exactly with ``--codec-steps``/``--lm-steps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "foleygen" / "assets" / "demo"
+
+
+def sh(*args: str, env: dict[str, str] | None = None) -> None:
+    """Run ``python -m foleygen ARGS`` (or a raw command), failing loudly."""
+    cmd = [sys.executable, "-m", "foleygen", *args]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def train_with_limit(config: str, out: Path, args: list[str], limit_s: float | None, plan: dict, name: str) -> None:
+    """``foleygen train`` with an optional wall-clock limit.
+
+    On time-out the run is stopped and its newest checkpoint becomes ``out/final`` (recorded in
+    ``plan.json`` as the step actually reached), so a fixed time budget always ends with a usable model.
+    """
+    cmd = [sys.executable, "-m", "foleygen", "train", config, "--resume", "--out", str(out), *args]
+    print("$", " ".join(cmd), flush=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        code = proc.wait(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        from foleygen.train.trainer import find_latest_checkpoint
+
+        latest = find_latest_checkpoint(out)
+        if latest is None:
+            raise SystemExit(f"{name}: time limit {limit_s} s reached before the first checkpoint") from None
+        shutil.copytree(latest / "pretrained", out / "final.tmp", dirs_exist_ok=True)
+        os.replace(out / "final.tmp", out / "final")
+        plan[f"{name}_reached"] = latest.name
+        print(f"[demo-model] {name}: time limit reached; using {latest.name}", flush=True)
+        return
+    if code:
+        raise SystemExit(f"{name}: foleygen train exited with {code}")
+
+
+def measured_steps_per_s(config: str, out: Path, overrides: list[str], probe_steps: int) -> float:
+    """Run ``foleygen train`` for ``probe_steps`` steps and read its measured speed."""
+    shutil.rmtree(out, ignore_errors=True)
+    log_every = max(1, probe_steps // 2)
+    sh("train", config, "--quiet", "--out", str(out), *overrides, f"train.steps={probe_steps}",
+       f"train.log_every={log_every}", "train.val_every=0", "train.save_every=0", "train.sample_every=-1",
+       "train.tensorboard=false")
+    rates = [r["steps_per_s"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+             if r.get("split") == "train" and "steps_per_s" in r]
+    shutil.rmtree(out, ignore_errors=True)
+    # The first window pays for start-up (workers, allocator, compilation); the last one is steady.
+    return float(rates[-1])
+
+
+def plan_steps(name: str, steps: int | None, minutes: float | None, config: str, work: Path,
+               overrides: list[str], plan: dict) -> int:
+    if name in plan:
+        return int(plan[name])
+    if steps is None:
+        rate = measured_steps_per_s(config, work / f"probe_{name}", overrides, probe_steps=40)
+        steps = max(100, int(rate * 60 * float(minutes or 10)))
+        print(f"[demo-model] {name}: {rate:.2f} steps/s measured -> {steps} steps for {minutes} min", flush=True)
+    plan[name] = int(steps)
+    (work / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
+    return int(steps)
+
+
+def synth(work: Path, args: argparse.Namespace) -> Path:
+    data = work / "synthfoley"
+    for split, num in (("train", args.num_train), ("val", args.num_val)):
+        if (data / f"{split}.done").exists():
+            continue
+        sh("synth", str(data / split), "--split", split, "--num", str(num), "--seed", str(args.seed),
+           "--workers", str(args.workers), *(["--quiet"] if args.quiet else []))
+        (data / f"{split}.done").write_text("ok\n")
+    return data
+
+
+def prepare(work: Path, data: Path, codec: Path, args: argparse.Namespace) -> Path:
+    cache = work / "cache"
+    if (work / "cache.done").exists():
+        return cache
+    base = ["prepare", str(data), "--codec", str(codec), "--visual", "compact", "--image-size", "64",
+            "--visual-fps", "25", "--duration", "4", "-o", str(cache), "--device", "cpu", "--quiet"]
+    shards = max(1, args.workers)
+    if shards == 1:
+        sh(*base)
+    else:  # one process per shard: decoding and encoding scale with cores
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        procs = [subprocess.Popen([sys.executable, "-m", "foleygen", *base, "--shard", f"{i}/{shards}",
+                                   "--workers", "1"], cwd=ROOT, env=env) for i in range(shards)]
+        codes = [p.wait() for p in procs]
+        if any(codes):
+            raise SystemExit(f"prepare failed in shard(s) {[i for i, c in enumerate(codes) if c]}")
+    (work / "cache.done").write_text("ok\n")
+    return cache
+
+
+def install(lm_final: Path, dest: Path) -> None:
+    """Copy the trained FoleyGen directory to ``dest`` with float16 weights (atomic)."""
+    from safetensors.torch import load_file, save_file
+
+    tmp = dest.with_name(dest.name + ".installing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(lm_final, tmp)
+    for weights in tmp.rglob("model.safetensors"):
+        if weights.parent.name == "codec":
+            continue  # the codec stays float32: its STFT-domain decoder is sensitive to rounding
+        state = load_file(str(weights))
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+        save_file(state, str(weights), metadata={"format": "pt"})
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    size_mb = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 1e6
+    print(f"[demo-model] installed {dest} ({size_mb:.1f} MB)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "demo_model")
+    p.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-train", type=int, default=3000)
+    p.add_argument("--num-val", type=int, default=200)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--codec-steps", type=int, default=None)
+    p.add_argument("--codec-minutes", type=float, default=30.0)
+    p.add_argument("--codec-batch", type=int, default=None, help="codec batch size (default: the config's)")
+    p.add_argument("--lm-config", default="configs/synthfoley_demo.yaml")
+    p.add_argument("--lm-steps", type=int, default=None)
+    p.add_argument("--lm-minutes", type=float, default=75.0)
+    p.add_argument("--lm-batch", type=int, default=None, help="LM batch size (default: the config's)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra overrides for the LM config")
+    p.add_argument("--codec-set", nargs="*", default=[], metavar="KEY=VALUE", help="extra codec config overrides")
+    p.add_argument("--codec-timeout", type=float, default=None, help="wall-clock limit (s) of codec training")
+    p.add_argument("--lm-timeout", type=float, default=None, help="wall-clock limit (s) of LM training")
+    p.add_argument("--codec-from-files", action="store_true",
+                   help="train the codec on the synthesised train clips instead of clips made on the fly")
+    p.add_argument("--install-to", type=Path, default=ASSETS, help="where the finished model goes")
+    p.add_argument("--no-install", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+
+    work = args.workdir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    plan_file = work / "plan.json"
+    plan = json.loads(plan_file.read_text()) if plan_file.exists() else {}
+    t0 = time.time()
+    quiet = ["--quiet"] if args.quiet else []
+    workers = min(args.workers, 8)
+
+    data = synth(work, args)
+    print(f"[demo-model] data ready ({time.time() - t0:.0f} s)", flush=True)
+
+    codec_over = [f"train.device={args.device}", f"train.num_workers={workers}", f"seed={args.seed}",
+                  *args.codec_set]
+    if args.codec_from_files:  # decoding stored audio is cheaper than synthesising it in every step
+        codec_over.append(f"data.train=[{{kind: files, path: {data / 'train'}}}]")
+    if args.codec_batch:
+        codec_over.append(f"train.batch_size={args.codec_batch}")
+    codec_out = work / "codec"
+    if not (codec_out / "final").exists():
+        steps = plan_steps("codec_steps", args.codec_steps, args.codec_minutes, "configs/codec_compact.yaml",
+                           work, codec_over, plan)
+        train_with_limit("configs/codec_compact.yaml", codec_out,
+                         [*quiet, f"train.steps={steps}", f"train.save_every={max(50, steps // 20)}",
+                          "train.val_every=0", *codec_over], args.codec_timeout, plan, "codec")
+    print(f"[demo-model] codec ready ({time.time() - t0:.0f} s)", flush=True)
+
+    cache = prepare(work, data, codec_out / "final", args)
+    print(f"[demo-model] cache ready ({time.time() - t0:.0f} s)", flush=True)
+
+    lm_over = [f"data.cache={cache}", f"codec.path={codec_out / 'final'}", f"train.device={args.device}",
+               f"train.num_workers={workers}", f"seed={args.seed}", *args.set]
+    if args.lm_batch:
+        lm_over.append(f"train.batch_size={args.lm_batch}")
+    lm_out = work / "lm"
+    if not (lm_out / "final").exists():
+        steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, args.lm_config, work, lm_over, plan)
+        train_with_limit(args.lm_config, lm_out,
+                         [*quiet, f"train.steps={steps}", f"train.save_every={max(100, steps // 20)}",
+                          f"train.val_every={max(100, steps // 8)}", f"train.warmup_steps={min(200, steps // 10)}",
+                          *lm_over],
+                         args.lm_timeout, plan, "lm")
+    (work / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
+    print(f"[demo-model] LM ready ({time.time() - t0:.0f} s)", flush=True)
+
+    if not args.no_install:
+        install(lm_out / "final", args.install_to)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
