@@ -30,6 +30,7 @@ import torch
 from foleygen import FoleyGen
 from foleygen.eval.event_classifier import (
     ClassifierWeightsMissing,
+    EventClassifier,
     aggregate_accuracy,
     class_accuracy,
     load_event_classifier,
@@ -38,10 +39,13 @@ from foleygen.eval.onsets import aggregate_scores, evaluate_clip
 from foleygen.io import read_audio, read_frames
 
 
-def score(wavs: list[np.ndarray], events: list[list[dict]], sample_rate: int, classifier) -> dict[str, float]:
-    onset = aggregate_scores(evaluate_clip(w, sample_rate, e) for w, e in zip(wavs, events, strict=True))
-    acc = (aggregate_accuracy([class_accuracy(w, sample_rate, e, classifier) for w, e in zip(wavs, events, strict=True)])
-           if classifier is not None else None)
+def score(
+    wavs: list[np.ndarray], events: list[list[dict]], sample_rate: int, classifier: EventClassifier | None
+) -> dict[str, float]:
+    """Micro-averaged onset scores and class accuracy of ``wavs`` (each ``[S]``) against ``events``."""
+    pairs = list(zip(wavs, events, strict=True))
+    onset = aggregate_scores(evaluate_clip(w, sample_rate, e) for w, e in pairs)
+    acc = aggregate_accuracy([class_accuracy(w, sample_rate, e, classifier) for w, e in pairs]) if classifier else None
     return {
         "precision": onset.precision,
         "recall": onset.recall,
@@ -67,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model = FoleyGen.from_pretrained(args.model)
-    params = {k: v for k, v in {"cfg_coef": args.cfg, "top_k": args.top_k, "temperature": args.temperature}.items()
-              if v is not None}
+    params = {
+        k: v
+        for k, v in {"cfg_coef": args.cfg, "top_k": args.top_k, "temperature": args.temperature}.items()
+        if v is not None
+    }
     if params:
         model.set_generation_params(**params)
     sr = model.sample_rate
@@ -102,20 +109,28 @@ def main(argv: list[str] | None = None) -> int:
         results["shuffled"] = score(shuffled, events, sr, classifier)
         truth = [read_audio(c, sr, 1) for c in clips]
         with torch.inference_mode():
-            recon = [model.codec.decode(model.codec.encode(t[None].to(model.device)))[0, 0, : t.shape[-1]].cpu().numpy()
-                     for t in truth]
+            recon = [
+                model.codec.decode(model.codec.encode(t[None].to(model.device)))[0, 0, : t.shape[-1]].cpu().numpy()
+                for t in truth
+            ]
         results["codec"] = score(recon, events, sr, classifier)
         results["clean"] = score([t[0].numpy() for t in truth], events, sr, classifier)
 
-    report = {"model": str(args.model), "clips": str(args.clips), "num_clips": len(clips), "seed": args.seed,
-              "generation": {k: getattr(model.generation, k, None) for k in ("top_k", "top_p", "temperature",
-                                                                                      "cfg_coef")},
-              "results": results}
+    report = {
+        "model": str(args.model),
+        "clips": str(args.clips),
+        "num_clips": len(clips),
+        "seed": args.seed,
+        "generation": {k: getattr(model.generation, k, None) for k in ("top_k", "top_p", "temperature", "cfg_coef")},
+        "results": results,
+    }
     print("| audio | precision | recall | onset F1 | offset (ms) | class acc |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['offset_ms']:.1f} "
-              f"| {r['class_acc']:.3f} |")
+        print(
+            f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['offset_ms']:.1f} "
+            f"| {r['class_acc']:.3f} |"
+        )
     print(f"generation: {results['generated']['rtf']:.2f}x real time ({len(clips)} clips)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -79,18 +79,33 @@ def measured_steps_per_s(config: str, out: Path, overrides: list[str], probe_ste
     """Run ``foleygen train`` for ``probe_steps`` steps and read its measured speed."""
     shutil.rmtree(out, ignore_errors=True)
     log_every = max(1, probe_steps // 2)
-    sh("train", config, "--quiet", "--out", str(out), *overrides, f"train.steps={probe_steps}",
-       f"train.log_every={log_every}", "train.val_every=0", "train.save_every=0", "train.sample_every=-1",
-       "train.tensorboard=false")
-    rates = [r["steps_per_s"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
-             if r.get("split") == "train" and "steps_per_s" in r]
+    sh(
+        "train",
+        config,
+        "--quiet",
+        "--out",
+        str(out),
+        *overrides,
+        f"train.steps={probe_steps}",
+        f"train.log_every={log_every}",
+        "train.val_every=0",
+        "train.save_every=0",
+        "train.sample_every=-1",
+        "train.tensorboard=false",
+    )
+    rates = [
+        r["steps_per_s"]
+        for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+        if r.get("split") == "train" and "steps_per_s" in r
+    ]
     shutil.rmtree(out, ignore_errors=True)
     # The first window pays for start-up (workers, allocator, compilation); the last one is steady.
     return float(rates[-1])
 
 
-def plan_steps(name: str, steps: int | None, minutes: float | None, config: str, work: Path,
-               overrides: list[str], plan: dict) -> int:
+def plan_steps(
+    name: str, steps: int | None, minutes: float | None, config: str, work: Path, overrides: list[str], plan: dict
+) -> int:
     if name in plan:
         return int(plan[name])
     if steps is None:
@@ -107,8 +122,19 @@ def synth(work: Path, args: argparse.Namespace) -> Path:
     for split, num in (("train", args.num_train), ("val", args.num_val)):
         if (data / f"{split}.done").exists():
             continue
-        sh("synth", str(data / split), "--split", split, "--num", str(num), "--seed", str(args.seed),
-           "--workers", str(args.workers), *(["--quiet"] if args.quiet else []))
+        sh(
+            "synth",
+            str(data / split),
+            "--split",
+            split,
+            "--num",
+            str(num),
+            "--seed",
+            str(args.seed),
+            "--workers",
+            str(args.workers),
+            *(["--quiet"] if args.quiet else []),
+        )
         (data / f"{split}.done").write_text("ok\n")
     return data
 
@@ -117,15 +143,38 @@ def prepare(work: Path, data: Path, codec: Path, args: argparse.Namespace) -> Pa
     cache = work / "cache"
     if (work / "cache.done").exists():
         return cache
-    base = ["prepare", str(data), "--codec", str(codec), "--visual", "compact", "--image-size", "64",
-            "--visual-fps", "25", "--duration", "4", "-o", str(cache), "--device", "cpu", "--quiet"]
+    base = [
+        "prepare",
+        str(data),
+        "--codec",
+        str(codec),
+        "--visual",
+        "compact",
+        "--image-size",
+        "64",
+        "--visual-fps",
+        "25",
+        "--duration",
+        "4",
+        "-o",
+        str(cache),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     shards = max(1, args.workers)
     if shards == 1:
         sh(*base)
     else:  # one process per shard: decoding and encoding scale with cores
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        procs = [subprocess.Popen([sys.executable, "-m", "foleygen", *base, "--shard", f"{i}/{shards}",
-                                   "--workers", "1"], cwd=ROOT, env=env) for i in range(shards)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "foleygen", *base, "--shard", f"{i}/{shards}", "--workers", "1"],
+                cwd=ROOT,
+                env=env,
+            )
+            for i in range(shards)
+        ]
         codes = [p.wait() for p in procs]
         if any(codes):
             raise SystemExit(f"prepare failed in shard(s) {[i for i, c in enumerate(codes) if c]}")
@@ -172,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec-set", nargs="*", default=[], metavar="KEY=VALUE", help="extra codec config overrides")
     p.add_argument("--codec-timeout", type=float, default=None, help="wall-clock limit (s) of codec training")
     p.add_argument("--lm-timeout", type=float, default=None, help="wall-clock limit (s) of LM training")
-    p.add_argument("--codec-from-files", action="store_true",
-                   help="train the codec on the synthesised train clips instead of clips made on the fly")
+    p.add_argument(
+        "--codec-from-files",
+        action="store_true",
+        help="train the codec on the synthesised train clips instead of clips made on the fly",
+    )
     p.add_argument("--install-to", type=Path, default=ASSETS, help="where the finished model goes")
     p.add_argument("--no-install", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -190,36 +242,63 @@ def main(argv: list[str] | None = None) -> int:
     data = synth(work, args)
     print(f"[demo-model] data ready ({time.time() - t0:.0f} s)", flush=True)
 
-    codec_over = [f"train.device={args.device}", f"train.num_workers={workers}", f"seed={args.seed}",
-                  *args.codec_set]
+    codec_over = [f"train.device={args.device}", f"train.num_workers={workers}", f"seed={args.seed}", *args.codec_set]
     if args.codec_from_files:  # decoding stored audio is cheaper than synthesising it in every step
         codec_over.append(f"data.train=[{{kind: files, path: {data / 'train'}}}]")
     if args.codec_batch:
         codec_over.append(f"train.batch_size={args.codec_batch}")
     codec_out = work / "codec"
     if not (codec_out / "final").exists():
-        steps = plan_steps("codec_steps", args.codec_steps, args.codec_minutes, "configs/codec_compact.yaml",
-                           work, codec_over, plan)
-        train_with_limit("configs/codec_compact.yaml", codec_out,
-                         [*quiet, f"train.steps={steps}", f"train.save_every={max(50, steps // 20)}",
-                          "train.val_every=0", *codec_over], args.codec_timeout, plan, "codec")
+        steps = plan_steps(
+            "codec_steps", args.codec_steps, args.codec_minutes, "configs/codec_compact.yaml", work, codec_over, plan
+        )
+        train_with_limit(
+            "configs/codec_compact.yaml",
+            codec_out,
+            [
+                *quiet,
+                f"train.steps={steps}",
+                f"train.save_every={max(50, steps // 20)}",
+                "train.val_every=0",
+                *codec_over,
+            ],
+            args.codec_timeout,
+            plan,
+            "codec",
+        )
     print(f"[demo-model] codec ready ({time.time() - t0:.0f} s)", flush=True)
 
     cache = prepare(work, data, codec_out / "final", args)
     print(f"[demo-model] cache ready ({time.time() - t0:.0f} s)", flush=True)
 
-    lm_over = [f"data.cache={cache}", f"codec.path={codec_out / 'final'}", f"train.device={args.device}",
-               f"train.num_workers={workers}", f"seed={args.seed}", *args.set]
+    lm_over = [
+        f"data.cache={cache}",
+        f"codec.path={codec_out / 'final'}",
+        f"train.device={args.device}",
+        f"train.num_workers={workers}",
+        f"seed={args.seed}",
+        *args.set,
+    ]
     if args.lm_batch:
         lm_over.append(f"train.batch_size={args.lm_batch}")
     lm_out = work / "lm"
     if not (lm_out / "final").exists():
         steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, args.lm_config, work, lm_over, plan)
-        train_with_limit(args.lm_config, lm_out,
-                         [*quiet, f"train.steps={steps}", f"train.save_every={max(100, steps // 20)}",
-                          f"train.val_every={max(100, steps // 8)}", f"train.warmup_steps={min(200, steps // 10)}",
-                          *lm_over],
-                         args.lm_timeout, plan, "lm")
+        train_with_limit(
+            args.lm_config,
+            lm_out,
+            [
+                *quiet,
+                f"train.steps={steps}",
+                f"train.save_every={max(100, steps // 20)}",
+                f"train.val_every={max(100, steps // 8)}",
+                f"train.warmup_steps={min(200, steps // 10)}",
+                *lm_over,
+            ],
+            args.lm_timeout,
+            plan,
+            "lm",
+        )
     (work / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
     print(f"[demo-model] LM ready ({time.time() - t0:.0f} s)", flush=True)
 
