@@ -255,7 +255,9 @@ class ClassAccuracy:
     Attributes:
         accuracy: correct / total (nan when no onset was matched).
         correct, total: counts over matched on-screen onsets.
-        confusion: ``[C, C]`` counts, row = reference class (first on-screen class), column = predicted.
+        confusion: ``[C, C]`` counts, column = predicted class, row = the reference class it was scored
+            against (the predicted one when it is among the onset's classes, else the onset's first
+            class), so the trace equals ``correct``.
     """
 
     accuracy: float
@@ -318,7 +320,11 @@ def class_accuracy(
     correct = 0
     for (_, g, _), k in zip(score.matches, predicted, strict=True):
         wanted = refs[g]["onscreen_classes"] if exclude_offscreen else refs[g]["classes"]
-        correct += names[int(k)] in wanted
-        if wanted and wanted[0] in names:
-            confusion[names.index(wanted[0]), int(k)] += 1
+        right = names[int(k)] in wanted
+        correct += right
+        # row: the class the prediction is scored against (itself when right, else the group's first
+        # class), so the diagonal holds exactly the correct predictions even for multi-class onsets
+        row = names[int(k)] if right else (wanted[0] if wanted else None)
+        if row in names:
+            confusion[names.index(row), int(k)] += 1
     return ClassAccuracy(correct / len(score.matches), correct, len(score.matches), confusion)

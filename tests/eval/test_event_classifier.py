@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from foleygen.data.synthfoley import SynthFoleyConfig, generate_clip
 from foleygen.errors import CheckpointError
 from foleygen.eval.event_classifier import (
+    DEFAULT_DIR,
     ClassifierWeightsMissing,
     EventClassifier,
     EventClassifierConfig,
@@ -88,3 +90,18 @@ def test_class_accuracy_bookkeeping():
     assert (agg.correct, agg.total, agg.accuracy) == (2, 4, 0.5)
     none = class_accuracy(np.zeros(16000), 16000, events, clf, pred_onsets=np.array([]))
     assert none.total == 0 and np.isnan(none.accuracy)
+
+
+def test_shipped_classifier_on_clean_test_clips():
+    """The committed weights: small, and accurate on held-out (test-split) ground-truth audio."""
+    size = sum(p.stat().st_size for p in DEFAULT_DIR.iterdir())
+    assert size < 2_000_000
+    clf = load_event_classifier()
+    assert clf.classes == ("wood", "metal", "glass", "drum", "rubber", "paper")
+    config = SynthFoleyConfig(size=16)
+    clips = [generate_clip("test", 0, i, config) for i in range(12)]
+    acc = aggregate_accuracy([class_accuracy(c.audio, c.sample_rate, c.events, clf) for c in clips])
+    assert acc.total >= 60 and acc.accuracy >= 0.95, acc.as_dict()
+    assert int(np.trace(acc.confusion)) == acc.correct
+    emb = clf.embedding(clips[0].audio, 16000)
+    assert tuple(emb.shape) == (26, 128) and torch.isfinite(emb).all()
