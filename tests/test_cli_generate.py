@@ -128,3 +128,19 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "missing.mp4" in lines[0] and lines[1].endswith(str(tmp_path / "o")) and "1 failed" in lines[1]
     code = main(["generate", str(tmp_path / "a.mp4"), "-o", str(tmp_path / "o"), "--model", str(tmp_path)])
     assert code == 1 and "not a FoleyGen checkpoint" in capsys.readouterr().err
+
+
+def test_plot_writes_alignment_picture_with_true_events(videos, tmp_path, capsys):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes((videos / "a.mp4").read_bytes())
+    (tmp_path / "clip.json").write_text(json.dumps({"events": [{"time": 0.2, "class": "wood", "strength": 1.0}]}))
+    out = tmp_path / "out"
+    code, summary = run_json(capsys, clip, "-o", out, "--plot", "--no-mux")
+    assert code == 0 and len(summary["generated"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["clip.png", "clip.wav"]
+    png = (out / "clip.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    from foleygen.cli.commands.generate import ground_truth_events
+
+    assert ground_truth_events(clip) == [{"time": 0.2, "class": "wood", "strength": 1.0}]
+    assert ground_truth_events(videos / "a.mp4") is None

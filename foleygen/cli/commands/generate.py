@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="also write <stem>.png: video frames over the new audio's mel spectrogram, with audio onsets, "
+        "visual motion peaks and (if <video>.json holds SynthFoley events) the true events",
+    )
 
 
 def collect_jobs(inputs: list[str], duration: float | None) -> list[Job]:
@@ -133,7 +139,32 @@ def planned_outputs(job: Job, outdir: Path, args: argparse.Namespace) -> list[Pa
     outputs = [outdir / f"{job.stem}.{args.format}"]
     if not args.no_mux:
         outputs.append(outdir / f"{job.stem}.mp4")
+    if getattr(args, "plot", False):
+        outputs.append(outdir / f"{job.stem}.png")
     return outputs
+
+
+def ground_truth_events(video: Path) -> list[dict[str, Any]] | None:
+    """SynthFoley-style events stored beside a video (``<stem>.json`` with an ``events`` list), if any."""
+    meta = video.with_suffix(".json")
+    try:
+        events = json.loads(meta.read_text()).get("events") if meta.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None  # not ours: a plot without true events is still useful
+    return events if isinstance(events, list) else None
+
+
+def write_plot(job: Job, wav: Any, sample_rate: int, out_path: Path) -> Path:
+    """The alignment picture of one job (frames at 25 fps, 128 px: enough to see what happens)."""
+    from foleygen.io import read_frames
+    from foleygen.viz import plot_alignment
+
+    fps = 25.0
+    seconds = wav.shape[-1] / sample_rate
+    frames = read_frames(job.path, fps, 128, duration=seconds)
+    return plot_alignment(
+        frames, fps, wav, sample_rate, events=ground_truth_events(job.path), title=job.stem, out_path=out_path
+    )
 
 
 def write_outputs(job: Job, wav: Any, sample_rate: int, args: argparse.Namespace) -> list[Path]:
@@ -144,14 +175,17 @@ def write_outputs(job: Job, wav: Any, sample_rate: int, args: argparse.Namespace
     """
     from foleygen.io import mux, write_audio
 
-    audio_path, *video_path = planned_outputs(job, Path(args.output), args)
+    outputs = planned_outputs(job, Path(args.output), args)
     written: list[Path] = []
     try:
-        write_audio(audio_path, wav, sample_rate)
-        written.append(audio_path)
-        if video_path:
-            mux(job.path, wav, sample_rate, video_path[0], keep_original_audio=args.keep_original_audio)
-            written.append(video_path[0])
+        for path in outputs:
+            if path.suffix == ".mp4":
+                mux(job.path, wav, sample_rate, path, keep_original_audio=args.keep_original_audio)
+            elif path.suffix == ".png":
+                write_plot(job, wav, sample_rate, path)
+            else:
+                write_audio(path, wav, sample_rate)
+            written.append(path)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
