@@ -90,6 +90,22 @@ class MelLoss(nn.Module):
         return F.l1_loss(self.log_mel(pred), self.log_mel(target))
 
 
+def complex_stft_l1(pred: torch.Tensor, target: torch.Tensor,
+                    resolutions: tuple[tuple[int, int], ...] = ((1024, 256), (512, 128), (256, 64))) -> torch.Tensor:
+    """Relative L1 between complex STFTs (real and imaginary parts) at several resolutions (scalar).
+
+    Unlike magnitude losses it penalises phase errors, but locally per time-frequency cell, which is an
+    easier target for a spectral decoder than the raw waveform.
+    """
+    total = pred.new_zeros(())
+    for n_fft, hop in resolutions:
+        window = torch.hann_window(n_fft, device=pred.device)
+        p = torch.stft(pred.reshape(-1, pred.shape[-1]).float(), n_fft, hop, window=window, return_complex=True)
+        t = torch.stft(target.reshape(-1, target.shape[-1]).float(), n_fft, hop, window=window, return_complex=True)
+        total = total + (p - t).abs().mean() / t.abs().mean().clamp(min=1e-5)
+    return total / len(resolutions)
+
+
 def waveform_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute sample difference of ``[B, C, S]`` signals."""
     return F.l1_loss(pred, target)

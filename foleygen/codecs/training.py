@@ -38,6 +38,7 @@ from foleygen.codecs.losses import (
     MelLoss,
     MultiResolutionSTFTLoss,
     MultiScaleSTFTDiscriminator,
+    complex_stft_l1,
     discriminator_hinge_loss,
     generator_adversarial_losses,
     waveform_l1,
@@ -60,6 +61,7 @@ class CodecTaskConfig:
         clip_seconds: length of the random training crops.
         w_sc / w_logmag: multi-resolution STFT spectral convergence / log-magnitude weights.
         w_mel: log-mel L1 weight. w_wav: waveform L1 weight. w_commit: commitment loss weight.
+        w_complex: relative complex-STFT L1 weight (a phase-aware term; 0 = off).
         discriminator: enable the multi-scale STFT discriminator (adversarial + feature matching).
         disc_start: step at which the adversarial terms start. disc_lr: its Adam learning rate.
         w_adv / w_fm: adversarial / feature-matching weights.
@@ -73,6 +75,7 @@ class CodecTaskConfig:
     w_mel: float = 1.0
     w_wav: float = 5.0
     w_commit: float = 0.25
+    w_complex: float = 0.0
     discriminator: bool = False
     disc_start: int = 1000
     disc_lr: float = 2e-4
@@ -264,7 +267,10 @@ class CodecTask:
         self.mrstft.to(wav.device)
         self.mel.to(wav.device)
         sc, logmag = self.mrstft(recon, wav)
-        return {"sc": sc, "logmag": logmag, "mel": self.mel(recon, wav), "wav_l1": waveform_l1(recon, wav)}
+        out = {"sc": sc, "logmag": logmag, "mel": self.mel(recon, wav), "wav_l1": waveform_l1(recon, wav)}
+        if self.config.w_complex > 0:
+            out["complex"] = complex_stft_l1(recon, wav)
+        return out
 
     def loss(self, model: nn.Module, batch: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Reconstruction (+ commitment, + adversarial) loss of one batch ``[B, C, S]``."""
@@ -274,7 +280,7 @@ class CodecTask:
         recon, q = inner(batch, quantize=quantize)
         parts = self._losses(recon, batch)
         total = (cfg.w_sc * parts["sc"] + cfg.w_logmag * parts["logmag"] + cfg.w_mel * parts["mel"]
-                 + cfg.w_wav * parts["wav_l1"])
+                 + cfg.w_wav * parts["wav_l1"] + cfg.w_complex * parts.get("complex", 0.0))
         metrics = {k: float(v.detach()) for k, v in parts.items()}
         metrics["quantized"] = float(quantize)
         if q is not None:

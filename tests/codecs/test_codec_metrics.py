@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from foleygen.codecs.losses import MelLoss, MultiResolutionSTFTLoss, mel_filterbank
+from foleygen.codecs.losses import MelLoss, MultiResolutionSTFTLoss, complex_stft_l1, mel_filterbank
 from foleygen.codecs.metrics import mel_distance, mrstft_distance, si_sdr
 from foleygen.errors import CodecError
 
@@ -56,3 +56,11 @@ def test_losses_are_differentiable():
     sc, logmag = MultiResolutionSTFTLoss()(pred, x)
     (sc + logmag + MelLoss(16000)(pred, x)).backward()
     assert pred.grad is not None and torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+
+
+def test_complex_stft_loss_sees_phase():
+    x = _tone() * 0.5
+    shifted = 0.5 * torch.sin(2 * math.pi * 440 * torch.arange(16000) / 16000 + 1.0)[None, None]  # phase only
+    assert complex_stft_l1(x, x) < 1e-6
+    sc, logmag = MultiResolutionSTFTLoss()(shifted, x)
+    assert complex_stft_l1(shifted, x) > 10 * (sc + logmag)
