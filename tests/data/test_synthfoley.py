@@ -156,7 +156,7 @@ def test_write_clip_roundtrip(tmp_path):
     expected = np.round(np.clip(clip.audio, -1, 1) * 32767).astype(np.int16)
     assert np.array_equal(pcm[: len(expected)], expected) and len(pcm) >= len(expected)
     assert frames.shape == clip.frames.shape
-    assert np.abs(frames.astype(float) - clip.frames).mean() < 4.0  # H.264 at crf 18
+    assert np.abs(frames.astype(float) - clip.frames).mean() < 4.0  # H.264 crf 15 + 4:2:0 chroma on 64 px
 
 
 def test_dataset_and_collate():

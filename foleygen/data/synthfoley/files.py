@@ -56,8 +56,9 @@ def _encode_mp4(path: Path, frames: np.ndarray, audio: np.ndarray, fps: float, s
         video.width, video.height = frames.shape[2], frames.shape[1]
         video.pix_fmt = "yuv420p"
         if codec == "libx264":
-            # near-transparent quality, fast; one thread each because `synth --workers` parallelises clips
-            video.options = {"crf": "18", "preset": "fast", "threads": "1"}
+            # crf 15 + veryfast: as close as crf 18 + fast and twice as fast; one thread each because
+            # `synth --workers` parallelises clips
+            video.options = {"crf": "15", "preset": "veryfast", "threads": "1"}
         else:
             video.options = {"qscale": "3"}
             video.codec_context.qmin, video.codec_context.qmax = 2, 4
