@@ -207,3 +207,21 @@ def test_cli_synth_writes_resumes_and_refuses_mixing(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "synthfoley.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_write_clip_mpeg4_fallback(tmp_path, monkeypatch):
+    """Without libx264 the writer falls back to MPEG-4 Part 2; audio stays lossless."""
+    import av
+
+    from foleygen.data.synthfoley import files
+
+    monkeypatch.setattr(files, "_VIDEO_CODECS", ("no-such-encoder", "mpeg4"))
+    clip = generate_clip("val", 2, 6, dataclasses.replace(SMALL, duration=1.0))
+    mp4 = write_clip(clip, tmp_path)
+    with av.open(str(mp4)) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    with av.open(str(mp4)) as container:
+        pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+    assert frames.shape == clip.frames.shape and np.abs(frames.astype(float) - clip.frames).mean() < 8.0
+    assert np.array_equal(pcm[: len(clip.audio)], files.audio_to_pcm16(clip.audio))
