@@ -42,6 +42,8 @@ class CompactCodecConfig:
         num_codebooks / codebook_size: K and N of the RVQ. ema_decay, kmeans_iters: RVQ settings;
             dead_threshold: entries used less than this fraction of the average are restarted.
         quantizer_dropout: train with a random number of codebooks (enables fewer codebooks at inference).
+        phase_input: also feed the encoder the power-law compressed complex STFT (``|S|^0.3 e^{i phi}``,
+            real and imaginary parts), so that codes can carry phase, not only magnitudes.
         chunk_seconds / context_seconds: long inputs are encoded/decoded in pieces of this size.
     """
 
@@ -59,6 +61,7 @@ class CompactCodecConfig:
     dead_threshold: float = 0.05
     kmeans_iters: int = 10
     quantizer_dropout: bool = False
+    phase_input: bool = False
     chunk_seconds: float = 30.0
     context_seconds: float = 1.0
 
@@ -119,7 +122,8 @@ class CompactCodec(AudioCodec):
         bins = config.n_fft // 2 + 1
         self.num_bins = bins
         h = config.hidden
-        enc: list[nn.Module] = [nn.Conv1d(config.channels * bins, h, 7, padding=3), _res_stack(h, config.res_blocks)]
+        in_ch = config.channels * bins * (3 if config.phase_input else 1)
+        enc: list[nn.Module] = [nn.Conv1d(in_ch, h, 7, padding=3), _res_stack(h, config.res_blocks)]
         for s in config.strides:
             # kernel 2s, stride s, padding s//2: exactly N/s frames out for N divisible by s
             enc += [nn.GELU(), nn.Conv1d(h, h, 2 * s, stride=s, padding=s // 2), _res_stack(h, config.res_blocks)]
@@ -143,7 +147,7 @@ class CompactCodec(AudioCodec):
         return num_frames * math.prod(self.config.strides)
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
-        """``wav [B, C, T * hop]`` -> log-magnitude STFT ``[B, C * bins, T * prod(strides)]``."""
+        """``wav [B, C, T * hop]`` -> log-magnitude STFT ``[B, C * bins (x3 with phase_input), T * prod(strides)]``."""
         b, c, s = wav.shape
         spec = torch.stft(wav.reshape(b * c, s).float(), self.config.n_fft, self.config.stft_hop,
                           window=self.window, center=True, return_complex=True)
@@ -151,6 +155,11 @@ class CompactCodec(AudioCodec):
         mag = spec[..., :n].abs()
         # log compresses the dynamic range (as hearing does); the offset/scale keep values near [-1, 1]
         feats = (torch.log(mag + 1e-4) + 4.0) / 4.0
+        if self.config.phase_input:
+            # |S|^0.3 e^{i phi}: keeps phase where there is energy, fades it in the noise floor
+            comp = spec[..., :n] * (mag + 1e-8).pow(-0.7)
+            feats = torch.stack([feats, 2.0 * comp.real, 2.0 * comp.imag], dim=1)  # [B*C, 3, bins, N]
+            return feats.reshape(b, c * 3 * self.num_bins, n)
         return feats.reshape(b, c * self.num_bins, n)
 
     def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:

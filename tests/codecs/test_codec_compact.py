@@ -141,3 +141,17 @@ def test_demo_name_and_bandwidth(tmp_path, monkeypatch):
     assert load_codec("demo", bandwidth=0.5).num_codebooks == 2
     with pytest.raises(CodecError, match="not both"):
         load_codec("demo", bandwidth=0.5, num_codebooks=1)
+
+
+def test_phase_input_variant(tmp_path):
+    import dataclasses
+
+    codec = CompactCodec(dataclasses.replace(TINY, phase_input=True))
+    x = torch.randn(2, 1, 16000) * 0.1
+    assert codec.features(x).shape == (2, 3 * 161, 200)  # log-magnitude + compressed real/imag parts
+    codec.train()
+    codec(x)
+    codec.eval()
+    codec.save_pretrained(tmp_path / "p")
+    loaded = load_codec(str(tmp_path / "p"))
+    assert loaded.config.phase_input and torch.equal(loaded.encode(x), codec.encode(x))
