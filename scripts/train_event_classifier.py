@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from foleygen.data.synthfoley import CLASS_TO_INDEX, CLASSES, SynthFoleyConfig, generate_clip
+from foleygen.data.synthfoley import CLASS_TO_INDEX, CLASSES, GENERATOR_VERSION, SynthFoleyConfig, generate_clip
 from foleygen.eval.event_classifier import (
     EventClassifier,
     EventClassifierConfig,
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_clips": args.train_clips,
         "seed": args.seed,
         "epochs": args.epochs,
+        "generator_version": GENERATOR_VERSION,
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(time.time() - t_start),
     }

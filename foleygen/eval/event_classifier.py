@@ -310,7 +310,7 @@ def class_accuracy(
     if pred_onsets is None:
         pred_onsets = onset_eval.detect_onsets(wav_np, sample_rate)
     pred_onsets = np.sort(np.asarray(pred_onsets, dtype=np.float64))
-    care = [not (exclude_offscreen and r["offscreen"]) for r in refs]
+    care = onset_eval.care_mask(refs, len(wav_np) / sample_rate, exclude_offscreen=exclude_offscreen)
     score = onset_eval.match_groups(pred_onsets, [r["times"] for r in refs], care, tolerance)
     names = classifier.classes
     confusion = np.zeros((len(names), len(names)), np.int64)

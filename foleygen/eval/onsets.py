@@ -20,7 +20,8 @@ prediction may hit a group at any of its impact times; extra predictions within 
 of a group already hit are neither hits nor false alarms (the detector's 30 ms minimum gap may or may
 not split near-simultaneous impacts). With ``exclude_offscreen=True`` an onset whose events are all
 off-screen is "don't care": a prediction matched to it is neither a hit nor a false alarm, and missing
-it is not a miss. Aggregation over clips
+it is not a miss. Onsets in the last 20 ms of a clip are "don't care" as well (too little of the sound is
+left to hear its attack). Aggregation over clips
 (:func:`aggregate_scores`) is micro-averaged: hits, false alarms and misses are summed over all clips
 before precision/recall/F1 are computed (so clips with many events weigh more).
 """
@@ -38,6 +39,7 @@ import numpy as np
 DEFAULT_TOLERANCE = 0.04
 DEFAULT_MIN_GAP = 0.03
 DEFAULT_GROUP_GAP = 0.05
+DEFAULT_EDGE = 0.02
 
 
 @dataclass(frozen=True)
@@ -358,10 +360,23 @@ def evaluate_clip(
 ) -> OnsetScore:
     """Detect onsets in ``wav [S]`` (or use ``pred``) and score them against a clip's events."""
     refs = reference_onsets(events, group_gap=group_gap)
+    wav = _mono(wav)
     if pred is None:
         pred = detect_onsets(wav, sample_rate, detector)
-    care = [not (exclude_offscreen and r["offscreen"]) for r in refs]
+    care = care_mask(refs, len(wav) / sample_rate, exclude_offscreen=exclude_offscreen)
     return match_groups(pred, [r["times"] for r in refs], care, tolerance)
+
+
+def care_mask(
+    refs: Sequence[dict[str, Any]],
+    duration: float,
+    *,
+    exclude_offscreen: bool = True,
+    edge_seconds: float = DEFAULT_EDGE,
+) -> list[bool]:
+    """Which reference onsets count: not off-screen-only (when excluded), and not starting in the last
+    ``edge_seconds`` of the clip, where too little of the sound is left for anyone to hear its attack."""
+    return [not (exclude_offscreen and r["offscreen"]) and r["time"] <= duration - edge_seconds for r in refs]
 
 
 def aggregate_scores(scores: Iterable[OnsetScore]) -> OnsetScore:

@@ -111,3 +111,15 @@ def test_detector_averages_channels():
     mono = detect_onsets(wav, sr)
     assert np.allclose(detect_onsets(np.stack([wav, wav]), sr), mono)
     assert np.allclose(detect_onsets(wav[None], sr), mono) and len(mono) == 1
+
+
+def test_onsets_at_the_very_end_are_dont_care():
+    events = [
+        {"time": 0.5, "class": "wood", "kind": "impact", "offscreen": False},
+        {"time": 0.99, "class": "wood", "kind": "impact", "offscreen": False},
+    ]
+    wav = np.zeros(16000, np.float32)  # 1 s: the second impact has 10 ms of sound left
+    s = evaluate_clip(wav, 16000, events, pred=np.array([0.5]))
+    assert (s.hits, s.false_alarms, s.misses) == (1, 0, 0)
+    s = evaluate_clip(wav, 16000, events, pred=np.array([0.5, 0.99]))
+    assert (s.hits, s.false_alarms, s.misses) == (1, 0, 0)  # detecting it is no false alarm either

@@ -25,7 +25,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 # Version of the generator's output. Bump it whenever a change alters the clips produced for a given
 # (split, seed, index, config): files record it, so stale data sets can be detected.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)

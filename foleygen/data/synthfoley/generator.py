@@ -186,7 +186,10 @@ def generate_clip(split: str, seed: int, index: int, config: SynthFoleyConfig | 
     roll = np.where(traj.roll_speed > physics.V_ROLL_MIN, traj.roll_speed, 0.0)
     spin = np.where(traj.spin_rate > physics.OMEGA_SPIN_MIN, traj.spin_rate, 0.0)
     for i, b in enumerate(bodies):
-        for kind, curve, ref in (("roll", roll[:, i], physics.V_REF), ("spin", spin[:, i], 30.0)):
+        for kind, curve, ref in (
+            ("roll", roll[:, i], physics.V_ROLL_REF),
+            ("spin", spin[:, i], physics.OMEGA_SPIN_REF),
+        ):
             if not curve.any():
                 continue
             if kind == "roll":

@@ -29,6 +29,8 @@ WAIT, FLY, FLOOR = 0, 1, 2
 V_SETTLE = 0.45
 V_REF = 3.2  # impact speed that maps to strength 1.0 (a drop from above the frame onto the floor)
 V_ROLL_MIN = 0.05  # rolling slower than this is silent
+V_ROLL_REF = 0.8  # rolling speed that maps to full rumble level (rolls are much slower than impacts)
+OMEGA_SPIN_REF = 30.0  # rad/s that maps to full whirr level
 OMEGA_SPIN_MIN = 3.0  # rad/s; spinning slower than this is silent
 
 

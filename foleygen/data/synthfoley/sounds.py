@@ -22,6 +22,9 @@ from scipy import signal
 
 # Per-class loudness at strength 1 (peak of the body before the limiter); roughly equal perceived level.
 CLASS_GAIN = {"wood": 0.8, "metal": 0.45, "glass": 0.5, "drum": 0.9, "rubber": 0.6, "paper": 0.7}
+# Continuous sounds (roll, spin) fade in and out through two one-pole smoothers of CONTINUOUS_FADE / 2
+# each: an S-shaped ~100 ms fade, slow enough that a roll starting without an impact is no onset.
+CONTINUOUS_FADE = 0.06
 # Strength 0..1 maps linearly in dB to [-DB_RANGE, 0] dB.
 DB_RANGE = 14.0
 
@@ -154,7 +157,7 @@ def rolling_sound(
     level = _control_to_audio(np.clip(speed / v_ref, 0, 1), step_times, num_samples, sample_rate)
     if not level.any():
         return np.zeros(num_samples, np.float32)
-    level = _smooth(level, sample_rate, 0.03)
+    level = _smooth(_smooth(level, sample_rate, CONTINUOUS_FADE / 2), sample_rate, CONTINUOUS_FADE / 2)
     cutoff = 350.0 if cls == "rubber" else 900.0
     noise = signal.sosfilt(_sos("low", cutoff, 0, sample_rate), rng.standard_normal(num_samples))
     noise /= np.abs(noise).max() + 1e-9
@@ -180,7 +183,7 @@ def spinning_sound(
     level = _control_to_audio(np.clip(rate / omega_ref, 0, 1), step_times, num_samples, sample_rate)
     if not level.any():
         return np.zeros(num_samples, np.float32)
-    level = _smooth(level, sample_rate, 0.03)
+    level = _smooth(_smooth(level, sample_rate, CONTINUOUS_FADE / 2), sample_rate, CONTINUOUS_FADE / 2)
     base = {"wood": 180.0, "metal": 420.0, "glass": 700.0, "drum": 120.0, "rubber": 150.0, "paper": 300.0}[cls]
     freq = base * (0.5 + 0.5 * level)
     phase = 2 * np.pi * np.cumsum(freq) / sample_rate + rng.uniform(0, 2 * np.pi)
