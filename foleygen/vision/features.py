@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,16 +94,9 @@ def _encoder_meta(encoder: VisualEncoder) -> dict[str, object]:
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from foleygen.config import atomic_write
+
+    atomic_write(path, lambda fh: np.save(fh, array))
 
 
 def extract_features_to_dir(videos: Iterable[str | os.PathLike[str]], encoder: VisualEncoder,

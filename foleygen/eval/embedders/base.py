@@ -67,6 +67,26 @@ class AudioEmbedder(abc.ABC):
         return torch.device("cpu")
 
 
+class ClipClassifierEmbedder(AudioEmbedder):
+    """An AudioSet-style network with ``embed_wav(wav [B, S]) -> ([B, D], [B, C])`` over the whole clip.
+
+    ``model.config`` gives ``sample_rate`` and ``num_classes``; ``dim`` is the embedding size.
+    """
+
+    def __init__(self, model: torch.nn.Module, dim: int, fingerprint: str = "") -> None:
+        self.model = model.eval()
+        self.sample_rate = model.config.sample_rate
+        self.dim = dim
+        self.num_classes = model.config.num_classes
+        self.fingerprint = fingerprint
+
+    @torch.inference_mode()
+    def embed(self, wav: torch.Tensor) -> EmbedderOutput:
+        """``wav [S]`` -> embeddings ``[1, D]`` and logits ``[C]``."""
+        emb, logits = self.model.embed_wav(wav.reshape(1, -1).to(self.device))
+        return EmbedderOutput(as_numpy(emb), as_numpy(logits[0]))
+
+
 def file_fingerprint(path: str | os.PathLike[str]) -> str:
     """A cheap content fingerprint of a (possibly large) weights file: size + first and last MiB."""
     path = Path(path)
@@ -84,12 +104,13 @@ def strip_prefix(state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> d
     """Drop a wrapper prefix (``module.``, ``net.``) when every key that matters carries it."""
     for prefix in prefixes:
         if state and any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     return state
 
 
-def check_keys(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike[str],
-               what: str) -> dict[str, torch.Tensor]:
+def check_keys(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike[str], what: str
+) -> dict[str, torch.Tensor]:
     """The subset of ``state`` that ``model`` expects, with a one-line error for missing/mis-shaped keys."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -97,8 +118,9 @@ def check_keys(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str
         raise CheckpointError(f"not a {what} checkpoint: {len(missing)} missing key(s), e.g. {missing[0]!r}", path)
     for key, ref in expected.items():
         if tuple(state[key].shape) != tuple(ref.shape):
-            raise CheckpointError(f"{what} checkpoint key {key!r} has shape {tuple(state[key].shape)}, "
-                                  f"expected {tuple(ref.shape)}", path)
+            raise CheckpointError(
+                f"{what} checkpoint key {key!r} has shape {tuple(state[key].shape)}, expected {tuple(ref.shape)}", path
+            )
     return {k: state[k].to(ref.dtype) if state[k].is_floating_point() else state[k] for k, ref in expected.items()}
 
 

@@ -26,9 +26,7 @@ from torch import nn
 from foleygen.checkpoint import safe_torch_load
 from foleygen.errors import CheckpointError
 from foleygen.eval.embedders.base import (
-    AudioEmbedder,
-    EmbedderOutput,
-    as_numpy,
+    ClipClassifierEmbedder,
     check_keys,
     file_fingerprint,
     strip_prefix,
@@ -102,23 +100,13 @@ class Cnn14(nn.Module):
         return self(logmel)
 
 
-class PannsEmbedder(AudioEmbedder):
+class PannsEmbedder(ClipClassifierEmbedder):
     """PANNs CNN14: one 2048-d embedding and 527 AudioSet logits per clip."""
 
     name = "panns"
 
     def __init__(self, model: Cnn14, fingerprint: str = "") -> None:
-        self.model = model.eval()
-        self.sample_rate = model.config.sample_rate
-        self.dim = model.config.widths[-1]
-        self.num_classes = model.config.num_classes
-        self.fingerprint = fingerprint
-
-    @torch.inference_mode()
-    def embed(self, wav: torch.Tensor) -> EmbedderOutput:
-        """``wav [S]`` -> embeddings ``[1, D]`` and logits ``[C]``."""
-        emb, logits = self.model.embed_wav(wav.reshape(1, -1).to(self.device))
-        return EmbedderOutput(as_numpy(emb), as_numpy(logits[0]))
+        super().__init__(model, model.config.widths[-1], fingerprint)
 
 
 def load_panns(path: str | os.PathLike[str]) -> PannsEmbedder:
@@ -127,30 +115,34 @@ def load_panns(path: str | os.PathLike[str]) -> PannsEmbedder:
     ckpt = safe_torch_load(path)
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or "fc_audioset.weight" not in strip_prefix(state, ("module.",)):
-        raise CheckpointError("not a PANNs CNN14 checkpoint (expects a dict with 'model' holding fc_audioset.*)",
-                              path)
+        raise CheckpointError("not a PANNs CNN14 checkpoint (expects a dict with 'model' holding fc_audioset.*)", path)
     state = strip_prefix(state, ("module.",))
     mel_w = state.get("logmel_extractor.melW")
     if mel_w is not None:
         n_fft = (mel_w.shape[0] - 1) * 2
         base = PANNS_16K if n_fft == PANNS_16K.n_fft else PANNS_32K if n_fft == PANNS_32K.n_fft else None
         if base is None:
-            raise CheckpointError(f"unknown CNN14 frontend (melW {tuple(mel_w.shape)}); expected the 16 or 32 kHz "
-                                  "variant", path)
+            raise CheckpointError(
+                f"unknown CNN14 frontend (melW {tuple(mel_w.shape)}); expected the 16 or 32 kHz variant", path
+            )
     else:
         base = PANNS_16K if "16k" in path.name.lower() else PANNS_32K
     try:
         widths = tuple(int(state[f"conv_block{i}.conv1.weight"].shape[0]) for i in range(1, 7))
     except KeyError as err:
         raise CheckpointError(f"not a PANNs CNN14 checkpoint: missing {err.args[0]!r}", path) from None
-    config = PannsConfig(**{**base.__dict__, "widths": widths,
-                            "mel_bins": int(state["bn0.weight"].shape[0]) if "bn0.weight" in state else 64,
-                            "num_classes": int(state["fc_audioset.weight"].shape[0])})
+    config = PannsConfig(
+        **{
+            **base.__dict__,
+            "widths": widths,
+            "mel_bins": int(state["bn0.weight"].shape[0]) if "bn0.weight" in state else 64,
+            "num_classes": int(state["fc_audioset.weight"].shape[0]),
+        }
+    )
     model = Cnn14(config)
     model.load_state_dict(check_keys(model, state, path, "PANNs CNN14"))
     if mel_w is not None:
         if tuple(mel_w.shape) != tuple(model.mel_matrix.shape):
-            raise CheckpointError(f"melW shape {tuple(mel_w.shape)} does not fit {tuple(model.mel_matrix.shape)}",
-                                  path)
+            raise CheckpointError(f"melW shape {tuple(mel_w.shape)} does not fit {tuple(model.mel_matrix.shape)}", path)
         model.mel_matrix.copy_(mel_w.float())  # use exactly the filters the model was trained with
     return PannsEmbedder(model, fingerprint=file_fingerprint(path))

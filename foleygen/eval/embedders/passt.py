@@ -26,9 +26,7 @@ from torch import nn
 from foleygen.checkpoint import safe_torch_load
 from foleygen.errors import CheckpointError
 from foleygen.eval.embedders.base import (
-    AudioEmbedder,
-    EmbedderOutput,
-    as_numpy,
+    ClipClassifierEmbedder,
     check_keys,
     file_fingerprint,
     strip_prefix,
@@ -134,8 +132,13 @@ class Passt(nn.Module):
         x = x + self.time_new_pos_embed[..., :t] + self.freq_new_pos_embed
         x = x.flatten(2).transpose(1, 2)  # [B, F'*T', D], frequency-major like the original
         b = x.shape[0]
-        tokens = torch.cat([self.cls_token.expand(b, -1, -1) + self.new_pos_embed[:, :1],
-                            self.dist_token.expand(b, -1, -1) + self.new_pos_embed[:, 1:]], dim=1)
+        tokens = torch.cat(
+            [
+                self.cls_token.expand(b, -1, -1) + self.new_pos_embed[:, :1],
+                self.dist_token.expand(b, -1, -1) + self.new_pos_embed[:, 1:],
+            ],
+            dim=1,
+        )
         x = self.norm(self.blocks(torch.cat([tokens, x], dim=1)))
         embedding = (x[:, 0] + x[:, 1]) / 2
         # As the published forward: the head sees the token mean; head_dist (trained for the distillation
@@ -147,23 +150,13 @@ class Passt(nn.Module):
         return self(passt_logmel(wav.float(), self.mel_banks).unsqueeze(1))
 
 
-class PasstEmbedder(AudioEmbedder):
+class PasstEmbedder(ClipClassifierEmbedder):
     """PaSST-S at 32 kHz: one 768-d embedding and 527 AudioSet logits per clip (first 10 s)."""
 
     name = "passt"
 
     def __init__(self, model: Passt, fingerprint: str = "") -> None:
-        self.model = model.eval()
-        self.sample_rate = model.config.sample_rate
-        self.dim = model.config.dim
-        self.num_classes = model.config.num_classes
-        self.fingerprint = fingerprint
-
-    @torch.inference_mode()
-    def embed(self, wav: torch.Tensor) -> EmbedderOutput:
-        """``wav [S]`` -> embeddings ``[1, 768]`` and logits ``[527]``."""
-        emb, logits = self.model.embed_wav(wav.reshape(1, -1).to(self.device))
-        return EmbedderOutput(as_numpy(emb), as_numpy(logits[0]))
+        super().__init__(model, model.config.dim, fingerprint)
 
 
 def load_passt(path: str | os.PathLike[str]) -> PasstEmbedder:
@@ -189,9 +182,17 @@ def load_passt(path: str | os.PathLike[str]) -> PasstEmbedder:
     freq_patches = int(freq_pos.shape[2])
     # Several mel counts give the same patch count (126..135 -> 12); prefer the published 128.
     n_mels = base.n_mels if (base.n_mels - patch) // stride + 1 == freq_patches else (freq_patches - 1) * stride + patch
-    config = PasstConfig(n_mels=n_mels, dim=dim, depth=depth, heads=max(1, dim // 64), mlp_hidden=int(fc1.shape[0]),
-                         patch=patch, stride=stride, max_time_patches=int(time_pos.shape[-1]),
-                         num_classes=int(head.shape[0]))
+    config = PasstConfig(
+        n_mels=n_mels,
+        dim=dim,
+        depth=depth,
+        heads=max(1, dim // 64),
+        mlp_hidden=int(fc1.shape[0]),
+        patch=patch,
+        stride=stride,
+        max_time_patches=int(time_pos.shape[-1]),
+        num_classes=int(head.shape[0]),
+    )
     model = Passt(config)
     model.load_state_dict(check_keys(model, state, path, "PaSST"))
     return PasstEmbedder(model, fingerprint=file_fingerprint(path))
