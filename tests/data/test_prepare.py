@@ -62,29 +62,17 @@ def dataset(tmp_path_factory):
     return root
 
 
+def prepare_argv(dataset, cache):
+    """`foleygen prepare` arguments for the tiny data set: compact 16 px frames at 10 fps, 0.8 s, CPU."""
+    return [
+        "prepare", str(dataset / "manifest.csv"), "--codec", str(dataset / "codec"), "--visual", "compact",
+        "--visual-fps", "10", "--image-size", "16", "-o", str(cache), "--duration", "0.8", "-q", "--device", "cpu",
+    ]  # fmt: skip
+
+
 def test_prepare_cli_sharded_with_failures_then_resume_skips(dataset, tmp_path):
     cache = tmp_path / "cache"
-    base = [
-        "prepare",
-        str(dataset / "manifest.csv"),
-        "--codec",
-        str(dataset / "codec"),
-        "--visual",
-        "compact",
-        "--visual-fps",
-        "10",
-        "--image-size",
-        "16",
-        "-o",
-        str(cache),
-        "--duration",
-        "0.8",
-        "-q",
-        "--batch-size",
-        "3",
-        "--device",
-        "cpu",
-    ]
+    base = [*prepare_argv(dataset, cache), "--batch-size", "3"]
     assert main(base + ["--shard", "0/2"]) == 0
     with pytest.raises(Exception, match="not finished"):
         CacheReader(cache)
@@ -169,25 +157,7 @@ def test_prepare_takes_its_shard_from_torchrun(dataset, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     assert (
         main(
-            [
-                "prepare",
-                str(dataset / "manifest.csv"),
-                "--codec",
-                str(dataset / "codec"),
-                "--visual",
-                "compact",
-                "--visual-fps",
-                "10",
-                "--image-size",
-                "16",
-                "-o",
-                str(cache),
-                "--duration",
-                "0.8",
-                "-q",
-                "--device",
-                "cpu",
-            ]
+            prepare_argv(dataset, cache)
         )
         == 0
     )
