@@ -69,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = FoleyGen.from_pretrained(args.model)
     params = {
         k: v
