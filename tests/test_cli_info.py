@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from media_factory import make_media
 
-sys.path.insert(0, str(Path(__file__).parent / "io"))
-from media_factory import make_media  # noqa: E402  (the media helpers of tests/io)
-
-from foleygen.cli import main  # noqa: E402
+from foleygen.cli import main
 
 FIELDS = {
     "path",

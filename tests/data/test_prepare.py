@@ -1,9 +1,9 @@
 import json
 
-import av
 import numpy as np
 import pytest
 import torch
+from media_factory import write_tone_video
 
 from foleygen.cli import main
 from foleygen.data.cache import CacheReader
@@ -13,30 +13,8 @@ from foleygen.vision.base import VisualEncoder
 
 
 def write_video(path, seconds=1.0, fps=10, size=32, sr=16000, freq=440.0, audio=True):
-    """A small mp4 (mpeg4 video whose brightness changes each frame + AAC sine) made with PyAV."""
-    with av.open(str(path), "w") as c:
-        vs = c.add_stream("mpeg4", rate=fps)
-        vs.width = vs.height = size
-        vs.pix_fmt = "yuv420p"
-        aus = c.add_stream("aac", rate=sr) if audio else None
-        if aus is not None:
-            aus.layout = "mono"
-        for i in range(round(seconds * fps)):
-            img = np.full((size, size, 3), (i * 20) % 255, np.uint8)
-            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-        if aus is not None:
-            wav = (0.3 * np.sin(2 * np.pi * freq * np.arange(round(seconds * sr)) / sr)).astype(np.float32)
-            for s in range(0, len(wav), 1024):
-                frame = av.AudioFrame.from_ndarray(wav[None, s : s + 1024], format="fltp", layout="mono")
-                frame.sample_rate, frame.pts = sr, s
-                for p in aus.encode(frame):
-                    c.mux(p)
-            for p in aus.encode():
-                c.mux(p)
-    return path
+    """A small mp4 (video brightness ramping each frame + a continuous AAC sine)."""
+    return write_tone_video(path, seconds, fps, size, sr, freq, audio=audio)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Fixtures of the media tests; the helpers themselves live in media_factory.py (importable by name)."""
+"""Fixtures of the media tests; the helpers themselves live in tests/media_factory.py (importable by name)."""
 
 from __future__ import annotations
 

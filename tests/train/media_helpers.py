@@ -1,41 +1,20 @@
-"""Small media and codec stand-ins for the training tests (no network, made on the spot)."""
+"""Small media and codec stand-ins for the training tests (no network, made on the spot).
+
+The PyAV writing itself lives in ``tests/media_factory.py``, shared with the other test folders.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import av
-import numpy as np
 import torch
+from media_factory import write_tone_video
 
 
-def write_video(
-    path: Path, seconds: float = 1.0, fps: int = 10, size: int = 32, sr: int = 16000, freq: float = 440.0
-) -> Path:
-    """mpeg4 video whose brightness steps each frame + an AAC tone that beeps on every 5th frame."""
-    with av.open(str(path), "w") as c:
-        vs = c.add_stream("mpeg4", rate=fps)
-        vs.width = vs.height = size
-        vs.pix_fmt = "yuv420p"
-        aus = c.add_stream("aac", rate=sr)
-        aus.layout = "mono"
-        for i in range(round(seconds * fps)):
-            img = np.full((size, size, 3), 40 + 200 * (i % 5 == 0), np.uint8)
-            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-        t = np.arange(round(seconds * sr)) / sr
-        gate = ((t * fps).astype(int) % 5 == 0).astype(np.float32)
-        wav = (0.4 * gate * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-        for s in range(0, len(wav), 1024):
-            frame = av.AudioFrame.from_ndarray(wav[None, s : s + 1024], format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = sr, s
-            for p in aus.encode(frame):
-                c.mux(p)
-        for p in aus.encode():
-            c.mux(p)
-    return path
+def write_video(path: Path, seconds: float = 1.0, fps: int = 10, size: int = 32, sr: int = 16000,
+                freq: float = 440.0) -> Path:
+    """mpeg4 video that flashes every 5th frame + an AAC tone that beeps with the flashes."""
+    return write_tone_video(path, seconds, fps, size, sr, freq, beep_every=5)
 
 
 def tiny_codec_dir(path: Path) -> Path:

@@ -1,4 +1,7 @@
-"""Test media made on the fly with PyAV: tiny videos whose pixels say which frame they are.
+"""Test media made on the fly with PyAV, shared by every test folder (``tests/`` is on ``sys.path``).
+
+:func:`make_media` writes tiny videos whose pixels say which frame they are; :func:`write_tone_video`
+writes a small mp4 with a sine (or beeping) soundtrack for the data and training tests.
 
 Frame ``i`` is painted flat grey in two halves: the left half encodes ``i % 16`` and the right half
 ``i // 16`` as ``16 * k + 8``. Lossy codecs move flat grey by a level or two, far less than the 16
@@ -163,3 +166,51 @@ def make_media(
             audio = _audio_signal(audio_rate, audio_channels, audio_duration or duration)
             _write_audio_stream(container, audio_stream, audio, audio_rate, round(audio_offset * audio_rate))
     return Made(path, src_times, audio)
+
+
+def write_tone_video(
+    path: Path,
+    seconds: float = 1.0,
+    fps: int = 10,
+    size: int = 32,
+    sr: int = 16000,
+    freq: float = 440.0,
+    audio: bool = True,
+    beep_every: int | None = None,
+) -> Path:
+    """A small mp4: mpeg4 video + AAC sine at ``freq`` (``audio=False``: no audio stream).
+
+    ``beep_every=None``: the frame brightness ramps (``20 * i % 255``) and the sine is continuous.
+    ``beep_every=N``: frames ``0, N, 2N, ...`` flash bright and the sine sounds only during them, so
+    sound and picture are in sync (what a model trained on these clips can learn).
+    """
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("mpeg4", rate=fps)
+        vs.width = vs.height = size
+        vs.pix_fmt = "yuv420p"
+        aus = c.add_stream("aac", rate=sr) if audio else None
+        if aus is not None:
+            aus.layout = "mono"
+        for i in range(round(seconds * fps)):
+            level = (i * 20) % 255 if beep_every is None else 40 + 200 * (i % beep_every == 0)
+            img = np.full((size, size, 3), level, np.uint8)
+            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        if aus is not None:
+            t = np.arange(round(seconds * sr)) / sr
+            if beep_every is None:
+                wav = 0.3 * np.sin(2 * np.pi * freq * t)
+            else:
+                gate = ((t * fps).astype(int) % beep_every == 0).astype(np.float32)
+                wav = 0.4 * gate * np.sin(2 * np.pi * freq * t)
+            wav = wav.astype(np.float32)
+            for s in range(0, len(wav), 1024):
+                frame = av.AudioFrame.from_ndarray(wav[None, s : s + 1024], format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = sr, s
+                for p in aus.encode(frame):
+                    c.mux(p)
+            for p in aus.encode():
+                c.mux(p)
+    return path
