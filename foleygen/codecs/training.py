@@ -44,8 +44,8 @@ from foleygen.codecs.losses import (
     waveform_l1,
 )
 from foleygen.codecs.metrics import si_sdr
-from foleygen.config import from_dict
-from foleygen.errors import ConfigError, DataError
+from foleygen.config import from_dict, to_dict
+from foleygen.errors import CheckpointError, ConfigError, DataError
 from foleygen.train.task import register_task
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm", ".mov",
@@ -66,6 +66,10 @@ class CodecTaskConfig:
         disc_start: step at which the adversarial terms start. disc_lr: its Adam learning rate.
         w_adv / w_fm: adversarial / feature-matching weights.
         seed: base seed of the random crops.
+        train_only: ``"all"`` trains the whole codec; ``"decoder"`` freezes the encoder and the codebooks
+            (no EMA updates, no restarts) and trains the decoder alone: the codes of every clip stay
+            exactly the same, so an LM trained on them keeps working while the sound improves. Use it
+            with ``train.init_from=<codec dir>``; the unquantised warm-up is skipped.
     """
 
     warmup_steps: int = 150
@@ -82,6 +86,11 @@ class CodecTaskConfig:
     w_adv: float = 1.0
     w_fm: float = 2.0
     seed: int = 0
+    train_only: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.train_only not in ("all", "decoder"):
+            raise ConfigError(f"codec_train.train_only must be 'all' or 'decoder', got {self.train_only!r}")
 
 
 # ---------------------------------------------------------------------- data sources
@@ -202,14 +211,31 @@ class RandomCrops(Dataset):
 class CodecTrainModel(nn.Module):
     """The codec plus (optionally) its discriminator, so that the trainer checkpoints both."""
 
-    def __init__(self, codec: CompactCodec, discriminator: MultiScaleSTFTDiscriminator | None) -> None:
+    def __init__(self, codec: CompactCodec, discriminator: MultiScaleSTFTDiscriminator | None,
+                 decoder_only: bool = False) -> None:
         super().__init__()
         self.codec = codec
         self.discriminator = discriminator
+        self.decoder_only = decoder_only
+        if decoder_only:
+            for part in (codec.encoder, codec.quantizer):
+                part.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> CodecTrainModel:
+        """As ``nn.Module.train``, but a frozen encoder and quantiser stay in eval mode (no EMA updates)."""
+        super().train(mode)
+        if self.decoder_only:
+            self.codec.encoder.eval()
+            self.codec.quantizer.eval()
+        return self
 
     def forward(self, wav: torch.Tensor, quantize: bool = True) -> tuple[torch.Tensor, Any]:
-        """See :meth:`CompactCodec.forward`."""
-        return self.codec(wav, quantize=quantize)
+        """See :meth:`CompactCodec.forward`; decoder-only: ``wav [B, C, S]`` -> fixed codes -> decoder."""
+        if not self.decoder_only:
+            return self.codec(wav, quantize=quantize)
+        with torch.no_grad():
+            q = self.codec.quantizer(self.codec.encode_latent(wav))
+        return self.codec.decode_latent(q.quantized), None
 
 
 def _codec_of(model: nn.Module) -> CompactCodec:
@@ -235,7 +261,20 @@ class CodecTask:
     def build_model(self) -> nn.Module:
         """A fresh :class:`CodecTrainModel` (codec + discriminator if enabled)."""
         disc = MultiScaleSTFTDiscriminator() if self.config.discriminator else None
-        return CodecTrainModel(CompactCodec(self.model_config), disc)
+        return CodecTrainModel(CompactCodec(self.model_config), disc, decoder_only=self.config.train_only == "decoder")
+
+    def load_pretrained(self, model: nn.Module, directory: Path) -> None:
+        """Fine-tuning start (``train.init_from``): a codec directory (``save_pretrained``) into ``model``.
+
+        Its config must equal this run's ``model:`` section (else the weights would not fit or the codes
+        would mean something else); only the inference-time chunking may differ.
+        """
+        codec = CompactCodec.from_pretrained(directory)
+        theirs, ours = to_dict(codec.config), to_dict(self.model_config)
+        diff = sorted(k for k in ours if k not in ("chunk_seconds", "context_seconds") and theirs.get(k) != ours[k])
+        if diff:
+            raise CheckpointError(f"codec config differs from this run's model section in {diff}", directory)
+        _codec_of(model).load_state_dict(codec.state_dict())
 
     def _sources(self, entries: Any, where: str) -> Dataset:
         if isinstance(entries, dict):
@@ -276,7 +315,7 @@ class CodecTask:
         """Reconstruction (+ commitment, + adversarial) loss of one batch ``[B, C, S]``."""
         cfg = self.config
         inner = getattr(model, "module", model)
-        quantize = step >= cfg.warmup_steps
+        quantize = step >= cfg.warmup_steps or cfg.train_only == "decoder"
         recon, q = inner(batch, quantize=quantize)
         parts = self._losses(recon, batch)
         total = (cfg.w_sc * parts["sc"] + cfg.w_logmag * parts["logmag"] + cfg.w_mel * parts["mel"]
@@ -318,7 +357,7 @@ class CodecTask:
         with torch.no_grad():
             real = functional_call(disc, frozen, (wav,))
         adv, fm = generator_adversarial_losses(real, fake)
-        metrics.update(d_loss=float(d_loss), g_adv=float(adv), g_fm=float(fm))
+        metrics.update(d_loss=float(d_loss.detach()), g_adv=float(adv.detach()), g_fm=float(fm.detach()))
         return self.config.w_adv * adv + self.config.w_fm * fm
 
     @torch.no_grad()

@@ -6,7 +6,7 @@ import torch
 from foleygen.codecs import load_codec
 from foleygen.codecs.training import CodecTask, RandomCrops
 from foleygen.config import load_yaml
-from foleygen.errors import ConfigError
+from foleygen.errors import CheckpointError, ConfigError
 from foleygen.train.task import TASKS
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "codec_tiny.yaml"
@@ -87,3 +87,62 @@ def test_synthfoley_source_cache_dir(tmp_path):
     assert first.shape == (1, 8000) and len(list(tmp_path.glob("*.npy"))) == 1
     again = SOURCES["synthfoley"](entry, 16000, 1)[0]  # a fresh process/worker reads the file
     assert torch.equal(first, again)
+
+
+def _trained_tiny_codec(task, batch, steps=5):
+    model = task.build_model()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for step in range(steps):  # 3 warm-up steps, then quantised: the codebooks are initialised
+        loss, _ = task.loss(model, batch, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def test_decoder_only_fine_tuning_keeps_every_code_and_improves_the_sound(tmp_path):
+    torch.manual_seed(0)
+    base_task = TASKS["codec"](load_yaml(TINY))
+    train, _ = base_task.build_datasets()
+    batch = base_task.collate([train[i] for i in range(2)])
+    base_task.save_pretrained(_trained_tiny_codec(base_task, batch), tmp_path / "base")
+    base = load_codec(str(tmp_path / "base"))
+
+    task = TASKS["codec"](load_yaml(TINY, ["codec_train.train_only=decoder"]))
+    model = task.build_model()
+    task.load_pretrained(model, tmp_path / "base")
+    model.train()
+    assert not model.codec.quantizer.training and not model.codec.encoder.training and model.codec.decoder.training
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("codec.decoder.") for n in trainable)
+    frozen = {k: v.clone() for k, v in model.codec.state_dict().items() if not k.startswith("decoder.")}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    losses = []
+    for step in range(6):
+        loss, metrics = task.loss(model, batch, step)
+        assert metrics["quantized"] == 1.0  # no unquantised warm-up: the codebooks are already trained
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    # encoder weights and codebook buffers (EMA statistics included) are untouched, the decoder moved
+    for k, v in model.codec.state_dict().items():
+        if k in frozen:
+            assert torch.equal(v, frozen[k]), k
+    task.save_pretrained(model, tmp_path / "tuned")
+    tuned = load_codec(str(tmp_path / "tuned"))
+    assert torch.equal(tuned.encode(batch), base.encode(batch))
+    assert not torch.equal(tuned.decode(base.encode(batch)), base.decode(base.encode(batch)))
+
+
+def test_load_pretrained_refuses_a_codec_of_another_shape(tmp_path):
+    torch.manual_seed(0)
+    task = TASKS["codec"](load_yaml(TINY))
+    train, _ = task.build_datasets()
+    task.save_pretrained(_trained_tiny_codec(task, task.collate([train[0]])), tmp_path / "base")
+    other = TASKS["codec"](load_yaml(TINY, ["model.codebook_size=32"]))
+    with pytest.raises(CheckpointError, match="codebook_size"):
+        other.load_pretrained(other.build_model(), tmp_path / "base")
+    with pytest.raises(ConfigError, match="train_only"):
+        TASKS["codec"](load_yaml(TINY, ["codec_train.train_only=encoder"]))
