@@ -23,6 +23,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,18 +42,32 @@ from foleygen.io import read_audio, read_frames
 
 def score(
     wavs: list[np.ndarray], events: list[list[dict]], sample_rate: int, classifier: EventClassifier | None
-) -> dict[str, float]:
-    """Micro-averaged onset scores and class accuracy of ``wavs`` (each ``[S]``) against ``events``."""
+) -> dict[str, Any]:
+    """Micro-averaged onset scores, class accuracy and confusion of ``wavs`` (each ``[S]``) against ``events``."""
     pairs = list(zip(wavs, events, strict=True))
     onset = aggregate_scores(evaluate_clip(w, sample_rate, e) for w, e in pairs)
     acc = aggregate_accuracy([class_accuracy(w, sample_rate, e, classifier) for w, e in pairs]) if classifier else None
-    return {
+    out: dict[str, Any] = {
         "precision": onset.precision,
         "recall": onset.recall,
         "f1": onset.f1,
         "offset_ms": onset.mean_abs_offset_ms,
         "class_acc": acc.accuracy if acc is not None else float("nan"),
     }
+    if acc is not None and acc.total:
+        # rows: the true class, columns: what the classifier heard (see ClassAccuracy.confusion)
+        out["confusion"] = {"classes": list(classifier.classes), "counts": acc.confusion.tolist()}
+    return out
+
+
+def per_class(confusion: dict[str, Any]) -> str:
+    """``wood 0.81 (95) | metal ...``: accuracy and count of each true class of a confusion dict."""
+    parts = []
+    for name, row in zip(confusion["classes"], confusion["counts"], strict=True):
+        total = sum(row)
+        hit = row[confusion["classes"].index(name)]
+        parts.append(f"{name} {hit / total:.2f} ({total})" if total else f"{name} - (0)")
+    return " | ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     except ClassifierWeightsMissing as err:
         print(f"class accuracy skipped: {err}", file=sys.stderr)
         classifier = None
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     generated, seconds = generate(frames)
     audio_seconds = sum(len(w) for w in generated) / sr
     results["generated"] = score(generated, events, sr, classifier)
@@ -131,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['class_acc']:.3f} |"
         )
     print(f"generation: {results['generated']['rtf']:.2f}x real time ({len(clips)} clips)")
+    for name, r in results.items():
+        if "confusion" in r:
+            print(f"class accuracy by true class, {name}: {per_class(r['confusion'])}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

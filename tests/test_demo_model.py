@@ -58,3 +58,23 @@ def test_shipped_model_hits_the_true_impacts(model, clips):
     shuffled, _ = onset_f1(model, frames[1:] + frames[:1], events)
     assert f1 >= MIN_ONSET_F1, f"onset F1 {f1:.3f} fell below {MIN_ONSET_F1}"
     assert f1 >= shuffled + MIN_MARGIN_OVER_SHUFFLED, f"onset F1 {f1:.3f} vs shuffled-video {shuffled:.3f}"
+
+
+def test_eval_script_reports_scores_and_per_class_confusion(tmp_path, capsys):
+    """scripts/eval_demo_model.py on one example clip: the JSON holds every metric and a confusion matrix."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eval_demo_model", ROOT / "scripts" / "eval_demo_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "r.json"
+    assert script.main(["--model", "demo", "--clips", str(ROOT / "examples"), "--num", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["num_clips"] == 1 and set(report["results"]) == {"generated", "shuffled", "codec", "clean"}
+    clean = report["results"]["clean"]
+    assert clean["f1"] > 0.9  # the true audio: checks the metric itself
+    counts = clean["confusion"]["counts"]
+    assert len(counts) == len(clean["confusion"]["classes"]) == 6
+    matched = sum(map(sum, counts))
+    assert matched > 0 and abs(sum(counts[i][i] for i in range(6)) / matched - clean["class_acc"]) < 1e-9
+    assert "class accuracy by true class, clean:" in capsys.readouterr().out
