@@ -3,7 +3,8 @@
 
 Trains one AudioLM per variant from scratch on the same prepared SynthFoley cache, with the same seed,
 steps, batch and schedule, then scores each on the same test clips with ``scripts/eval_demo_model.py``
-(onset precision / recall / F1, offset, class accuracy) and prints the table side by side:
+(onset precision / recall / F1, offset, class accuracy; plus the same model given another clip's video,
+the shuffled floor) and prints the table side by side:
 
 * ``full``, ``causal``, ``frame_specific``: FoleyGen-C (cross-attention) with each visual mask;
 * ``prefix``: FoleyGen-P (visual features prepended) with the causal mask, against ``causal``.
@@ -65,18 +66,18 @@ def train_all(names: list[str], args: argparse.Namespace) -> None:
 
 
 def evaluate(name: str, args: argparse.Namespace) -> dict:
-    """Scores of one trained variant (cached in ``OUT/NAME.json``)."""
+    """``{generated, shuffled, codec, clean}`` scores of one trained variant (cached in ``OUT/NAME.json``)."""
     result = args.out / f"{name}.json"
     if not result.exists():
         cmd = [
             sys.executable, str(ROOT / "scripts" / "eval_demo_model.py"), "--model", str(args.out / name / "final"),
-            "--clips", str(args.clips), "--no-baselines", "--temperature", str(args.temperature),
+            "--clips", str(args.clips), "--temperature", str(args.temperature),
             "--json", str(result),
         ]  # fmt: skip
         print("$", " ".join(cmd), flush=True)
         threads = str(args.threads * args.parallel)
         subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, "OMP_NUM_THREADS": threads})
-    return json.loads(result.read_text())["results"]["generated"]
+    return json.loads(result.read_text())["results"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,12 +106,13 @@ def main(argv: list[str] | None = None) -> int:
                "cache": str(args.cache), "clips": str(args.clips), "results": rows}  # fmt: skip
     (args.out / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{args.steps} steps x batch {args.batch_size}, seed {args.seed}")
-    print("| variant | precision | recall | onset F1 | offset (ms) | class acc |")
-    print("|---|---|---|---|---|---|")
-    for name, r in rows.items():
+    print("| variant | precision | recall | onset F1 | offset (ms) | class acc | shuffled F1 | shuffled class acc |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, both in rows.items():
+        r, s = both["generated"], both["shuffled"]
         print(
             f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['offset_ms']:.1f} "
-            f"| {r['class_acc']:.3f} |"
+            f"| {r['class_acc']:.3f} | {s['f1']:.3f} | {s['class_acc']:.3f} |"
         )
     return 0
 
