@@ -253,6 +253,8 @@ class CodecTask:
         if not isinstance(data, dict) or not data.get("train"):
             raise ConfigError("codec task: data.train must list at least one source (e.g. {kind: synthfoley})")
         self.data = data
+        if self.config.train_only == "decoder" and not (config.get("train") or {}).get("init_from"):
+            raise ConfigError("codec_train.train_only=decoder fine-tunes a trained codec: set train.init_from=DIR")
         self.mrstft = MultiResolutionSTFTLoss()
         self.mel = MelLoss(self.model_config.sample_rate)
         self._disc_opt: torch.optim.Optimizer | None = None

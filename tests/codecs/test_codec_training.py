@@ -108,7 +108,9 @@ def test_decoder_only_fine_tuning_keeps_every_code_and_improves_the_sound(tmp_pa
     base_task.save_pretrained(_trained_tiny_codec(base_task, batch), tmp_path / "base")
     base = load_codec(str(tmp_path / "base"))
 
-    task = TASKS["codec"](load_yaml(TINY, ["codec_train.train_only=decoder"]))
+    with pytest.raises(ConfigError, match="init_from"):  # frozen random codebooks would be useless
+        TASKS["codec"](load_yaml(TINY, ["codec_train.train_only=decoder"]))
+    task = TASKS["codec"](load_yaml(TINY, ["codec_train.train_only=decoder", f"train.init_from={tmp_path / 'base'}"]))
     model = task.build_model()
     task.load_pretrained(model, tmp_path / "base")
     model.train()
