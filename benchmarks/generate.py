@@ -7,6 +7,7 @@ measurement's own) with the same dims, dtype and thread count:
    for an 8 s and a 30 s clip, per-step cost along the 30 s clip (projections and MLP flat thanks to the
    KV cache; attention still reads the cache, which grows by one step each step), total
    time of long videos generated in sliding windows (should grow linearly with length), peak RSS;
+   and ours with every linear on ``nn.Linear``'s path, to show what the few-rows path buys;
 2. the peer: transformers' ``MusicgenForCausalLM.generate`` with the same dims, random init, the visual
    features as ``encoder_hidden_states`` (cross-attention), its delay pattern, top-k sampling and
    classifier-free guidance (batch 1 + its CFG row, like ours); timed alternately with ours in one
@@ -162,6 +163,21 @@ def worker_ours(args: argparse.Namespace) -> dict:
     return {"clip": clip, "long_clip": long}
 
 
+def worker_ours_nn_linear(args: argparse.Namespace) -> dict:
+    """Ours with every linear on ``nn.Linear``'s path (the few-rows path of ``lm.transformer.Linear`` off)."""
+    import torch
+
+    from foleygen.lm import transformer
+
+    transformer.GEMV_MAX_ROWS = 0
+    lm, _ = _ours(args)
+    with torch.inference_mode():
+        _timed_generate(lm, args, min(1.0, args.seconds))  # warm-up
+        clip = _timed_generate(lm, args, args.seconds)
+    clip["median_step_ms"] = statistics.median(clip.pop("per_step_ms")) * 1e3
+    return clip
+
+
 def worker_windows(args: argparse.Namespace) -> dict:
     import torch
 
@@ -288,7 +304,13 @@ def worker_floor(args: argparse.Namespace) -> dict:
     }
 
 
-WORKERS = {"ours": worker_ours, "windows": worker_windows, "peer": worker_peer, "floor": worker_floor}
+WORKERS = {
+    "ours": worker_ours,
+    "ours_nn_linear": worker_ours_nn_linear,
+    "windows": worker_windows,
+    "peer": worker_peer,
+    "floor": worker_floor,
+}
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -345,13 +367,22 @@ def main(argv: list[str] | None = None) -> None:
     for dtype in args.dtypes:
         floor = spawn(argv, "floor", dtype)
         ours = spawn(argv, "ours", dtype)
+        plain = spawn(argv, "ours_nn_linear", dtype)
         windows = spawn(argv, "windows", dtype)
         peer = {"skipped": True} if args.no_peer else spawn(argv, "peer", dtype)
-        entry = {"floor": floor, "ours": ours, "ours_windows": windows, "peer_transformers_musicgen": peer}
+        entry = {
+            "floor": floor,
+            "ours": ours,
+            "ours_with_nn_linear": plain,
+            "ours_windows": windows,
+            "peer_transformers_musicgen": peer,
+        }
         if "error" not in ours and "error" not in floor:
             step = ours["clip"]["median_step_ms"]
             entry["ours_step_over_floor"] = step / floor["floor_step_ms"]
             entry["target_within_2x_floor_met"] = entry["ours_step_over_floor"] <= 2.0
+            if "error" not in plain:  # what the few-rows linear path buys (1.0 where it is off: bf16)
+                entry["few_rows_linear_speedup"] = plain["median_step_ms"] / step
             if "speedup_paired" in peer:
                 entry["speedup_over_peer"] = peer["speedup_paired"]
                 entry["target_20x_peer_met"] = entry["speedup_over_peer"] >= 20.0

@@ -48,7 +48,7 @@ from foleygen.errors import CodecError, ConfigError
 from foleygen.lm.masks import KINDS, visual_attention_mask
 from foleygen.lm.patterns import build_delay_pattern, delay_valid_mask, revert_delay_pattern, sequence_length
 from foleygen.lm.sampling import guide, sample
-from foleygen.lm.transformer import KVCache, Transformer, init_weights
+from foleygen.lm.transformer import KVCache, Linear, Transformer, init_weights
 
 
 @dataclass
@@ -142,7 +142,7 @@ class AudioLM(nn.Module):
             bias=c.bias,
             rope_base=c.rope_base,
         )
-        self.head = nn.Linear(c.dim, c.num_codebooks * c.cardinality, bias=False)  # K heads, fused
+        self.head = Linear(c.dim, c.num_codebooks * c.cardinality, bias=False)  # K heads, fused
         init_weights(self, c.num_layers)
         nn.init.normal_(self.null_condition, std=0.02)
 

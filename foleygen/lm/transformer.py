@@ -24,6 +24,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Up to this many rows (one decoding step: a batch and its CFG rows), an fp32 CPU linear is computed as
+# (W @ x^T)^T: measured on the 2-core AMD EPYC dev machine (torch 2.13, one thread, 4 MB weights that do
+# not stay in cache), that reads the weights at ~20 GB/s against ~6.5 GB/s for x @ W^T, which is what
+# nn.Linear does; bf16 is the other way round (8 vs 5 GB/s), so it keeps nn.Linear's path.
+GEMV_MAX_ROWS = 8
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters and state-dict keys) with a faster path for a few fp32 CPU rows.
+
+    ``x [..., in] -> [..., out]``. Training batches (many rows) and other dtypes/devices take
+    ``nn.Linear``'s own path; both paths compute the same product (up to float rounding order).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // self.in_features if self.in_features else 0
+        if rows > GEMV_MAX_ROWS or x.dtype != torch.float32 or x.device.type != "cpu":
+            return super().forward(x)
+        y = (self.weight @ x.reshape(rows, self.in_features).T).T.contiguous()  # [rows, out]
+        if self.bias is not None:
+            y = y + self.bias
+        return y.view(*x.shape[:-1], self.out_features)
+
 
 def rope_tables(
     positions: torch.Tensor, head_dim: int, base: float = 10000.0, dtype: torch.dtype = torch.float32
@@ -70,8 +93,8 @@ class SelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
-        self.out = nn.Linear(dim, dim, bias=bias)
+        self.qkv = Linear(dim, 3 * dim, bias=bias)
+        self.out = Linear(dim, dim, bias=bias)
         self.dropout = dropout
 
     def forward(
@@ -115,9 +138,9 @@ class CrossAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.q = nn.Linear(dim, dim, bias=bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=bias)
-        self.out = nn.Linear(dim, dim, bias=bias)
+        self.q = Linear(dim, dim, bias=bias)
+        self.kv = Linear(dim, 2 * dim, bias=bias)
+        self.out = Linear(dim, dim, bias=bias)
         self.dropout = dropout
 
     def memory_kv(
@@ -147,8 +170,8 @@ class CrossAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
-        self.fc = nn.Linear(dim, hidden, bias=bias)
-        self.proj = nn.Linear(hidden, dim, bias=bias)
+        self.fc = Linear(dim, hidden, bias=bias)
+        self.proj = Linear(hidden, dim, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
