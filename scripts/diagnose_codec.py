@@ -32,22 +32,6 @@ from foleygen.eval.event_classifier import aggregate_accuracy, class_accuracy, l
 from foleygen.io import read_audio
 
 
-def decoded_magnitude_and_phase(codec: CompactCodec, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``wav [1, S]`` -> the decoder's magnitude and phase ``[bins, N]`` for the codes of ``wav``."""
-    z = codec.quantizer.decode(codec.encode(wav[None]))
-    out = codec.decoder(z).reshape(3, codec.num_bins, -1)
-    mag = (torch.exp(out[0].clamp(max=6.0)) - 1e-4).clamp(min=0.0)
-    return mag, torch.atan2(out[2], out[1])
-
-
-def rebuild(codec: CompactCodec, mag: torch.Tensor, phase: torch.Tensor, length: int) -> np.ndarray:
-    """Inverse STFT of ``mag * e^{i phase}`` ``[bins, N]`` (the codec's own framing) -> ``[S]``."""
-    spec = torch.polar(mag, phase)
-    spec = torch.cat([spec, spec[..., -1:]], dim=-1)
-    cfg = codec.config
-    return torch.istft(spec, cfg.n_fft, cfg.stft_hop, window=codec.window, center=True, length=length).numpy()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--codec", required=True, help="compact codec directory")
@@ -69,19 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         for clip in clips:
             events.append(json.loads(clip.with_suffix(".json").read_text())["events"])
             wav = read_audio(clip, sr, 1)
-            mag, phase = decoded_magnitude_and_phase(codec, wav)
-            cfg = codec.config
-            true = torch.stft(wav[0], cfg.n_fft, cfg.stft_hop, window=codec.window, center=True, return_complex=True)
-            true = true[..., : mag.shape[-1]]
+            mag, phasor = codec.decode_spectrum(codec.quantizer.decode(codec.encode(wav[None])))  # [1, bins, N]
+            true = codec.stft(wav)[..., : mag.shape[-1]]
             n = wav.shape[-1]
-            audio["reconstruction"].append(rebuild(codec, mag, phase, n))
-            audio["true_magnitude"].append(rebuild(codec, true.abs(), phase, n))
+            audio["reconstruction"].append(codec.istft(mag * phasor, n)[0].numpy())
+            audio["true_magnitude"].append(codec.istft(true.abs() * phasor, n)[0].numpy())
     report = {}
     for name, wavs in audio.items():
         acc = aggregate_accuracy([class_accuracy(w, sr, e, classifier) for w, e in zip(wavs, events, strict=True)])
-        rows = acc.confusion.tolist()
-        by_class = {c: (rows[i][i] / sum(rows[i]) if sum(rows[i]) else None) for i, c in enumerate(classifier.classes)}
-        report[name] = {"class_acc": acc.accuracy, "matched": acc.total, "by_class": by_class, "confusion": rows}
+        by_class = acc.per_class(classifier.classes)
+        report[name] = {"class_acc": acc.accuracy, "matched": acc.total, "by_class": by_class,
+                        "confusion": acc.confusion.tolist()}
         shown = " | ".join(f"{c} {'-' if v is None else f'{v:.2f}'}" for c, v in by_class.items())
         print(f"{name:15s} class acc {acc.accuracy:.3f} ({acc.total} onsets)  {shown}")
     if args.json:

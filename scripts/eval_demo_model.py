@@ -57,17 +57,13 @@ def score(
     if acc is not None and acc.total:
         # rows: the true class, columns: what the classifier heard (see ClassAccuracy.confusion)
         out["confusion"] = {"classes": list(classifier.classes), "counts": acc.confusion.tolist()}
+        out["class_acc_by_class"] = acc.per_class(classifier.classes)
     return out
 
 
-def per_class(confusion: dict[str, Any]) -> str:
-    """``wood 0.81 (95) | metal ...``: accuracy and count of each true class of a confusion dict."""
-    parts = []
-    for name, row in zip(confusion["classes"], confusion["counts"], strict=True):
-        total = sum(row)
-        hit = row[confusion["classes"].index(name)]
-        parts.append(f"{name} {hit / total:.2f} ({total})" if total else f"{name} - (0)")
-    return " | ".join(parts)
+def per_class_line(by_class: dict[str, float | None]) -> str:
+    """``wood 0.81 | metal ...`` (``-`` for a class without matched onsets)."""
+    return " | ".join(f"{c} {'-' if a is None else f'{a:.2f}'}" for c, a in by_class.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"generation: {results['generated']['rtf']:.2f}x real time ({len(clips)} clips)")
     for name, r in results.items():
-        if "confusion" in r:
-            print(f"class accuracy by true class, {name}: {per_class(r['confusion'])}")
+        if "class_acc_by_class" in r:
+            print(f"class accuracy by true class, {name}: {per_class_line(r['class_acc_by_class'])}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -149,15 +149,14 @@ class CompactCodec(AudioCodec):
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav [B, C, T * hop]`` -> log-magnitude STFT ``[B, C * bins (x3 with phase_input), T * prod(strides)]``."""
         b, c, s = wav.shape
-        spec = torch.stft(wav.reshape(b * c, s).float(), self.config.n_fft, self.config.stft_hop,
-                          window=self.window, center=True, return_complex=True)
-        n = s // self.config.stft_hop  # centre=True gives one extra frame; drop it to keep N = S / stft_hop
-        mag = spec[..., :n].abs()
+        spec = self.stft(wav.reshape(b * c, s))
+        n = spec.shape[-1]
+        mag = spec.abs()
         # log compresses the dynamic range (as hearing does); the offset/scale keep values near [-1, 1]
         feats = (torch.log(mag + 1e-4) + 4.0) / 4.0
         if self.config.phase_input:
             # |S|^0.3 e^{i phi}: keeps phase where there is energy, fades it in the noise floor
-            comp = spec[..., :n] * (mag + 1e-8).pow(-0.7)
+            comp = spec * (mag + 1e-8).pow(-0.7)
             feats = torch.stack([feats, 2.0 * comp.real, 2.0 * comp.imag], dim=1)  # [B*C, 3, bins, N]
             return feats.reshape(b, c * 3 * self.num_bins, n)
         return feats.reshape(b, c * self.num_bins, n)
@@ -169,22 +168,38 @@ class CompactCodec(AudioCodec):
         wav = F.pad(wav, (0, t * hop - wav.shape[-1]))
         return self.encoder(self.features(wav))
 
+    def stft(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav [B, S]`` -> complex STFT ``[B, bins, S // stft_hop]`` in the codec's own framing."""
+        spec = torch.stft(wav.float(), self.config.n_fft, self.config.stft_hop, window=self.window, center=True,
+                          return_complex=True)
+        return spec[..., : wav.shape[-1] // self.config.stft_hop]  # centre=True gives one extra frame
+
+    def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """Inverse of :meth:`stft`: complex ``[B, bins, N]`` -> ``wav [B, length]``."""
+        # centre=True inverse needs N + 1 frames for N * stft_hop samples: repeat the last frame
+        spec = torch.cat([spec, spec[..., -1:]], dim=-1)
+        return torch.istft(spec, self.config.n_fft, self.config.stft_hop, window=self.window, center=True,
+                           length=length)
+
+    def decode_spectrum(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent ``[B, D, T]`` -> the decoder's ``(magnitude, phasor)``, each ``[B * C, bins, N]``.
+
+        The phasor has unit length except where the decoder's two phase numbers are both near 0 (an
+        epsilon keeps the division finite there).
+        """
+        b = z.shape[0]
+        out = self.decoder(z).reshape(b * self.channels, 3, self.num_bins, -1)
+        # clamp: exp of an untrained network's output must not overflow
+        mag = (torch.exp(out[:, 0].clamp(max=6.0)) - 1e-4).clamp(min=0.0)
+        re, im = out[:, 1], out[:, 2]
+        norm = torch.sqrt(re * re + im * im + 1e-8)
+        return mag, torch.complex(re / norm, im / norm)
+
     def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
         """Latent ``[B, D, T]`` -> ``wav [B, C, T * hop]`` via predicted magnitude + phase and an inverse STFT."""
         b, _, t = z.shape
-        c, bins = self.channels, self.num_bins
-        out = self.decoder(z).reshape(b * c, 3, bins, -1)
-        # clamp: exp of an untrained network's output must not overflow
-        mag = torch.exp(out[:, 0].clamp(max=6.0)) - 1e-4
-        mag = mag.clamp(min=0.0)
-        re, im = out[:, 1], out[:, 2]
-        norm = torch.sqrt(re * re + im * im + 1e-8)
-        spec = torch.complex(mag * re / norm, mag * im / norm)
-        # centre=True inverse needs N + 1 frames for N * stft_hop samples: repeat the last frame
-        spec = torch.cat([spec, spec[..., -1:]], dim=-1)
-        wav = torch.istft(spec, self.config.n_fft, self.config.stft_hop, window=self.window, center=True,
-                          length=t * self.hop_length)
-        return wav.reshape(b, c, -1)
+        mag, phasor = self.decode_spectrum(z)
+        return self.istft(mag * phasor, t * self.hop_length).reshape(b, self.channels, -1)
 
     def forward(self, wav: torch.Tensor, quantize: bool = True, n_q: int | None = None
                 ) -> tuple[torch.Tensor, QuantizerOutput | None]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,11 @@ class ClassAccuracy:
     correct: int
     total: int
     confusion: np.ndarray
+
+    def per_class(self, classes: Sequence[str]) -> dict[str, float | None]:
+        """Accuracy of each reference class (a row of ``confusion``), None for a class with no onset."""
+        totals = self.confusion.sum(axis=1)
+        return {c: (float(self.confusion[i, i] / totals[i]) if totals[i] else None) for i, c in enumerate(classes)}
 
     def as_dict(self) -> dict[str, Any]:
         return {

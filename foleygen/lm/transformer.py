@@ -39,7 +39,7 @@ class Linear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // self.in_features if self.in_features else 0
+        rows = x.numel() // self.in_features
         if rows > GEMV_MAX_ROWS or x.dtype != torch.float32 or x.device.type != "cpu":
             return super().forward(x)
         y = (self.weight @ x.reshape(rows, self.in_features).T).T.contiguous()  # [rows, out]

@@ -10,6 +10,7 @@ from foleygen.data.synthfoley import SynthFoleyConfig, generate_clip
 from foleygen.errors import CheckpointError
 from foleygen.eval.event_classifier import (
     DEFAULT_DIR,
+    ClassAccuracy,
     ClassifierWeightsMissing,
     EventClassifier,
     EventClassifierConfig,
@@ -105,3 +106,9 @@ def test_shipped_classifier_on_clean_test_clips():
     assert int(np.trace(acc.confusion)) == acc.correct
     emb = clf.embedding(clips[0].audio, 16000)
     assert tuple(emb.shape) == (26, 128) and torch.isfinite(emb).all()
+
+
+def test_class_accuracy_per_class_reads_the_confusion_rows():
+    confusion = np.array([[3, 1, 0], [0, 0, 0], [2, 0, 2]])
+    acc = ClassAccuracy(5 / 8, 5, 8, confusion)
+    assert acc.per_class(["a", "b", "c"]) == {"a": 0.75, "b": None, "c": 0.5}
