@@ -207,13 +207,28 @@ class CompactCodec(AudioCodec):
 
         ``quantize=False`` bypasses the RVQ (the unquantised warm-up that gives k-means real latents).
         """
+        recon, q, _ = self.reconstruct(wav, quantize, n_q)
+        return recon, q
+
+    def reconstruct(self, wav: torch.Tensor, quantize: bool = True, n_q: int | None = None
+                    ) -> tuple[torch.Tensor, QuantizerOutput | None, torch.Tensor]:
+        """As :meth:`forward`, plus the decoder's own magnitudes ``[B * C, bins, N]`` (before the inverse STFT).
+
+        Training compares those magnitudes with the input's STFT directly (``codec_train.w_spectrum``):
+        the waveform losses see them only through the decoder's phases, whose overlap-add partly cancels
+        them, so on their own they under-train short tonal partials (SynthFoley's glass).
+        """
         z = self.encode_latent(wav)
-        if not quantize:
-            if self.training:
-                self.quantizer.observe(z)
-            return self.decode_latent(z), None
-        q = self.quantizer(z, n_q)
-        return self.decode_latent(q.quantized), q
+        q = None
+        if quantize:
+            q = self.quantizer(z, n_q)
+            z = q.quantized
+        elif self.training:
+            self.quantizer.observe(z)
+        b, _, t = z.shape
+        mag, phasor = self.decode_spectrum(z)
+        recon = self.istft(mag * phasor, t * self.hop_length).reshape(b, self.channels, -1)
+        return recon, q, mag
 
     # ------------------------------------------------------------------ the AudioCodec contract
     def _context_frames(self) -> tuple[int, int]:

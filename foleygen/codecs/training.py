@@ -62,6 +62,9 @@ class CodecTaskConfig:
         w_sc / w_logmag: multi-resolution STFT spectral convergence / log-magnitude weights.
         w_mel: log-mel L1 weight. w_wav: waveform L1 weight. w_commit: commitment loss weight.
         w_complex: relative complex-STFT L1 weight (a phase-aware term; 0 = off).
+        w_spectrum: weight of spectral convergence + log-magnitude L1 between the decoder's own magnitudes
+            (before its inverse STFT) and the input's STFT in the codec's framing (0 = off). It teaches
+            sharp magnitudes directly, which the waveform losses do only through the decoder's phases.
         discriminator: enable the multi-scale STFT discriminator (adversarial + feature matching).
         disc_start: step at which the adversarial terms start. disc_lr: its Adam learning rate.
         w_adv / w_fm: adversarial / feature-matching weights.
@@ -80,6 +83,7 @@ class CodecTaskConfig:
     w_wav: float = 5.0
     w_commit: float = 0.25
     w_complex: float = 0.0
+    w_spectrum: float = 0.0
     discriminator: bool = False
     disc_start: int = 1000
     disc_lr: float = 2e-4
@@ -229,13 +233,19 @@ class CodecTrainModel(nn.Module):
             self.codec.quantizer.eval()
         return self
 
-    def forward(self, wav: torch.Tensor, quantize: bool = True) -> tuple[torch.Tensor, Any]:
-        """See :meth:`CompactCodec.forward`; decoder-only: ``wav [B, C, S]`` -> fixed codes -> decoder."""
+    def forward(self, wav: torch.Tensor, quantize: bool = True) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """See :meth:`CompactCodec.reconstruct`: ``wav [B, C, S]`` -> ``(recon, quantiser output, magnitudes)``.
+
+        Decoder-only: the codes come from the frozen encoder and codebooks (quantiser output ``None``).
+        """
         if not self.decoder_only:
-            return self.codec(wav, quantize=quantize)
+            return self.codec.reconstruct(wav, quantize=quantize)
+        codec = self.codec
         with torch.no_grad():
-            q = self.codec.quantizer(self.codec.encode_latent(wav))
-        return self.codec.decode_latent(q.quantized), None
+            z = codec.quantizer(codec.encode_latent(wav)).quantized
+        mag, phasor = codec.decode_spectrum(z)
+        recon = codec.istft(mag * phasor, z.shape[-1] * codec.hop_length).reshape(wav.shape[0], codec.channels, -1)
+        return recon, None, mag
 
 
 def _codec_of(model: nn.Module) -> CompactCodec:
@@ -318,10 +328,13 @@ class CodecTask:
         cfg = self.config
         inner = getattr(model, "module", model)
         quantize = step >= cfg.warmup_steps or cfg.train_only == "decoder"
-        recon, q = inner(batch, quantize=quantize)
+        recon, q, mag = inner(batch, quantize=quantize)
         parts = self._losses(recon, batch)
+        if cfg.w_spectrum > 0:
+            parts["spec_sc"], parts["spec_logmag"] = self._spectrum_losses(_codec_of(model), mag, batch)
         total = (cfg.w_sc * parts["sc"] + cfg.w_logmag * parts["logmag"] + cfg.w_mel * parts["mel"]
-                 + cfg.w_wav * parts["wav_l1"] + cfg.w_complex * parts.get("complex", 0.0))
+                 + cfg.w_wav * parts["wav_l1"] + cfg.w_complex * parts.get("complex", 0.0)
+                 + cfg.w_spectrum * (parts.get("spec_sc", 0.0) + parts.get("spec_logmag", 0.0)))
         metrics = {k: float(v.detach()) for k, v in parts.items()}
         metrics["quantized"] = float(quantize)
         if q is not None:
@@ -336,6 +349,17 @@ class CodecTask:
             total = total + self._adversarial(disc, recon, batch, metrics)
         metrics["loss"] = float(total.detach())
         return total, metrics
+
+    @staticmethod
+    def _spectrum_losses(codec: CompactCodec, mag: torch.Tensor, wav: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spectral convergence and log-magnitude L1 of the decoder's magnitudes ``[B * C, bins, N]``
+        against the STFT of ``wav [B, C, S]`` in the codec's own framing."""
+        with torch.no_grad():
+            true = codec.stft(wav.reshape(-1, wav.shape[-1])).abs()[..., : mag.shape[-1]]
+        sc = torch.linalg.norm(true - mag) / torch.linalg.norm(true).clamp(min=1e-5)
+        logmag = torch.nn.functional.l1_loss(torch.log(mag + 1e-4), torch.log(true + 1e-4))
+        return sc, logmag
 
     def _adversarial(self, disc: nn.Module, recon: torch.Tensor, wav: torch.Tensor,
                      metrics: dict[str, float]) -> torch.Tensor:

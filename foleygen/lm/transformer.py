@@ -18,34 +18,104 @@ the weights with no growing allocations.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Up to this many rows (one decoding step: a batch and its CFG rows), an fp32 CPU linear is computed as
-# (W @ x^T)^T: measured on the 2-core AMD EPYC dev machine (torch 2.13, one thread, 4 MB weights that do
-# not stay in cache), that reads the weights at ~20 GB/s against ~6.5 GB/s for x @ W^T, which is what
-# nn.Linear does; bf16 is the other way round (8 vs 5 GB/s), so it keeps nn.Linear's path.
+# Up to this many rows (one decoding step: a batch and its CFG rows), a CPU linear takes a path of its
+# own. Measured on the 2-core AMD EPYC dev machine (torch 2.13, one thread, weights that do not stay in
+# cache; benchmarks/generate.py): fp32 as (W @ x^T)^T reads the weights at ~20 GB/s against ~7 GB/s for
+# x @ W^T, which is what nn.Linear does; bf16 on oneDNN weights packed once for a few rows
+# (mkldnn._linear_pointwise) at ~13 GB/s against ~8 GB/s for nn.Linear and ~5 GB/s for (W @ x^T)^T.
 GEMV_MAX_ROWS = 8
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters and state-dict keys) with a faster path for a few fp32 CPU rows.
+def _onednn_bf16() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
 
-    ``x [..., in] -> [..., out]``. Training batches (many rows) and other dtypes/devices take
-    ``nn.Linear``'s own path; both paths compute the same product (up to float rounding order).
+
+PACKED_BF16 = _onednn_bf16()
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters and state-dict keys) with faster paths for a few CPU rows.
+
+    ``x [..., in] -> [..., out]``. fp32: computed as ``(W @ x^T)^T``. bf16 without autograd (decoding):
+    oneDNN's linear on a copy of the weight packed in its blocked layout, made on first use and remade
+    whenever the weight changes (``_version`` or storage). Training batches (many rows), other dtypes
+    and devices take ``nn.Linear``'s own path; every path computes the same product up to rounding order.
     """
+
+    _packed: tuple[int, int, torch.Tensor] | None = None  # (weight version, data pointer, packed weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        if rows > GEMV_MAX_ROWS or x.dtype != torch.float32 or x.device.type != "cpu":
+        if rows > GEMV_MAX_ROWS or x.device.type != "cpu":
             return super().forward(x)
-        y = (self.weight @ x.reshape(rows, self.in_features).T).T.contiguous()  # [rows, out]
-        if self.bias is not None:
-            y = y + self.bias
-        return y.view(*x.shape[:-1], self.out_features)
+        if x.dtype == torch.float32:
+            y = (self.weight @ x.reshape(rows, self.in_features).T).T.contiguous()  # [rows, out]
+            if self.bias is not None:
+                y = y + self.bias
+            return y.view(*x.shape[:-1], self.out_features)
+        if x.dtype == torch.bfloat16 and self._packs(x):
+            y = torch.ops.mkldnn._linear_pointwise(
+                x.reshape(rows, self.in_features).contiguous(), self._packed_weight(), self.bias, "none", [], "")
+            return y.view(*x.shape[:-1], self.out_features)
+        return super().forward(x)
+
+    def _packs(self, x: torch.Tensor) -> bool:
+        w = self.weight
+        return PACKED_BF16 and w.dtype == torch.bfloat16 and not (torch.is_grad_enabled() and
+                                                                  (w.requires_grad or x.requires_grad))
+
+    def _packed_weight(self) -> torch.Tensor:
+        w = self.weight
+        key = (w._version, w.data_ptr())
+        if self._packed is None or self._packed[:2] != key:
+            self._packed = (*key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), GEMV_MAX_ROWS))
+        return self._packed[2]
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> Linear:
+        self._packed = None  # .to(), .half(), ...: a packed copy of the old weight is stale
+        return super()._apply(fn, *args, **kwargs)
+
+
+def decoding_kv_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """dtype of the keys and values kept while decoding (KV caches, visual memory) for a model in ``dtype``.
+
+    float32 for a bf16/fp16 model on the CPU: there PyTorch's fused attention kernel is slow in bf16 for
+    a few queries (measured on the dev machine, torch 2.13, one thread: 3-10x the float32 time for one
+    query over 200-1500 keys), and the caches are small next to the weights, which stay in bf16.
+    """
+    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        return torch.float32
+    return dtype
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` of ``q [B, H, L, hd]`` over ``k, v [B, H, S, hd]`` -> ``[B, H, L, hd]``.
+
+    ``mask [L, S]`` is True where a query may attend. Keys and values in another dtype than the queries
+    (float32 decoding caches, :func:`decoding_kv_dtype`) are attended in theirs; the result is in ``q``'s.
+    """
+    if q.dtype == k.dtype:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
+    y = F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
+    return y.to(q.dtype)
 
 
 def rope_tables(
@@ -121,13 +191,8 @@ class SelfAttention(nn.Module):
             cache.k[:, :, pos : pos + L] = k
             cache.v[:, :, pos : pos + L] = v
             k, v = cache.k[:, :, : pos + L], cache.v[:, :, : pos + L]
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            is_causal=is_causal and mask is None,
-            dropout_p=self.dropout if self.training else 0.0,
+        y = attention(
+            q, k, v, mask, is_causal=is_causal and mask is None, dropout_p=self.dropout if self.training else 0.0
         )  # [B, H, L, hd]
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
@@ -163,7 +228,7 @@ class CrossAttention(nn.Module):
         B, L, D = x.shape
         q = apply_rope(self.q(x).view(B, L, self.num_heads, self.head_dim).transpose(1, 2), cos, sin)
         k, v = memory_kv
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        y = attention(q, k, v, mask, dropout_p=self.dropout if self.training else 0.0)  # [B, H, L, hd]
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
 

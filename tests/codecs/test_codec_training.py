@@ -148,3 +148,29 @@ def test_load_pretrained_refuses_a_codec_of_another_shape(tmp_path):
         other.load_pretrained(other.build_model(), tmp_path / "base")
     with pytest.raises(ConfigError, match="train_only"):
         TASKS["codec"](load_yaml(TINY, ["codec_train.train_only=encoder"]))
+
+
+def test_spectrum_loss_compares_the_decoders_own_magnitudes_with_the_input_stft():
+    torch.manual_seed(0)
+    task = TASKS["codec"](load_yaml(TINY, ["codec_train.w_spectrum=0.5"]))
+    model = task.build_model()
+    wav = torch.randn(2, 1, 3200) * 0.1
+    recon, q, mag = model(wav, quantize=False)
+    codec = model.codec
+    assert q is None and recon.shape == wav.shape
+    assert mag.shape == (2, codec.num_bins, 3200 // codec.config.stft_hop)
+    # the same magnitudes the inverse STFT used: forward and reconstruct agree
+    assert torch.equal(codec(wav, quantize=False)[0], recon)
+    true = codec.stft(wav.reshape(2, -1)).abs()
+    sc, logmag = task._spectrum_losses(codec, true, wav)
+    assert sc.item() == pytest.approx(0.0, abs=1e-6) and logmag.item() == pytest.approx(0.0, abs=1e-6)
+    sc, logmag = task._spectrum_losses(codec, 2 * true, wav)
+    assert sc.item() == pytest.approx(1.0, rel=1e-4) and logmag.item() > 0.5
+    # in the total: the weighted term is there and it trains the decoder
+    loss, metrics = task.loss(model, wav, step=0)
+    assert {"spec_sc", "spec_logmag"} <= set(metrics)
+    without = TASKS["codec"](load_yaml(TINY)).loss(model, wav, step=0)[0]
+    expected = without + 0.5 * (metrics["spec_sc"] + metrics["spec_logmag"])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    loss.backward()
+    assert model.codec.decoder[-1].weight.grad.abs().sum() > 0

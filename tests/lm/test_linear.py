@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from foleygen.lm.transformer import GEMV_MAX_ROWS, Linear
+from foleygen.lm.transformer import GEMV_MAX_ROWS, PACKED_BF16, Linear
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -32,3 +33,24 @@ def test_the_few_rows_path_is_taken_and_differentiable(monkeypatch):
     torch.testing.assert_close(x.grad, lin.weight.sum(0).expand(2, 1, 16))
     lin(torch.randn(GEMV_MAX_ROWS + 1, 16))  # many rows: nn.Linear's path
     assert calls == [(GEMV_MAX_ROWS + 1, 16)]
+
+
+@pytest.mark.skipif(not PACKED_BF16, reason="this CPU/build has no oneDNN bf16")
+@pytest.mark.parametrize("shape", [(1, 32), (2, 1, 32), (GEMV_MAX_ROWS, 32), (3, 2, 32)])
+def test_bf16_decoding_uses_a_packed_weight_that_follows_weight_changes(shape):
+    ours = Linear(32, 48).bfloat16()
+    x = torch.randn(shape).bfloat16()
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(x), F.linear(x, ours.weight, ours.bias), atol=2e-2, rtol=2e-2)
+        assert ours._packed is not None  # the packed path ran
+        packed = ours._packed[2]
+        ours(x)
+        assert ours._packed[2] is packed  # packed once, reused
+        ours.weight.mul_(-1.0)  # in place (an optimiser step, load_state_dict): packed again
+        torch.testing.assert_close(ours(x), F.linear(x, ours.weight, ours.bias), atol=2e-2, rtol=2e-2)
+        assert ours._packed[2] is not packed
+    # with autograd on and a trainable weight: nn.Linear's differentiable path
+    y = ours(torch.randn(shape).bfloat16())
+    assert y.requires_grad
+    ours.float()
+    assert ours._packed is None  # a dtype change drops the stale packed copy
