@@ -65,6 +65,9 @@ class CodecTaskConfig:
         w_spectrum: weight of spectral convergence + log-magnitude L1 between the decoder's own magnitudes
             (before its inverse STFT) and the input's STFT in the codec's framing (0 = off). It teaches
             sharp magnitudes directly, which the waveform losses do only through the decoder's phases.
+        spectrum_bands_hz: split the spectral convergence of ``w_spectrum`` at these frequencies and
+            average it over the bands, so that quiet high bands (SynthFoley's glass partials at 2-7 kHz)
+            weigh as much as the loud low ones; empty = one band.
         discriminator: enable the multi-scale STFT discriminator (adversarial + feature matching).
         disc_start: step at which the adversarial terms start. disc_lr: its Adam learning rate.
         w_adv / w_fm: adversarial / feature-matching weights.
@@ -84,6 +87,7 @@ class CodecTaskConfig:
     w_commit: float = 0.25
     w_complex: float = 0.0
     w_spectrum: float = 0.0
+    spectrum_bands_hz: tuple[float, ...] = ()
     discriminator: bool = False
     disc_start: int = 1000
     disc_lr: float = 2e-4
@@ -331,7 +335,8 @@ class CodecTask:
         recon, q, mag = inner(batch, quantize=quantize)
         parts = self._losses(recon, batch)
         if cfg.w_spectrum > 0:
-            parts["spec_sc"], parts["spec_logmag"] = self._spectrum_losses(_codec_of(model), mag, batch)
+            parts["spec_sc"], parts["spec_logmag"] = self._spectrum_losses(
+                _codec_of(model), mag, batch, cfg.spectrum_bands_hz)
         total = (cfg.w_sc * parts["sc"] + cfg.w_logmag * parts["logmag"] + cfg.w_mel * parts["mel"]
                  + cfg.w_wav * parts["wav_l1"] + cfg.w_complex * parts.get("complex", 0.0)
                  + cfg.w_spectrum * (parts.get("spec_sc", 0.0) + parts.get("spec_logmag", 0.0)))
@@ -351,15 +356,18 @@ class CodecTask:
         return total, metrics
 
     @staticmethod
-    def _spectrum_losses(codec: CompactCodec, mag: torch.Tensor, wav: torch.Tensor
+    def _spectrum_losses(codec: CompactCodec, mag: torch.Tensor, wav: torch.Tensor, bands_hz: tuple[float, ...] = ()
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Spectral convergence and log-magnitude L1 of the decoder's magnitudes ``[B * C, bins, N]``
-        against the STFT of ``wav [B, C, S]`` in the codec's own framing."""
+        """Spectral convergence (averaged over the bands split at ``bands_hz``) and log-magnitude L1 of the
+        decoder's magnitudes ``[B * C, bins, N]`` against the STFT of ``wav [B, C, S]`` in the codec's framing."""
         with torch.no_grad():
             true = codec.stft(wav.reshape(-1, wav.shape[-1])).abs()[..., : mag.shape[-1]]
-        sc = torch.linalg.norm(true - mag) / torch.linalg.norm(true).clamp(min=1e-5)
+        bin_hz = codec.sample_rate / codec.config.n_fft
+        edges = [0, *sorted({min(codec.num_bins, max(1, round(f / bin_hz))) for f in bands_hz}), codec.num_bins]
+        scs = [torch.linalg.norm(true[:, a:b] - mag[:, a:b]) / torch.linalg.norm(true[:, a:b]).clamp(min=1e-5)
+               for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
         logmag = torch.nn.functional.l1_loss(torch.log(mag + 1e-4), torch.log(true + 1e-4))
-        return sc, logmag
+        return torch.stack(scs).mean(), logmag
 
     def _adversarial(self, disc: nn.Module, recon: torch.Tensor, wav: torch.Tensor,
                      metrics: dict[str, float]) -> torch.Tensor:

@@ -174,3 +174,17 @@ def test_spectrum_loss_compares_the_decoders_own_magnitudes_with_the_input_stft(
     assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
     loss.backward()
     assert model.codec.decoder[-1].weight.grad.abs().sum() > 0
+
+
+def test_spectrum_bands_weigh_a_quiet_band_like_a_loud_one():
+    task = TASKS["codec"](load_yaml(TINY, ["codec_train.w_spectrum=1.0", "codec_train.spectrum_bands_hz=[2000]"]))
+    codec = task.build_model().codec
+    t = torch.arange(3200) / 16000
+    wav = (torch.sin(2 * torch.pi * 300 * t) + 0.05 * torch.sin(2 * torch.pi * 4000 * t))[None, None]
+    true = codec.stft(wav.reshape(1, -1)).abs()
+    no_high = true.clone()
+    no_high[:, round(2000 / 50):] = 0  # the quiet 4 kHz tone dropped
+    one_band, _ = task._spectrum_losses(codec, no_high, wav)
+    two_bands, _ = task._spectrum_losses(codec, no_high, wav, (2000.0,))
+    assert one_band.item() < 0.1  # globally the quiet tone hardly counts ...
+    assert two_bands.item() == pytest.approx(0.5, abs=1e-3)  # ... per band it is half of the loss
