@@ -115,6 +115,20 @@ class _DecodeState:
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # cross: per block (k, v) [rows, H, F, hd]
     cross_mask: torch.Tensor | None  # cross: [L, F] (None = all True)
     self_mask: torch.Tensor | None  # prefix: [P + L, P + L]
+    # cross with a mask: per audio step, the frames it may attend to as a range [lo, hi) when that set
+    # is one contiguous range (it is for every visual_attention kind); a step reads only those keys.
+    cross_spans: list[tuple[int, int]] | None = None
+
+
+def _contiguous_spans(mask: torch.Tensor) -> list[tuple[int, int]] | None:
+    """Per row of ``mask [L, F]``, its True entries as a range ``(lo, hi)``; None if a row has none or a gap."""
+    F = mask.shape[1]
+    idx = torch.arange(F, device=mask.device)
+    lo = torch.where(mask, idx, F).amin(1)
+    hi = torch.where(mask, idx + 1, 0).amax(1)
+    if bool(((hi - lo) != mask.sum(1)).any()) or bool((hi <= lo).any()):
+        return None
+    return list(zip(lo.tolist(), hi.tolist(), strict=True))
 
 
 class AudioLM(nn.Module):
@@ -267,7 +281,8 @@ class AudioLM(nn.Module):
             cross_mask = None if self.config.visual_attention == "full" else self._visual_mask(num_steps, Fv, device)
             caches = self.transformer.new_caches(rows, num_steps, dtype=kv_dtype, device=device)
             memory_kv = [(k.to(kv_dtype), v.to(kv_dtype)) for k, v in self.transformer.memory_kv(memory, vis_pos)]
-            return _DecodeState(rows, 0, cos, sin, caches, memory_kv, cross_mask, None)
+            spans = None if cross_mask is None else _contiguous_spans(cross_mask)
+            return _DecodeState(rows, 0, cos, sin, caches, memory_kv, cross_mask, None, spans)
         caches = self.transformer.new_caches(rows, Fv + num_steps, dtype=kv_dtype, device=device)
         self_mask = self._prefix_mask(num_steps, Fv, device)
         # The prefix goes through the blocks once; its keys/values stay in the caches.
@@ -294,6 +309,12 @@ class AudioLM(nn.Module):
         else:
             # One new step attends to every cached one: no mask needed (the fast path of SDPA).
             self_mask = None if n == 1 else torch.ones(n, end, dtype=torch.bool, device=x.device).tril(start)
+            memory_kv, cross_mask = state.memory_kv, None if state.cross_mask is None else state.cross_mask[start:end]
+            if state.cross_spans is not None:  # read only the frames these steps may attend to
+                lo = min(a for a, _ in state.cross_spans[start:end])
+                hi = max(b for _, b in state.cross_spans[start:end])
+                memory_kv = [(k[:, :, lo:hi], v[:, :, lo:hi]) for k, v in memory_kv]
+                cross_mask = None if n == 1 else cross_mask[:, lo:hi]  # one step: its whole range
             h = self.transformer(
                 x,
                 cos,
@@ -301,8 +322,8 @@ class AudioLM(nn.Module):
                 self_mask=self_mask,
                 caches=state.caches,
                 pos=start,
-                memory_kv=state.memory_kv,
-                cross_mask=None if state.cross_mask is None else state.cross_mask[start:end],
+                memory_kv=memory_kv,
+                cross_mask=cross_mask,
             )
         return self.head(h[:, -1]).view(state.rows, self.num_codebooks, self.cardinality)
 

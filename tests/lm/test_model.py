@@ -204,3 +204,23 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_decoding_reads_only_the_frames_a_step_may_attend_to(monkeypatch):
+    from foleygen.lm.model import _contiguous_spans
+    from foleygen.lm.transformer import Transformer
+
+    mask = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 1]], dtype=torch.bool)
+    assert _contiguous_spans(mask) == [(0, 1), (0, 2), (1, 3)]
+    assert _contiguous_spans(torch.tensor([[1, 0, 1]], dtype=torch.bool)) is None  # a gap
+    assert _contiguous_spans(torch.tensor([[0, 0, 0]], dtype=torch.bool)) is None  # nothing to attend
+
+    frames_read = []
+    forward = Transformer.forward
+    monkeypatch.setattr(Transformer, "forward", lambda self, *a, **kw: frames_read.append(
+        kw["memory_kv"][0][0].shape[2]) or forward(self, *a, **kw))
+    for kind, expected in (("frame_specific", lambda n: n == 1), ("full", lambda n: n == 6)):
+        frames_read.clear()
+        lm = tiny("cross", kind)
+        lm.generate(torch.randn(1, 6, D), 8, temperature=0.0, cfg_coef=1.0)
+        assert frames_read and all(expected(n) for n in frames_read), (kind, frames_read)
