@@ -197,9 +197,13 @@ class CompactCodec(AudioCodec):
 
     def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
         """Latent ``[B, D, T]`` -> ``wav [B, C, T * hop]`` via predicted magnitude + phase and an inverse STFT."""
+        return self.synthesize(z)[0]
+
+    def synthesize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent ``[B, D, T]`` -> ``(wav [B, C, T * hop], the decoder's magnitudes [B * C, bins, N])``."""
         b, _, t = z.shape
         mag, phasor = self.decode_spectrum(z)
-        return self.istft(mag * phasor, t * self.hop_length).reshape(b, self.channels, -1)
+        return self.istft(mag * phasor, t * self.hop_length).reshape(b, self.channels, -1), mag
 
     def forward(self, wav: torch.Tensor, quantize: bool = True, n_q: int | None = None
                 ) -> tuple[torch.Tensor, QuantizerOutput | None]:
@@ -214,9 +218,8 @@ class CompactCodec(AudioCodec):
                     ) -> tuple[torch.Tensor, QuantizerOutput | None, torch.Tensor]:
         """As :meth:`forward`, plus the decoder's own magnitudes ``[B * C, bins, N]`` (before the inverse STFT).
 
-        Training compares those magnitudes with the input's STFT directly (``codec_train.w_spectrum``):
-        the waveform losses see them only through the decoder's phases, whose overlap-add partly cancels
-        them, so on their own they under-train short tonal partials (SynthFoley's glass).
+        Training may compare those magnitudes with the input's STFT directly (``codec_train.w_spectrum``):
+        the waveform losses see them only through the decoder's phases, whose overlap-add partly cancels them.
         """
         z = self.encode_latent(wav)
         q = None
@@ -225,9 +228,7 @@ class CompactCodec(AudioCodec):
             z = q.quantized
         elif self.training:
             self.quantizer.observe(z)
-        b, _, t = z.shape
-        mag, phasor = self.decode_spectrum(z)
-        recon = self.istft(mag * phasor, t * self.hop_length).reshape(b, self.channels, -1)
+        recon, mag = self.synthesize(z)
         return recon, q, mag
 
     # ------------------------------------------------------------------ the AudioCodec contract

@@ -63,8 +63,8 @@ class CodecTaskConfig:
         w_mel: log-mel L1 weight. w_wav: waveform L1 weight. w_commit: commitment loss weight.
         w_complex: relative complex-STFT L1 weight (a phase-aware term; 0 = off).
         w_spectrum: weight of spectral convergence + log-magnitude L1 between the decoder's own magnitudes
-            (before its inverse STFT) and the input's STFT in the codec's framing (0 = off). It teaches
-            sharp magnitudes directly, which the waveform losses do only through the decoder's phases.
+            (before its inverse STFT) and the input's STFT in the codec's framing (0 = off); the waveform
+            losses see those magnitudes only through the decoder's phases. See docs/codecs.md for what it did.
         spectrum_bands_hz: split the spectral convergence of ``w_spectrum`` at these frequencies and
             average it over the bands, so that quiet high bands (SynthFoley's glass partials at 2-7 kHz)
             weigh as much as the loud low ones; empty = one band.
@@ -247,8 +247,7 @@ class CodecTrainModel(nn.Module):
         codec = self.codec
         with torch.no_grad():
             z = codec.quantizer(codec.encode_latent(wav)).quantized
-        mag, phasor = codec.decode_spectrum(z)
-        recon = codec.istft(mag * phasor, z.shape[-1] * codec.hop_length).reshape(wav.shape[0], codec.channels, -1)
+        recon, mag = codec.synthesize(z)
         return recon, None, mag
 
 
