@@ -82,6 +82,11 @@ class Linear(nn.Linear):
             self._packed = (*key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), GEMV_MAX_ROWS))
         return self._packed[2]
 
+    def __getstate__(self) -> dict[str, Any]:  # deepcopy/pickle: oneDNN's packed tensor has no storage
+        state = self.__dict__.copy()
+        state.pop("_packed", None)
+        return state
+
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> Linear:
         self._packed = None  # .to(), .half(), ...: a packed copy of the old weight is stale
         return super()._apply(fn, *args, **kwargs)

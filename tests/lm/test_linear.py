@@ -1,5 +1,8 @@
 """``foleygen.lm.transformer.Linear``: nn.Linear's numbers on every path, its own path for a decoding step."""
 
+import copy
+import io
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -52,5 +55,9 @@ def test_bf16_decoding_uses_a_packed_weight_that_follows_weight_changes(shape):
     # with autograd on and a trainable weight: nn.Linear's differentiable path
     y = ours(torch.randn(shape).bfloat16())
     assert y.requires_grad
+    copied = copy.deepcopy(ours)  # a model that has decoded can still be copied and pickled
+    torch.testing.assert_close(copied.weight, ours.weight)
+    assert copied._packed is None and ours._packed is not None
+    torch.save(ours, io.BytesIO())
     ours.float()
     assert ours._packed is None  # a dtype change drops the stale packed copy
