@@ -34,7 +34,7 @@ class CachedClipDataset(Dataset):
         seed: the run's seed (crop positions derive from ``(seed, epoch, index)``).
 
     Items: ``{"codes": int64 [K, T], "codes_mask": bool [T], "visual": float32 [F, D] or uint8
-    [F, S, S, 3], "visual_mask": bool [F], "id": str, "index": int}`` with ``T``/``F`` from
+    [F, S, S, 3], "visual_mask": bool [F], "id": str, "label": str | None, "index": int}`` with ``T``/``F`` from
     :class:`SequenceConfig` at the cache's codec frame rate and visual fps.
     """
 
@@ -117,13 +117,14 @@ class CachedClipDataset(Dataset):
             "visual": out_visual,
             "visual_mask": visual_mask,
             "id": clip.id,
+            "label": clip.label,
             "index": ci,
         }
 
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack :class:`CachedClipDataset` items: ``codes [B, K, T]``, ``codes_mask [B, T]``, ``visual [B, F, ...]``,
-    ``visual_mask [B, F]``, ``ids`` (list of str)."""
+    ``visual_mask [B, F]``, ``ids`` (list of str), ``labels`` (list of the clips' labels, str or None)."""
     if not items:
         raise DataError("empty batch")
     return {
@@ -132,6 +133,7 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
         "visual": torch.stack([i["visual"] for i in items]),
         "visual_mask": torch.stack([i["visual_mask"] for i in items]),
         "ids": [i["id"] for i in items],
+        "labels": [i.get("label") for i in items],
     }
 
 

@@ -44,7 +44,7 @@ class ClipEntry:
         id: unique name of the clip (``{youtube_id}_{start:06d}`` for VGGSound, the file stem otherwise).
         path: the media file.
         split: ``train``, ``test``, ``val``... as the source says.
-        label: class label if any (VGGSound's text label, SynthFoley's classes joined by ``+``).
+        label: class label if any (VGGSound's text label, SynthFoley's classes of on-screen events joined by ``+``).
         start: seconds into the file where the clip starts (0 for pre-cut clips).
     """
 
@@ -193,8 +193,13 @@ def read_synthfoley_dir(directory: str | os.PathLike[str]) -> Manifest:
         if not video.is_file():
             missing.append(clip_id)
             continue
+        # The label names what can be *seen* sounding: off-screen sounds have no object in the frames.
         classes = sorted(
-            {str(e.get("class")) for e in meta.get("events", []) if isinstance(e, dict) and e.get("class") is not None}
+            {
+                str(e.get("class"))
+                for e in meta.get("events", [])
+                if isinstance(e, dict) and e.get("class") is not None and not e.get("offscreen")
+            }
         )
         entries.append(ClipEntry(clip_id, video, str(meta["split"]), "+".join(classes) or None))
     if not entries and not missing:

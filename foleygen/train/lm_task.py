@@ -7,11 +7,21 @@ encoder runs inside the model). Loss: cross-entropy over the real (unpadded) aud
 over the K codebooks; per-codebook loss and accuracy are logged. Classifier-free-guidance condition
 dropout happens inside ``AudioLM.compute_logits`` in training mode (``lm.cfg_dropout``).
 
+Clip labels as a second signal for a jointly trained encoder (``labels.weight > 0``). The paper's
+frozen encoders (CLIP, ImageBind) arrive knowing what objects look like; the compact encoder learns
+only from the audio loss, which says little about *which* object is hitting until the LM already
+knows. With clip labels in the cache (SynthFoley: the classes of its on-screen events, ``a+b``), a
+linear head scores every frame's features for every class, a clip's score for a class is its best
+frame's (multiple-instance learning: the class is in the clip if some frame shows it), and a binary
+cross-entropy against the clip's classes is added to the loss with that weight. The head exists only
+in training; the saved FoleyGen checkpoint holds the encoder it shaped.
+
 Config sections (see configs/*.yaml)::
 
     data:   {cache, duration, train_splits, val_splits, allow_partial}
     codec:  {path, num_codebooks}        # default path: the codec the cache was made with
     visual: {kind, path, options}        # frozen: how the checkpoint reloads it; compact: {kind, config}
+    labels: {weight, separator}           # clip-label loss on a compact encoder's frames (0: off)
     lm:     LMConfig fields; num_codebooks/cardinality/frame_rate/fps/visual_dim default to the cache's
     generation: {top_k, top_p, temperature, cfg_coef}   # TensorBoard samples and the saved checkpoint
     samples: {num}                        # validation clips generated for TensorBoard
@@ -60,18 +70,35 @@ class LMDataConfig:
     allow_partial: bool = False
 
 
+@dataclass
+class LabelLossConfig:
+    """``labels:`` of an LM training config (see the module docstring).
+
+    Attributes:
+        weight: weight of the clip-label loss next to the codes' cross-entropy (0 = off). Needs a
+            jointly trained (``compact``) encoder and labels in the cache.
+        separator: splits a clip's label into its classes (SynthFoley writes ``drum+glass``).
+    """
+
+    weight: float = 0.0
+    separator: str = "+"
+
+
 class LMWithVisual(nn.Module):
     """The trained module: ``lm`` (AudioLM) and, when trained jointly, ``visual`` (compact encoder).
 
-    ``forward(codes [B, K, T], visual)`` -> logits ``[B, K, T, card]``, where ``visual`` is features
-    ``[B, F, D]`` (frozen encoder, from the cache) or uint8 frames ``[B, F, S, S, 3]`` (``visual`` set).
-    Parameter names (``lm.*``, ``visual.*``) are those of a FoleyGen checkpoint.
+    ``forward(codes [B, K, T], visual)`` -> ``(logits [B, K, T, card], label_logits [B, C] or None)``,
+    where ``visual`` is features ``[B, F, D]`` (frozen encoder, from the cache) or uint8 frames
+    ``[B, F, S, S, 3]`` (``visual`` set); ``label_logits`` come from ``label_head`` when the run has
+    ``num_labels`` classes. Parameter names (``lm.*``, ``visual.*``) are those of a FoleyGen checkpoint;
+    ``label_head.*`` is training-only.
     """
 
-    def __init__(self, lm: AudioLM, visual: VisualEncoder | None = None) -> None:
+    def __init__(self, lm: AudioLM, visual: VisualEncoder | None = None, num_labels: int = 0) -> None:
         super().__init__()
         self.lm = lm
         self.visual = visual
+        self.label_head = nn.Linear(lm.visual_dim, num_labels) if num_labels else None
 
     def features(self, visual: torch.Tensor) -> torch.Tensor:
         """Features ``[B, F, D]`` from what the cache stores."""
@@ -79,10 +106,28 @@ class LMWithVisual(nn.Module):
             return visual
         return self.visual(self.visual.preprocess(visual))
 
+    def label_logits(self, features: torch.Tensor, visual_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Clip scores ``[B, C]``: per class, the best score of a real frame of ``features [B, F, D]``.
+
+        ``visual_mask [B, F]`` (True = a real frame) keeps padding frames out of the max.
+        """
+        assert self.label_head is not None
+        per_frame = self.label_head(features.float())  # [B, F, C]
+        if visual_mask is not None:
+            per_frame = per_frame.masked_fill(~visual_mask[:, :, None], float("-inf"))
+        return per_frame.amax(dim=1)
+
     def forward(
-        self, codes: torch.Tensor, visual: torch.Tensor, drop_condition: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return self.lm.compute_logits(codes, self.features(visual), drop_condition=drop_condition)
+        self,
+        codes: torch.Tensor,
+        visual: torch.Tensor,
+        drop_condition: torch.Tensor | None = None,
+        visual_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features = self.features(visual)
+        logits = self.lm.compute_logits(codes, features, drop_condition=drop_condition)
+        labels = None if self.label_head is None else self.label_logits(features, visual_mask)
+        return logits, labels
 
 
 class _FrozenEncoderSpec(VisualEncoder):
@@ -115,7 +160,7 @@ def masked_codebook_metrics(
         mask: ``bool [B, T]``, True on real (unpadded) audio frames.
 
     Returns:
-        ``(loss, {"loss", "acc", "ppl", "loss_cb{k}", "acc_cb{k}"})``.
+        ``(loss, {"acc", "ppl", "loss_cb{k}", "acc_cb{k}"})``.
     """
     B, K, T, C = logits.shape
     valid = mask[:, None, :].expand(B, K, T).float()
@@ -152,6 +197,8 @@ class LMTask:
         self.codec_cfg.setdefault("path", self.reader.codec.get("name"))
         self.generation = dict(config.get("generation") or {})
         self.num_samples = int((config.get("samples") or {}).get("num", 1))
+        self.labels = from_dict(LabelLossConfig, dict(config.get("labels") or {}), "labels")
+        self.label_classes = self._label_classes() if self.labels.weight > 0 else []
         self._codec: Any = None
 
     # ------------------------------------------------------------------------------ config checks
@@ -159,6 +206,53 @@ class LMTask:
         from foleygen.vision.compact import CompactVisualConfig
 
         return from_dict(CompactVisualConfig, dict(self.visual_cfg.get("config") or {}), "visual.config")
+
+    def _label_classes(self) -> list[str]:
+        """Sorted classes of the training clips' labels (the label head's outputs)."""
+        if not self.trainable_visual:
+            raise ConfigError("labels.weight > 0 trains the visual encoder on clip labels; set visual.kind: compact")
+        if not self.labels.separator:
+            raise ConfigError("labels.separator must not be empty")
+        train = set(self.data.train_splits)
+        classes = {
+            name.strip()
+            for clip in self.reader.clips
+            if clip.split in train and clip.label
+            for name in clip.label.split(self.labels.separator)
+            if name.strip()
+        }
+        if not classes:
+            raise ConfigError("labels.weight > 0 but no training clip has a label", self.reader.cache_dir)
+        return sorted(classes)
+
+    def label_targets(self, labels: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(targets float [B, C], known bool [B])``: multi-hot classes of each clip's label.
+
+        A clip without a label is ``known = False`` (it adds nothing to the label loss); classes outside
+        the training vocabulary (a validation-only class) are ignored.
+        """
+        index = {c: i for i, c in enumerate(self.label_classes)}
+        targets = torch.zeros(len(labels), len(index))
+        for b, label in enumerate(labels):
+            for name in (label or "").split(self.labels.separator):
+                if name.strip() in index:
+                    targets[b, index[name.strip()]] = 1.0
+        known = torch.tensor([bool(label) for label in labels], dtype=torch.bool)
+        return targets, known
+
+    def _label_loss(
+        self, label_logits: torch.Tensor, labels: list[str | None]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Binary cross-entropy of ``label_logits [B, C]`` over the labelled clips, and its accuracy."""
+        targets, known = self.label_targets(labels)
+        targets, known = targets.to(label_logits.device), known.to(label_logits.device)
+        bce = F.binary_cross_entropy_with_logits(label_logits.float(), targets, reduction="none").mean(dim=1)  # [B]
+        n = known.sum().clamp_min(1)
+        loss = (bce * known).sum() / n
+        with torch.no_grad():
+            hit = ((label_logits > 0).float() == targets).float().mean(dim=1)  # [B]
+            acc = float((hit * known).sum() / n)
+        return loss, {"label_loss": float(loss.detach()), "label_acc": acc}
 
     def _lm_config(self, lm: dict[str, Any]) -> LMConfig:
         r = self.reader
@@ -197,7 +291,7 @@ class LMTask:
             from foleygen.vision.compact import CompactVisualEncoder
 
             visual = CompactVisualEncoder(self._visual_config())
-        return LMWithVisual(AudioLM(self.lm_config), visual)
+        return LMWithVisual(AudioLM(self.lm_config), visual, num_labels=len(self.label_classes))
 
     def build_datasets(self) -> tuple[CachedClipDataset, CachedClipDataset | None]:
         """Train/validation crops of ``data.duration`` from the cache."""
@@ -215,16 +309,27 @@ class LMTask:
         return collate_clips(items)
 
     def loss(self, model: nn.Module, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Masked cross-entropy; the call goes through ``model(...)`` (its forward)."""
-        logits = model(batch["codes"], batch["visual"])
-        return masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"])
+        """Masked cross-entropy (+ ``labels.weight`` x the clip-label loss); the call goes through ``model(...)``.
+
+        With labels, the logged ``loss`` is the total and ``code_loss`` the codes' cross-entropy alone
+        (comparable with runs without labels).
+        """
+        logits, label_logits = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
+        loss, metrics = masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"])
+        if label_logits is not None:
+            label_loss, label_metrics = self._label_loss(label_logits, batch["labels"])
+            metrics.update(label_metrics, code_loss=float(loss.detach()))
+            loss = loss + self.labels.weight * label_loss
+        return loss, metrics
 
     @torch.no_grad()
     def validate(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, float]:
-        """Conditional loss/accuracy (eval mode: no condition dropout), per codebook too."""
-        logits = model(batch["codes"], batch["visual"])
+        """Conditional loss/accuracy (eval mode: no condition dropout), per codebook too (and label metrics)."""
+        logits, label_logits = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
         loss, metrics = masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"])
         metrics["loss"] = float(loss)
+        if label_logits is not None:
+            metrics.update(self._label_loss(label_logits, batch["labels"])[1])
         return metrics
 
     # ---------------------------------------------------------------------------- checkpoints
@@ -303,12 +408,12 @@ class LMTask:
             if diff:
                 raise CheckpointError(f"its LM config differs from this run's ({'; '.join(diff[:4])})", directory)
         inner: LMWithVisual = getattr(model, "module", model)
-        wanted = {k for k in inner.state_dict()}
+        wanted = {k for k in inner.state_dict() if not k.startswith("label_head.")}  # training-only, starts fresh
         picked = {k: v for k, v in state.items() if k in wanted}
         missing = sorted(wanted - set(picked))
         if missing:
             raise CheckpointError(f"lacks weights {missing[:4]} of this model", directory)
-        inner.load_state_dict(picked)
+        inner.load_state_dict(picked, strict=False)  # all but label_head.*, checked above
 
     @torch.no_grad()
     def log_samples(self, model: nn.Module, writer: Any, step: int) -> None:

@@ -66,12 +66,13 @@ def test_synthfoley_directory(tmp_path):
     for split, idx in (("train", 0), ("train", 1), ("val", 0)):
         d = tmp_path / split
         _touch(d / f"{idx:05d}.mp4")
-        events = [{"time": 0.5, "class": "glass"}, {"time": 1.0, "class": "drum"}]
+        events = [{"time": 0.5, "class": "glass"}, {"time": 1.0, "class": "drum"},
+                  {"time": 1.5, "class": "metal", "offscreen": True}]
         (d / f"{idx:05d}.json").write_text(json.dumps({"split": split, "seed": 1, "events": events}))
     (tmp_path / "train" / "00002.json").write_text(json.dumps({"split": "train", "events": []}))  # no video
     m = read_synthfoley_dir(tmp_path)
     assert [e.id for e in m.entries] == ["train/00000", "train/00001", "val/00000"]
-    assert m.entries[0].label == "drum+glass"
+    assert m.entries[0].label == "drum+glass"  # on-screen classes only: an off-screen sound is not seen
     assert m.missing == ["train/00002"]
     assert load_manifest(tmp_path).entries == m.entries
     with pytest.raises(DataError, match="no SynthFoley clips"):

@@ -184,3 +184,104 @@ def test_train_lm_end_to_end_then_load_and_generate(prepared_cache, tmp_path, ca
     )
     with pytest.raises(CheckpointError, match="num_layers: 2 vs 3"):
         Trainer(bad, out_dir=tmp_path / "ft2", quiet=True)
+
+
+COMPACT = {"fps": 10.0, "image_size": 16, "dim": 8, "channels": [8], "groups": 4}
+
+
+@pytest.fixture
+def labelled_frames_cache(tmp_path):
+    """A frames cache of 8 clips of 1 s: a red or a blue square in some frames, labelled ``red``/``blue``/both."""
+    visual = {**VISUAL, "kind": "compact", "path": None, "dim": 8, "trainable": True, "store": "frames"}
+    init_cache(tmp_path / "f", make_fingerprint(codec=CODEC, visual=visual, duration=1.0))
+    w = ShardWriter(tmp_path / "f", 0, 1)
+    rng = np.random.default_rng(0)
+    labels = ["red", "blue", "blue+red", "red", "blue", "blue+red", "red", None]
+    for i, label in enumerate(labels):
+        frames = np.full((10, 16, 16, 3), 90, dtype=np.uint8)
+        for name, channel, at in (("red", 0, slice(1, 8)), ("blue", 2, slice(8, 15))):
+            if label and name in label.split("+"):
+                f0 = int(rng.integers(0, 6))  # the object is on screen in frames f0 .. f0 + 3 only
+                frames[f0 : f0 + 4, at, at] = 0
+                frames[f0 : f0 + 4, at, at, channel] = 255
+        codes = rng.integers(0, 16, (2, 50))
+        w.add(f"v{i}", codes, frames, split="val" if i == 6 else "train", label=label, seconds=1.0)
+    w.finalize()
+    return tmp_path / "f"
+
+
+def labelled_config(cache, weight=1.0):
+    cfg = lm_config(cache)
+    cfg["visual"] = {"kind": "compact", "config": COMPACT}
+    cfg["labels"] = {"weight": weight}
+    return cfg
+
+
+def test_label_targets_are_multi_hot_over_the_training_vocabulary(labelled_frames_cache):
+    task = LMTask(labelled_config(labelled_frames_cache))
+    assert task.label_classes == ["blue", "red"]
+    targets, known = task.label_targets(["red", "blue+red", None, "green"])
+    assert targets.tolist() == [[0, 1], [1, 1], [0, 0], [0, 0]]  # "green": not a training class
+    assert known.tolist() == [True, True, False, True]
+    assert LMTask(labelled_config(labelled_frames_cache, weight=0.0)).label_classes == []
+
+
+def test_label_loss_needs_a_trained_encoder_and_labels(feature_cache, tmp_path):
+    cfg = lm_config(feature_cache)
+    cfg["labels"] = {"weight": 1.0}
+    with pytest.raises(ConfigError, match="set visual.kind: compact"):
+        LMTask(cfg)
+
+
+def test_label_loss_trains_the_visual_encoder_to_see_the_classes(labelled_frames_cache):
+    task = LMTask(labelled_config(labelled_frames_cache))
+    torch.manual_seed(0)
+    model = task.build_model()
+    assert model.label_head is not None and model.label_head.out_features == 2
+    train, _ = task.build_datasets()
+    batch = task.collate([train[i] for i in range(len(train))])
+    assert batch["labels"] == ["red", "blue", "blue+red", "red", "blue", "blue+red", None]
+    loss, metrics = task.loss(model, batch, 0)
+    assert {"code_loss", "label_loss", "label_acc"} <= set(metrics)
+    assert float(loss) == pytest.approx(metrics["code_loss"] + metrics["label_loss"], rel=1e-5)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.visual.parameters())
+    opt = build_optimizer(model, 3e-3, 0.0)
+    for step in range(60):
+        loss, metrics = task.loss(model, batch, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert metrics["label_acc"] == 1.0 and metrics["label_loss"] < 0.2
+    model.eval()
+    assert task.validate(model, batch)["label_acc"] == 1.0
+
+
+def test_clip_score_is_the_best_real_frame(labelled_frames_cache):
+    task = LMTask(labelled_config(labelled_frames_cache))
+    model = task.build_model()
+    with torch.no_grad():
+        model.label_head.weight.zero_()
+        model.label_head.weight[:, 0] = 1.0
+        model.label_head.bias.zero_()
+    feats = torch.zeros(1, 4, 8)
+    feats[0, :, 0] = torch.tensor([1.0, 5.0, 2.0, 9.0])
+    mask = torch.tensor([[True, True, True, False]])  # frame 3 is padding
+    assert model.label_logits(feats, mask).tolist() == [[5.0, 5.0]]
+    assert model.label_logits(feats).tolist() == [[9.0, 9.0]]
+
+
+def test_init_from_a_checkpoint_without_the_label_head(labelled_frames_cache, tmp_path):
+    from media_helpers import tiny_codec_dir
+
+    cfg = labelled_config(labelled_frames_cache, weight=0.0)
+    cfg["codec"] = {"path": str(tiny_codec_dir(tmp_path / "codec"))}
+    plain = LMTask(cfg)
+    torch.manual_seed(1)
+    source = plain.build_model()
+    plain.save_pretrained(source, tmp_path / "ckpt")
+    task = LMTask(labelled_config(labelled_frames_cache))
+    model = task.build_model()
+    task.load_pretrained(model, tmp_path / "ckpt")
+    for name, p in source.state_dict().items():
+        assert torch.equal(model.state_dict()[name], p), name
