@@ -144,3 +144,26 @@ def test_plot_writes_alignment_picture_with_true_events(videos, tmp_path, capsys
 
     assert ground_truth_events(clip) == [{"time": 0.2, "class": "wood", "strength": 1.0}]
     assert ground_truth_events(videos / "a.mp4") is None
+
+
+def test_sampling_flags_default_to_the_checkpoints_own_settings(videos, tmp_path, capsys, monkeypatch):
+    from foleygen import FoleyGen
+
+    saved = FoleyGen.from_pretrained("debug")
+    saved.set_generation_params(top_k=7, temperature=0.3, cfg_coef=2.0)
+    saved.save_pretrained(tmp_path / "ckpt")
+    seen = []
+    real = FoleyGen.generate_list
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.generation)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FoleyGen, "generate_list", spy)
+    video = videos / "a.mp4"
+    assert main(["generate", str(video), "-o", str(tmp_path / "o1"), "--model", str(tmp_path / "ckpt"), "-q"]) == 0
+    assert (seen[-1].top_k, seen[-1].temperature, seen[-1].cfg_coef) == (7, 0.3, 2.0)
+    argv = ["generate", str(video), "-o", str(tmp_path / "o2"), "--model", str(tmp_path / "ckpt"), "-q",
+            "--temperature", "0.9", "--top-k", "0"]
+    assert main(argv) == 0
+    assert (seen[-1].top_k, seen[-1].temperature, seen[-1].cfg_coef) == (0, 0.9, 2.0)  # flags win, cfg kept

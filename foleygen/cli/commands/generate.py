@@ -48,10 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="demo",
         help="'demo' (embedded, default), 'debug' (tiny random), a checkpoint folder or a cached Hub id",
     )
-    parser.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance scale (default 3; 1 = off)")
-    parser.add_argument("--top-k", type=int, default=250, help="sample among the k most likely codes (default 250)")
-    parser.add_argument("--top-p", type=float, default=0.0, help="nucleus sampling mass (default 0 = off)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1; 0 = greedy)")
+    # Sampling settings default to the checkpoint's own (its config.json; e.g. the demo model's temperature)
+    own = "default: the model's"
+    parser.add_argument("--cfg", type=float, default=None, help=f"classifier-free guidance scale (1 = off; {own})")
+    parser.add_argument("--top-k", type=int, default=None, help=f"sample among the k most likely codes ({own})")
+    parser.add_argument("--top-p", type=float, default=None, help=f"nucleus sampling mass (0 = off; {own})")
+    parser.add_argument("--temperature", type=float, default=None, help=f"sampling temperature (0 = greedy; {own})")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same audio")
     parser.add_argument(
         "--duration",
@@ -233,13 +235,20 @@ def run(args: argparse.Namespace) -> int:
         failed.append((job, message))
         print(f"foleygen generate: failed: {message}", file=sys.stderr)
 
+    own = None if model is None else model.generation  # the checkpoint's settings, for every flag left out
+
+    def pick(flag: float | int | None, default: float | int) -> float | int:
+        return default if flag is None else flag
+
     def generate(batch: list[Job]) -> None:
+        assert model is not None and own is not None
         model.set_generation_params(
-            top_k=args.top_k,
-            top_p=args.top_p,
-            temperature=args.temperature,
-            cfg_coef=args.cfg,
+            top_k=int(pick(args.top_k, own.top_k)),
+            top_p=float(pick(args.top_p, own.top_p)),
+            temperature=float(pick(args.temperature, own.temperature)),
+            cfg_coef=float(pick(args.cfg, own.cfg_coef)),
             duration=batch[0].duration,
+            extend_stride=own.extend_stride,
         )
         wavs = model.generate_list([j.path for j in batch], seed=args.seed, progress=not quiet)
         for job, wav in zip(batch, wavs, strict=True):
