@@ -49,11 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="'demo' (embedded, default), 'debug' (tiny random), a checkpoint folder or a cached Hub id",
     )
     # Sampling settings default to the checkpoint's own (its config.json; e.g. the demo model's temperature)
-    own = "default: the model's"
-    parser.add_argument("--cfg", type=float, default=None, help=f"classifier-free guidance scale (1 = off; {own})")
-    parser.add_argument("--top-k", type=int, default=None, help=f"sample among the k most likely codes ({own})")
-    parser.add_argument("--top-p", type=float, default=None, help=f"nucleus sampling mass (0 = off; {own})")
-    parser.add_argument("--temperature", type=float, default=None, help=f"sampling temperature (0 = greedy; {own})")
+    by_model = "default: the model's"
+    parser.add_argument("--cfg", type=float, default=None, help=f"classifier-free guidance scale (1 = off; {by_model})")
+    parser.add_argument("--top-k", type=int, default=None, help=f"sample among the k most likely codes ({by_model})")
+    parser.add_argument("--top-p", type=float, default=None, help=f"nucleus sampling mass (0 = off; {by_model})")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help=f"sampling temperature (0 = greedy; {by_model})"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same audio")
     parser.add_argument(
         "--duration",
