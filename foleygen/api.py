@@ -179,6 +179,18 @@ class FoleyGen:
             raise ConfigError(f"extend_stride must be in (0, {self.duration:g}) seconds, got {extend_stride}")
         self.generation = GenerationParams(top_k, top_p, temperature, cfg_coef, duration, stride)
 
+    def update_generation_params(self, **changes: Any) -> None:
+        """Change only the named decoding settings; the others keep their current values.
+
+        :meth:`set_generation_params` resets every setting it is not given to the library default (as
+        AudioCraft's does); this keeps what the checkpoint chose (its ``config.json``), e.g. the demo
+        model's temperature. Same names and checks as :meth:`set_generation_params`.
+        """
+        unknown = set(changes) - {f.name for f in dataclasses.fields(GenerationParams)}
+        if unknown:
+            raise ConfigError(f"unknown generation settings: {sorted(unknown)}")
+        self.set_generation_params(**{**dataclasses.asdict(self.generation), **changes})
+
     def _stride_frames(self) -> int:
         """``extend_stride`` in audio frames, rounded to the window unit (at least one unit)."""
         unit = step_unit(self.sequence.frame_rate, self.sequence.fps)

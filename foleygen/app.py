@@ -339,10 +339,9 @@ class DemoService:
             report(0.15, desc="generating audio")
             with _cached_model(req.model)[1]:  # the generation params live on the shared model
                 # Keep what the checkpoint chose for settings the page does not show (top_p, extend_stride).
-                current = getattr(fg, "generation", None)
-                params = dataclasses.asdict(current) if dataclasses.is_dataclass(current) else {}
-                params.update(duration=req.length, cfg_coef=req.cfg, top_k=req.top_k, temperature=req.temperature)
-                fg.set_generation_params(**params)
+                fg.update_generation_params(
+                    duration=req.length, cfg_coef=req.cfg, top_k=req.top_k, temperature=req.temperature
+                )
                 # progress=True shows a tqdm bar, which gr.Progress(track_tqdm=True) mirrors on the page.
                 wav = fg.generate([str(src)], seed=req.seed, progress=progress is not None)[0]  # [C, S]
             sample_rate = int(fg.sample_rate)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if v is not None
     }
     if params:
-        model.set_generation_params(**params)
+        model.update_generation_params(**params)  # the others stay the checkpoint's
     sr = model.sample_rate
     clips = sorted(args.clips.glob("*.mp4"))[: args.num]
     if not clips:

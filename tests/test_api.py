@@ -191,3 +191,15 @@ def test_external_codec_reference_relative_to_the_checkpoint(tmp_path):
     assert (tmp_path / "elsewhere" / "copy" / "codec").is_dir()  # our codec is embedded: the copy stands alone
     again = FoleyGen.from_pretrained(tmp_path / "elsewhere" / "copy")
     assert torch.equal(again.generate([video], seed=1), model.generate([video], seed=1))
+
+
+def test_update_generation_params_changes_only_what_it_is_given():
+    model = FoleyGen.from_pretrained("debug")
+    model.set_generation_params(top_k=7, temperature=0.3, cfg_coef=2.0, top_p=0.5)
+    model.update_generation_params(temperature=0.9, duration=0.5)
+    g = model.generation
+    assert (g.top_k, g.top_p, g.temperature, g.cfg_coef, g.duration) == (7, 0.5, 0.9, 2.0, 0.5)
+    with pytest.raises(ConfigError, match="unknown generation settings"):
+        model.update_generation_params(temprature=1.0)
+    with pytest.raises(ConfigError, match="temperature >= 0"):
+        model.update_generation_params(temperature=-1.0)

@@ -199,6 +199,7 @@ class LMTask:
         self.num_samples = int((config.get("samples") or {}).get("num", 1))
         self.labels = from_dict(LabelLossConfig, dict(config.get("labels") or {}), "labels")
         self.label_classes = self._label_classes() if self.labels.weight > 0 else []
+        self._label_index = {c: i for i, c in enumerate(self.label_classes)}
         self._codec: Any = None
 
     # ------------------------------------------------------------------------------ config checks
@@ -231,7 +232,7 @@ class LMTask:
         A clip without a label is ``known = False`` (it adds nothing to the label loss); classes outside
         the training vocabulary (a validation-only class) are ignored.
         """
-        index = {c: i for i, c in enumerate(self.label_classes)}
+        index = self._label_index
         targets = torch.zeros(len(labels), len(index))
         for b, label in enumerate(labels):
             for name in (label or "").split(self.labels.separator):

@@ -237,21 +237,11 @@ def run(args: argparse.Namespace) -> int:
         failed.append((job, message))
         print(f"foleygen generate: failed: {message}", file=sys.stderr)
 
-    own = None if model is None else model.generation  # the checkpoint's settings, for every flag left out
-
-    def pick(flag: float | int | None, default: float | int) -> float | int:
-        return default if flag is None else flag
-
     def generate(batch: list[Job]) -> None:
-        assert model is not None and own is not None
-        model.set_generation_params(
-            top_k=int(pick(args.top_k, own.top_k)),
-            top_p=float(pick(args.top_p, own.top_p)),
-            temperature=float(pick(args.temperature, own.temperature)),
-            cfg_coef=float(pick(args.cfg, own.cfg_coef)),
-            duration=batch[0].duration,
-            extend_stride=own.extend_stride,
-        )
+        assert model is not None
+        flags = {"top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature, "cfg_coef": args.cfg}
+        # flags left out keep the checkpoint's own settings
+        model.update_generation_params(**{k: v for k, v in flags.items() if v is not None}, duration=batch[0].duration)
         wavs = model.generate_list([j.path for j in batch], seed=args.seed, progress=not quiet)
         for job, wav in zip(batch, wavs, strict=True):
             try:
