@@ -34,8 +34,9 @@ class CachedClipDataset(Dataset):
         seed: the run's seed (crop positions derive from ``(seed, epoch, index)``).
 
     Items: ``{"codes": int64 [K, T], "codes_mask": bool [T], "visual": float32 [F, D] or uint8
-    [F, S, S, 3], "visual_mask": bool [F], "id": str, "label": str | None, "index": int}`` with ``T``/``F`` from
-    :class:`SequenceConfig` at the cache's codec frame rate and visual fps.
+    [F, S, S, 3], "visual_mask": bool [F], "id": str, "label": str | None, "index": int, "audio_start": int}`` with ``T``/``F`` from
+    :class:`SequenceConfig` at the cache's codec frame rate and visual fps; ``audio_start`` is the crop's
+    first audio frame in the clip.
     """
 
     def __init__(
@@ -119,12 +120,14 @@ class CachedClipDataset(Dataset):
             "id": clip.id,
             "label": clip.label,
             "index": ci,
+            "audio_start": a0,
         }
 
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack :class:`CachedClipDataset` items: ``codes [B, K, T]``, ``codes_mask [B, T]``, ``visual [B, F, ...]``,
-    ``visual_mask [B, F]``, ``ids`` (list of str), ``labels`` (list of the clips' labels, str or None)."""
+    ``visual_mask [B, F]``, ``ids`` (list of str), ``labels`` (list of the clips' labels, str or None),
+    ``audio_starts`` (list of each crop's first audio frame in its clip)."""
     if not items:
         raise DataError("empty batch")
     return {
@@ -134,6 +137,7 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
         "visual_mask": torch.stack([i["visual_mask"] for i in items]),
         "ids": [i["id"] for i in items],
         "labels": [i.get("label") for i in items],
+        "audio_starts": [int(i.get("audio_start", 0)) for i in items],
     }
 
 

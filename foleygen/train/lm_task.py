@@ -16,12 +16,17 @@ frame's (multiple-instance learning: the class is in the clip if some frame show
 cross-entropy against the clip's classes is added to the loss with that weight. The head exists only
 in training; the saved FoleyGen checkpoint holds the encoder it shaped.
 
+Onset-weighted code loss (``onsets.weight > 0``, :mod:`foleygen.train.onset_weights`): the audio frames
+around each onset of the true audio count ``1 + weight`` in the codes' cross-entropy, because impacts
+decide a Foley track's timing and timbre while being a small share of its frames.
+
 Config sections (see configs/*.yaml)::
 
     data:   {cache, duration, train_splits, val_splits, allow_partial}
     codec:  {path, num_codebooks}        # default path: the codec the cache was made with
     visual: {kind, path, options}        # frozen: how the checkpoint reloads it; compact: {kind, config}
     labels: {weight, separator}           # clip-label loss on a compact encoder's frames (0: off)
+    onsets: {weight, before, after}       # extra weight of the frames near onsets (0: off)
     lm:     LMConfig fields; num_codebooks/cardinality/frame_rate/fps/visual_dim default to the cache's
     generation: {top_k, top_p, temperature, cfg_coef}   # TensorBoard samples and the saved checkpoint
     samples: {num}                        # validation clips generated for TensorBoard
@@ -45,6 +50,7 @@ from foleygen.data.cache import CacheReader
 from foleygen.data.datasets import CachedClipDataset, collate_clips
 from foleygen.errors import ConfigError
 from foleygen.lm.model import AudioLM, LMConfig
+from foleygen.train.onset_weights import OnsetLossConfig, load_or_compute_onsets, onset_frame_weights
 from foleygen.train.task import register_task
 from foleygen.vision.base import VisualEncoder
 
@@ -150,7 +156,7 @@ class _FrozenEncoderSpec(VisualEncoder):
 
 
 def masked_codebook_metrics(
-    logits: torch.Tensor, codes: torch.Tensor, mask: torch.Tensor
+    logits: torch.Tensor, codes: torch.Tensor, mask: torch.Tensor, frame_weight: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy over valid frames, averaged over codebooks, and per-codebook metrics.
 
@@ -158,6 +164,8 @@ def masked_codebook_metrics(
         logits: ``[B, K, T, card]``.
         codes: targets ``[B, K, T]``.
         mask: ``bool [B, T]``, True on real (unpadded) audio frames.
+        frame_weight: optional ``float [B, T]``: the returned loss is the weighted mean over valid
+            frames (the metrics stay unweighted, so runs with and without weights compare).
 
     Returns:
         ``(loss, {"acc", "ppl", "loss_cb{k}", "acc_cb{k}"})``.
@@ -168,6 +176,9 @@ def masked_codebook_metrics(
     count = valid.sum(dim=(0, 2)).clamp_min(1.0)  # [K]
     per_cb = (ce * valid).sum(dim=(0, 2)) / count  # [K]
     loss = per_cb.mean()
+    if frame_weight is not None:
+        w = valid * frame_weight.to(valid)[:, None, :]  # [B, K, T]
+        loss = ((ce * w).sum(dim=(0, 2)) / w.sum(dim=(0, 2)).clamp_min(1e-6)).mean()
     with torch.no_grad():
         correct = (logits.argmax(-1) == codes).float() * valid
         acc_cb = correct.sum(dim=(0, 2)) / count
@@ -200,7 +211,14 @@ class LMTask:
         self.labels = from_dict(LabelLossConfig, dict(config.get("labels") or {}), "labels")
         self.label_classes = self._label_classes() if self.labels.weight > 0 else []
         self._label_index = {c: i for i, c in enumerate(self.label_classes)}
+        try:
+            self.onset_loss = from_dict(OnsetLossConfig, dict(config.get("onsets") or {}), "onsets")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self._codec: Any = None
+        self._onsets: dict[str, list[float]] | None = None
+        if self.onset_loss.weight > 0:
+            self.clip_onsets()  # before training starts (decoding the cache takes a while the first time)
 
     # ------------------------------------------------------------------------------ config checks
     def _visual_config(self) -> Any:
@@ -254,6 +272,33 @@ class LMTask:
             hit = ((label_logits > 0).float() == targets).float().mean(dim=1)  # [B]
             acc = float((hit * known).sum() / n)
         return loss, {"label_loss": float(loss.detach()), "label_acc": acc}
+
+    def clip_onsets(self) -> dict[str, list[float]]:
+        """Onset times (s) of every cached clip's true audio, ``{clip id: [...]}`` (computed once; see
+        :mod:`foleygen.train.onset_weights`)."""
+        if self._onsets is None:
+            codec = self.codec()
+            device = next(codec.parameters()).device
+            self._onsets = load_or_compute_onsets(
+                self.reader,
+                lambda codes: codec.decode(codes.to(device)),
+                int(codec.sample_rate),
+                str(self.codec_cfg.get("path")),
+                batch_size=self.onset_loss.batch_size,
+            )
+        return self._onsets
+
+    def frame_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """Loss weights ``float [B, T]`` of a batch's audio frames (``None`` when onset weighting is off)."""
+        if self.onset_loss.weight <= 0:
+            return None
+        onsets = self.clip_onsets()
+        rate = float(self.lm_config.frame_rate)
+        starts = [a / rate for a in batch.get("audio_starts") or [0] * len(batch["ids"])]
+        weights = onset_frame_weights(
+            [onsets.get(i, []) for i in batch["ids"]], starts, batch["codes"].shape[-1], rate, self.onset_loss
+        )
+        return weights.to(batch["codes"].device)
 
     def _lm_config(self, lm: dict[str, Any]) -> LMConfig:
         r = self.reader
@@ -313,13 +358,20 @@ class LMTask:
         """Masked cross-entropy (+ ``labels.weight`` x the clip-label loss); the call goes through ``model(...)``.
 
         With labels, the logged ``loss`` is the total and ``code_loss`` the codes' cross-entropy alone
-        (comparable with runs without labels).
+        (comparable with runs without labels). With onset weights the loss optimised is the weighted
+        cross-entropy (``weighted_loss``); ``code_loss`` and the per-codebook metrics stay unweighted.
         """
         logits, label_logits = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
-        loss, metrics = masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"])
+        weights = self.frame_weights(batch)
+        loss, metrics = masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"], weights)
+        K = batch["codes"].shape[1]
+        if weights is not None:
+            metrics["weighted_loss"] = float(loss.detach())
+            metrics["code_loss"] = sum(metrics[f"loss_cb{k}"] for k in range(K)) / K  # unweighted
         if label_logits is not None:
             label_loss, label_metrics = self._label_loss(label_logits, batch["labels"])
-            metrics.update(label_metrics, code_loss=float(loss.detach()))
+            metrics.update(label_metrics)
+            metrics.setdefault("code_loss", float(loss.detach()))
             loss = loss + self.labels.weight * label_loss
         return loss, metrics
 

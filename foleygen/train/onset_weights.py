@@ -1,0 +1,154 @@
+"""Onset-weighted code loss: the audio frames around each sound onset count more in the LM's loss.
+
+Why: in Foley the instants that matter are the impacts. A struck object's first 100 ms decide what it
+sounds like (the LM keeps to a timbre once it has started one) and when it sounds; the frames of ringing
+tails and silence around them are far more numerous and easy to predict, so a plain per-frame average
+spends most of its gradient on them. Weighting the frames from ``before`` seconds ahead of each onset
+to ``after`` seconds past it by ``1 + weight`` puts the loss where a listener's attention is: the
+pre-onset frames teach not to strike early, the post-onset frames teach the timbre.
+
+Where onsets come from: the cache's own codes, decoded with the run's codec, through the evaluation's
+onset detector (:func:`foleygen.eval.onsets.detect_onsets`). So any cache works, without annotations,
+and the onsets are those the codec can reproduce. They are computed once per cache and detector and
+kept beside the cache in ``onsets.json`` (a read-only cache just recomputes them each run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from foleygen.data.cache import CacheReader
+from foleygen.eval.onsets import OnsetDetectorConfig, detect_onsets
+
+SIDECAR = "onsets.json"
+
+
+@dataclass
+class OnsetLossConfig:
+    """``onsets:`` of an LM training config (see the module docstring).
+
+    Attributes:
+        weight: extra weight of the frames near an onset (a frame counts ``1 + weight``; 0 = off).
+        before: seconds before an onset that count as near it.
+        after: seconds after an onset that count as near it.
+        batch_size: clips decoded at once when the onsets are first computed.
+    """
+
+    weight: float = 0.0
+    before: float = 0.06
+    after: float = 0.1
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or self.before < 0 or self.after < 0:
+            got = f"{self.weight}, {self.before}, {self.after}"
+            raise ValueError(f"onsets: weight, before and after must be >= 0 (got {got})")
+
+
+def compute_onsets(
+    reader: CacheReader,
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    sample_rate: int,
+    *,
+    batch_size: int = 32,
+    detector: OnsetDetectorConfig | None = None,
+) -> dict[str, list[float]]:
+    """Onset times (s) of every clip of ``reader``: ``{clip id: [t0, t1, ...]}``.
+
+    ``decode(codes int64 [B, K, T]) -> wav [B, C, S]`` turns the cached codes into audio; clips of one
+    batch have one length (clips are grouped by their code length).
+    """
+    by_length: dict[int, list[int]] = {}
+    for i, clip in enumerate(reader.clips):
+        by_length.setdefault(int(clip.codes_shape[1]), []).append(i)
+    out: dict[str, list[float]] = {}
+    for indices in by_length.values():
+        for s in range(0, len(indices), max(1, batch_size)):
+            group = indices[s : s + max(1, batch_size)]
+            codes = torch.stack([torch.from_numpy(np.asarray(reader.codes(i), dtype=np.int64)) for i in group])
+            with torch.inference_mode():
+                wav = decode(codes).float().cpu().numpy()  # [B, C, S]
+            for i, w in zip(group, wav, strict=True):
+                times = detect_onsets(w, sample_rate, detector)
+                out[reader.clips[i].id] = [round(float(t), 4) for t in times]
+    return out
+
+
+def _sidecar_key(codec_name: str, detector: OnsetDetectorConfig) -> dict[str, Any]:
+    return {"codec": codec_name, "detector": asdict(detector)}
+
+
+def load_or_compute_onsets(
+    reader: CacheReader,
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    sample_rate: int,
+    codec_name: str,
+    *,
+    batch_size: int = 32,
+    detector: OnsetDetectorConfig | None = None,
+) -> dict[str, list[float]]:
+    """:func:`compute_onsets`, read from the cache's ``onsets.json`` when it was made with the same codec
+    and detector and covers every clip; otherwise computed and written there (atomically; skipped when
+    the cache directory is read-only)."""
+    detector = detector or OnsetDetectorConfig()
+    key = _sidecar_key(codec_name, detector)
+    path = Path(reader.cache_dir) / SIDECAR
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError):
+            stored = {}
+        clips = stored.get("clips") or {}
+        if stored.get("key") == key and all(c.id in clips for c in reader.clips):
+            return {c.id: list(clips[c.id]) for c in reader.clips}
+    onsets = compute_onsets(reader, decode, sample_rate, batch_size=batch_size, detector=detector)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".onsets-", suffix=".json", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"key": key, "clips": onsets}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache: use the onsets of this run only
+    return onsets
+
+
+def onset_frame_weights(
+    onsets: Sequence[Sequence[float]],
+    starts: Sequence[float],
+    num_frames: int,
+    frame_rate: float,
+    config: OnsetLossConfig,
+) -> torch.Tensor:
+    """Per-frame loss weights ``float [B, T]`` (``T = num_frames``) of a batch of crops.
+
+    Args:
+        onsets: per clip, its onset times (s) from the clip's start.
+        starts: per clip, where its crop starts (s) in the clip.
+        num_frames: audio frames per crop.
+        frame_rate: audio frames per second; frame ``t`` spans ``[t, t + 1) / frame_rate``.
+        config: weight and window.
+
+    A frame is near an onset at time ``o`` (crop time) when it overlaps ``[o - before, o + after)``.
+    """
+    weights = torch.ones(len(onsets), num_frames)
+    if config.weight <= 0:
+        return weights
+    for b, (times, start) in enumerate(zip(onsets, starts, strict=True)):
+        for t in times:
+            o = float(t) - float(start)
+            # (the epsilon keeps float noise such as 0.56 * 50 = 28.000000000000004 off the frame count)
+            first = int(np.floor((o - config.before) * frame_rate + 1e-6))
+            last = int(np.ceil((o + config.after) * frame_rate - 1e-6))  # exclusive
+            first, last = max(first, 0), min(last, num_frames)
+            if first < last:
+                weights[b, first:last] = 1.0 + config.weight
+    return weights

@@ -1,0 +1,196 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from foleygen.data.cache import CacheReader, ShardWriter, init_cache, make_fingerprint
+from foleygen.errors import ConfigError
+from foleygen.train.lm_task import LMTask, masked_codebook_metrics
+from foleygen.train.onset_weights import (
+    SIDECAR,
+    OnsetLossConfig,
+    compute_onsets,
+    load_or_compute_onsets,
+    onset_frame_weights,
+)
+
+SR = 16000
+RATE = 50.0
+CODEC = {"name": "clicks", "sample_rate": SR, "frame_rate": RATE, "num_codebooks": 2, "cardinality": 16, "channels": 1}
+VISUAL = {"kind": "clip", "path": "m", "fps": 10.0, "input_fps": 10.0, "dim": 8, "image_size": 16, "trainable": False}
+#: audio frames where each clip's "sound" starts (code 7 in codebook 0 there)
+CLICKS = {"c0": [10, 60], "c1": [25], "c2": []}
+
+
+def click_decode(codes: torch.Tensor) -> torch.Tensor:
+    """A stand-in codec: a decaying noise burst starts at every frame whose codebook-0 code is 7."""
+    B, _, T = codes.shape
+    hop = int(SR / RATE)
+    wav = torch.zeros(B, 1, T * hop)
+    burst = torch.randn(hop * 4, generator=torch.Generator().manual_seed(0)) * torch.exp(-torch.arange(hop * 4) / 80.0)
+    for b in range(B):
+        for t in torch.nonzero(codes[b, 0] == 7).flatten().tolist():
+            seg = wav[b, 0, t * hop : t * hop + len(burst)]
+            seg += 0.5 * burst[: len(seg)]
+    return wav
+
+
+class ClickCodec(nn.Module):
+    sample_rate = SR
+    frame_rate = RATE
+    num_codebooks = 2
+    cardinality = 16
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return click_decode(codes)
+
+
+@pytest.fixture
+def click_cache(tmp_path):
+    """3 clips of 2 s (100 audio frames) with bursts at CLICKS; c2 is the validation clip."""
+    init_cache(tmp_path / "c", make_fingerprint(codec=CODEC, visual=VISUAL, duration=2.0))
+    w = ShardWriter(tmp_path / "c", 0, 1)
+    for name, frames in CLICKS.items():
+        codes = np.zeros((2, 100), dtype=np.int64)
+        codes[0, frames] = 7
+        feats = np.zeros((20, 8), dtype=np.float32)
+        w.add(name, codes, feats, split="val" if name == "c2" else "train", label=None, seconds=2.0)
+    w.finalize()
+    return tmp_path / "c"
+
+
+def test_frame_weights_cover_the_window_around_each_onset():
+    cfg = OnsetLossConfig(weight=3.0, before=0.04, after=0.06)
+    w = onset_frame_weights([[0.5], []], [0.0, 0.0], 50, 50.0, cfg)
+    assert w.shape == (2, 50)
+    # onset at frame 25: frames 23, 24 (40 ms before) and 25, 26, 27 (60 ms after) weigh 4
+    assert torch.nonzero(w[0] == 4.0).flatten().tolist() == [23, 24, 25, 26, 27]
+    assert bool((w[0][w[0] != 4.0] == 1.0).all())
+    assert bool((w[1] == 1.0).all())
+
+
+def test_frame_weights_follow_the_crop_and_clip_at_its_edges():
+    cfg = OnsetLossConfig(weight=1.0, before=0.04, after=0.06)
+    # the crop starts at 0.4 s: the onset at 0.5 s is crop frame 5; one at 0.41 s hangs over the start
+    w = onset_frame_weights([[0.5], [0.41], [5.0]], [0.4, 0.4, 0.4], 20, 50.0, cfg)
+    assert torch.nonzero(w[0] == 2.0).flatten().tolist() == [3, 4, 5, 6, 7]
+    assert torch.nonzero(w[1] == 2.0).flatten().tolist() == [0, 1, 2, 3]
+    assert bool((w[2] == 1.0).all())  # outside the crop
+
+
+def test_zero_weight_gives_ones_and_negative_values_are_refused():
+    w = onset_frame_weights([[0.5]], [0.0], 50, 50.0, OnsetLossConfig(weight=0.0))
+    assert bool((w == 1.0).all())
+    with pytest.raises(ValueError, match="must be >= 0"):
+        OnsetLossConfig(weight=-1.0)
+
+
+def test_weighted_loss_is_the_weighted_mean_and_metrics_stay_unweighted():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 10, 8)
+    codes = torch.randint(0, 8, (2, 3, 10))
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[1, 7:] = False
+    weights = torch.ones(2, 10)
+    weights[0, 2:4] = 5.0
+    plain, m_plain = masked_codebook_metrics(logits, codes, mask)
+    weighted, m_weighted = masked_codebook_metrics(logits, codes, mask, weights)
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, 8), codes.reshape(-1), reduction="none").view(2, 3, 10)
+    w = (weights * mask)[:, None, :].expand(2, 3, 10)
+    expected = ((ce * w).sum(dim=(0, 2)) / w.sum(dim=(0, 2))).mean()
+    assert torch.allclose(weighted, expected, atol=1e-6)
+    assert not torch.allclose(weighted, plain)
+    assert m_plain == m_weighted
+    same, _ = masked_codebook_metrics(logits, codes, mask, torch.ones(2, 10))
+    assert torch.allclose(same, plain, atol=1e-6)
+
+
+def test_onsets_are_detected_from_the_decoded_codes(click_cache):
+    onsets = compute_onsets(CacheReader(click_cache), click_decode, SR, batch_size=2)
+    assert set(onsets) == set(CLICKS)
+    for name, frames in CLICKS.items():
+        assert len(onsets[name]) == len(frames), (name, onsets[name])
+        assert np.allclose(onsets[name], np.asarray(frames) / RATE, atol=0.01)
+
+
+def test_onsets_are_kept_beside_the_cache_and_reused(click_cache):
+    calls = []
+
+    def decode(codes):
+        calls.append(codes.shape[0])
+        return click_decode(codes)
+
+    reader = CacheReader(click_cache)
+    first = load_or_compute_onsets(reader, decode, SR, "clicks")
+    assert calls and (click_cache / SIDECAR).is_file()
+    calls.clear()
+    assert load_or_compute_onsets(reader, decode, SR, "clicks") == first
+    assert not calls  # read back, not recomputed
+    load_or_compute_onsets(reader, decode, SR, "another-codec")
+    assert calls  # another codec: recomputed
+    assert json.loads((click_cache / SIDECAR).read_text())["key"]["codec"] == "another-codec"
+
+
+def test_lm_task_weights_the_frames_near_the_true_onsets(click_cache, monkeypatch):
+    monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
+    cfg = {
+        "task": "lm",
+        "data": {"cache": str(click_cache), "duration": 1.0},
+        "codec": {"path": "clicks"},
+        "lm": {"dim": 16, "num_layers": 1, "num_heads": 2},
+        "onsets": {"weight": 2.0, "before": 0.04, "after": 0.04},
+    }
+    task = LMTask(cfg)
+    train, _ = task.build_datasets()
+    items = [train[i] for i in range(len(train))]
+    batch = task.collate(items)
+    weights = task.frame_weights(batch)
+    assert weights is not None and weights.shape == (2, 50)
+    for b, item in enumerate(items):
+        # the detected onset lies within a few ms of the burst's frame: the window is that frame's +-2,
+        # give or take the neighbouring frame on either side
+        frames = [f - item["audio_start"] for f in CLICKS[item["id"]]]
+        core = {t for f in frames for t in range(f - 1, f + 1) if 0 <= t < 50}
+        hull = {t for f in frames for t in range(f - 3, f + 3) if 0 <= t < 50}
+        weighted = set(torch.nonzero(weights[b] == 3.0).flatten().tolist())
+        assert core <= weighted <= hull, (item["id"], sorted(weighted))
+        assert bool((weights[b][weights[b] != 3.0] == 1.0).all())
+    assert any(weights[b].max() == 3.0 for b in range(2))
+    model = task.build_model()
+    loss, metrics = task.loss(model, batch, 0)
+    assert torch.isfinite(loss) and metrics["weighted_loss"] == pytest.approx(float(loss.detach()))
+
+
+def test_onset_config_errors_are_config_errors(click_cache):
+    cfg = {"task": "lm", "data": {"cache": str(click_cache), "duration": 1.0}, "onsets": {"weight": -2}}
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        LMTask(cfg)
+    cfg["onsets"] = {"wieght": 2}
+    with pytest.raises(ConfigError):
+        LMTask(cfg)
+
+
+def test_logged_code_loss_stays_unweighted(click_cache, monkeypatch):
+    monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
+    cfg = {
+        "task": "lm",
+        "data": {"cache": str(click_cache), "duration": 1.0},
+        "codec": {"path": "clicks"},
+        "lm": {"dim": 16, "num_layers": 1, "num_heads": 2},
+    }
+    torch.manual_seed(0)
+    plain_task = LMTask(cfg)
+    model = plain_task.build_model().eval()  # no random condition dropout between the two calls
+    train, _ = plain_task.build_datasets()
+    batch = plain_task.collate([train[0], train[1]])
+    plain_loss, _ = plain_task.loss(model, batch, 0)
+    weighted_task = LMTask({**cfg, "onsets": {"weight": 5.0}})
+    weighted_loss, metrics = weighted_task.loss(model, batch, 0)
+    assert metrics["code_loss"] == pytest.approx(float(plain_loss.detach()), rel=1e-5)
+    assert float(weighted_loss.detach()) != pytest.approx(float(plain_loss.detach()), rel=1e-5)
