@@ -224,3 +224,64 @@ def test_decoding_reads_only_the_frames_a_step_may_attend_to(monkeypatch):
         lm = tiny("cross", kind)
         lm.generate(torch.randn(1, 6, D), 8, temperature=0.0, cfg_coef=1.0)
         assert frames_read and all(expected(n) for n in frames_read), (kind, frames_read)
+
+
+@pytest.mark.parametrize("conditioning", ["cross", "prefix"])
+@torch.inference_mode()
+def test_candidate_scores_are_the_teacher_forced_pmi_of_the_sampled_codes(conditioning):
+    """The score summed while decoding equals log p(codes | video) - log p(codes | null) computed
+    afterwards by teacher forcing, over the tokens the model sampled (not the prompt)."""
+    lm = tiny(conditioning)
+    visual = torch.randn(3, 5, D)
+    prompt = torch.randint(0, CARD, (3, K, 2))
+    for cfg in (1.0, 3.0):
+        codes, scores = lm._sample_codes(
+            visual,
+            10,
+            temperature=1.0,
+            top_k=0,
+            top_p=0.0,
+            cfg_coef=cfg,
+            generator=torch.Generator().manual_seed(0),
+            prompt_codes=prompt,
+            progress=False,
+            score=True,
+        )
+        cond = lm.compute_logits(codes, visual).log_softmax(-1)
+        null = lm.compute_logits(codes, visual, drop_condition=torch.ones(3, dtype=torch.bool)).log_softmax(-1)
+        pmi = (cond - null).gather(-1, codes[..., None])[..., 0]  # [B, K, T]
+        expected = pmi[:, :, 2:].sum(dim=(1, 2))
+        assert torch.allclose(scores, expected, atol=1e-3), (scores, expected)
+
+
+@torch.inference_mode()
+def test_best_of_candidates_returns_each_videos_best_scored_sample():
+    lm = tiny("cross", "causal")
+    visual = torch.randn(2, 5, D)
+    N = 4
+    kw = dict(temperature=1.0, top_k=8, top_p=0.0, cfg_coef=3.0, prompt_codes=None, progress=False)
+    all_codes, scores = lm._sample_codes(
+        visual.repeat_interleave(N, dim=0), 10, generator=torch.Generator().manual_seed(5), score=True, **kw
+    )
+    best = lm.generate(visual, 10, candidates=N, generator=torch.Generator().manual_seed(5), top_k=8)
+    assert best.shape == (2, K, 10)
+    for b in range(2):
+        pick = b * N + int(scores[b * N : (b + 1) * N].argmax())
+        assert torch.equal(best[b], all_codes[pick])
+    assert len({tuple(c.flatten().tolist()) for c in all_codes[:N]}) > 1  # the candidates differ
+    # one candidate is plain sampling, unchanged
+    assert torch.equal(
+        lm.generate(visual, 10, candidates=1, generator=torch.Generator().manual_seed(5), top_k=8),
+        lm.generate(visual, 10, generator=torch.Generator().manual_seed(5), top_k=8),
+    )
+    # windows pick their best continuation each; the result is reproducible
+    long = torch.randn(1, 15, D)
+    w = [
+        lm.generate_windowed(
+            long, 30, window_frames=12, stride_frames=6, candidates=3, generator=torch.Generator().manual_seed(1)
+        )
+        for _ in range(2)
+    ]
+    assert w[0].shape == (1, K, 30) and torch.equal(w[0], w[1])
+    with pytest.raises(ConfigError, match="candidates"):
+        lm.generate(visual, 10, candidates=0)
