@@ -3,10 +3,8 @@
 Times each stage (reading frames, the whole `generate` call: visual encoder + LM with CFG + codec decode)
 over a few repetitions and prints JSON with the real-time factor (audio seconds per wall-clock second;
 > 1 is faster than real time). Target (issue 7): faster than real time on this CPU.
-``--candidates 1 4 8`` also times best-of-N decoding (``candidates``) side by side, in the same run,
-with each setting's cost relative to one candidate; the headline figures are the model's own setting's.
 
-    python benchmarks/demo_model.py [--threads 2] [--repeats 3] [--video examples/....mp4] [--candidates 1 4]
+    python benchmarks/demo_model.py [--threads 2] [--repeats 3] [--video examples/....mp4]
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ def main() -> None:
     p.add_argument("--video", type=Path, default=sorted((ROOT / "examples").glob("*.mp4"))[0])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--candidates", type=int, nargs="+", default=None, help="best-of-N settings to time as well")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -40,33 +37,16 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     enc = model.visual_encoder
     seconds = probe(args.video).duration
-    own = model.generation.candidates
-    settings = [own] + [n for n in dict.fromkeys(args.candidates or []) if n != own]
-    read_s: list[float] = []
-    timed: dict[int, list[float]] = {}
-    for n in settings:
-        model.update_generation_params(candidates=n)
-        model.generate_list([args.video], seed=0)  # warm-up (allocator, first-call overheads)
-        timed[n] = []
-        for i in range(args.repeats):
-            t = time.perf_counter()
-            read_frames(args.video, enc.fps, enc.image_size)
-            read_s.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            model.generate_list([args.video], seed=i)
-            timed[n].append(time.perf_counter() - t)
-    model.update_generation_params(candidates=own)
-    total_s = timed[own]
+    model.generate_list([args.video], seed=0)  # warm-up (allocator, first-call overheads)
+    read_s, total_s = [], []
+    for i in range(args.repeats):
+        t = time.perf_counter()
+        read_frames(args.video, enc.fps, enc.image_size)
+        read_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        model.generate_list([args.video], seed=i)
+        total_s.append(time.perf_counter() - t)
     median = statistics.median(total_s)
-    base = statistics.median(timed[1]) if 1 in timed else None
-    by_candidates = {
-        str(n): {
-            "generate_s_median": round(statistics.median(t), 3),
-            "real_time_factor": round(seconds / statistics.median(t), 2),
-            **({"cost_vs_one_candidate": round(statistics.median(t) / base, 2)} if base else {}),
-        }
-        for n, t in timed.items()
-    }
     print(
         json.dumps(
             {
@@ -81,14 +61,12 @@ def main() -> None:
                 "generate_s_all": [round(x, 3) for x in total_s],
                 "real_time_factor": round(seconds / median, 2),
                 "faster_than_real_time": seconds / median > 1.0,
-                "generation_params": {
-                    k: getattr(model.generation, k) for k in ("top_k", "temperature", "cfg_coef", "candidates")
-                },
-                "by_candidates": by_candidates,
+                "generation_params": {k: getattr(model.generation, k) for k in ("top_k", "temperature", "cfg_coef")},
             },
             indent=2,
         )
     )
+
 
 if __name__ == "__main__":
     main()

@@ -60,7 +60,6 @@ class GenerationParams:
     cfg_coef: float = 3.0
     duration: float | None = None
     extend_stride: float | None = None
-    candidates: int = 1
 
 
 @dataclass
@@ -156,7 +155,6 @@ class FoleyGen:
         cfg_coef: float = 3.0,
         duration: float | None = None,
         extend_stride: float | None = None,
-        candidates: int = 1,
     ) -> None:
         """Decoding settings for later ``generate*`` calls.
 
@@ -169,13 +167,7 @@ class FoleyGen:
             extend_stride: for videos longer than the model's window, seconds each new window adds;
                 each window continues from the last ``window - extend_stride`` seconds already generated.
                 Rounded to whole audio and visual frames; default half the window.
-            candidates: N > 1 samples N soundtracks per video (per window of a long one) in one batch and
-                keeps the one the video explains best: the highest summed log-probability gain of its
-                codes given the video over given none (``AudioLM.generate``). On a CPU the batch costs
-                little more than one sample; on any device it costs N times the memory.
         """
-        if candidates < 1:
-            raise ConfigError(f"candidates must be >= 1, got {candidates}")
         if top_k < 0 or not 0.0 <= top_p <= 1.0 or temperature < 0:
             raise ConfigError(
                 f"need top_k >= 0, 0 <= top_p <= 1, temperature >= 0; got {top_k}, {top_p}, {temperature}"
@@ -185,7 +177,7 @@ class FoleyGen:
         stride = self._default_stride() if extend_stride is None else float(extend_stride)
         if not 0 < stride < self.duration:
             raise ConfigError(f"extend_stride must be in (0, {self.duration:g}) seconds, got {extend_stride}")
-        self.generation = GenerationParams(top_k, top_p, temperature, cfg_coef, duration, stride, int(candidates))
+        self.generation = GenerationParams(top_k, top_p, temperature, cfg_coef, duration, stride)
 
     def update_generation_params(self, **changes: Any) -> None:
         """Change only the named decoding settings; the others keep their current values.
@@ -340,7 +332,6 @@ class FoleyGen:
                     top_p=g.top_p,
                     cfg_coef=g.cfg_coef,
                     generator=generator,
-                    candidates=g.candidates,
                 )
                 for j, i in enumerate(index):
                     out[i] = codes[j]

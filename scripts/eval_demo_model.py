@@ -76,14 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cfg", type=float, default=None)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--candidates", type=int, default=None, help="best of N samples per clip (default: the model's)")
     p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
     model = FoleyGen.from_pretrained(args.model)
-    asked = {"cfg_coef": args.cfg, "top_k": args.top_k, "temperature": args.temperature, "candidates": args.candidates}
-    params = {k: v for k, v in asked.items() if v is not None}
+    params = {
+        k: v
+        for k, v in {"cfg_coef": args.cfg, "top_k": args.top_k, "temperature": args.temperature}.items()
+        if v is not None
+    }
     if params:
         model.update_generation_params(**params)  # the others stay the checkpoint's
     sr = model.sample_rate
@@ -129,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "clips": str(args.clips),
         "num_clips": len(clips),
         "seed": args.seed,
-        "generation": {
-            k: getattr(model.generation, k, None) for k in ("top_k", "top_p", "temperature", "cfg_coef", "candidates")
-        },
+        "generation": {k: getattr(model.generation, k, None) for k in ("top_k", "top_p", "temperature", "cfg_coef")},
         "results": results,
     }
     print("| audio | precision | recall | onset F1 | offset (ms) | class acc |")

@@ -203,16 +203,3 @@ def test_update_generation_params_changes_only_what_it_is_given():
         model.update_generation_params(temprature=1.0)
     with pytest.raises(ConfigError, match="temperature >= 0"):
         model.update_generation_params(temperature=-1.0)
-
-
-def test_best_of_candidates_setting(tmp_path):
-    model = FoleyGen.from_pretrained("debug")
-    model.update_generation_params(candidates=3)
-    a = model.generate([frames(10), frames(12, 1)], fps_of_tensors=[25, 30], seed=2)
-    b = model.generate([frames(10), frames(12, 1)], fps_of_tensors=[25, 30], seed=2)
-    assert [w.shape[-1] for w in a] == [round(10 / 25 * model.sample_rate), round(12 / 30 * model.sample_rate)]
-    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
-    model.save_pretrained(tmp_path / "m")
-    assert FoleyGen.from_pretrained(tmp_path / "m").generation.candidates == 3  # the checkpoint keeps it
-    with pytest.raises(ConfigError, match="candidates must be >= 1"):
-        model.update_generation_params(candidates=0)

@@ -150,7 +150,7 @@ def test_sampling_flags_default_to_the_checkpoints_own_settings(videos, tmp_path
     from foleygen import FoleyGen
 
     saved = FoleyGen.from_pretrained("debug")
-    saved.set_generation_params(top_k=7, temperature=0.3, cfg_coef=2.0, candidates=2)
+    saved.set_generation_params(top_k=7, temperature=0.3, cfg_coef=2.0)
     saved.save_pretrained(tmp_path / "ckpt")
     seen = []
     real = FoleyGen.generate_list
@@ -162,9 +162,8 @@ def test_sampling_flags_default_to_the_checkpoints_own_settings(videos, tmp_path
     monkeypatch.setattr(FoleyGen, "generate_list", spy)
     video = videos / "a.mp4"
     assert main(["generate", str(video), "-o", str(tmp_path / "o1"), "--model", str(tmp_path / "ckpt"), "-q"]) == 0
-    assert (seen[-1].top_k, seen[-1].temperature, seen[-1].cfg_coef, seen[-1].candidates) == (7, 0.3, 2.0, 2)
+    assert (seen[-1].top_k, seen[-1].temperature, seen[-1].cfg_coef) == (7, 0.3, 2.0)
     argv = ["generate", str(video), "-o", str(tmp_path / "o2"), "--model", str(tmp_path / "ckpt"), "-q",
-            "--temperature", "0.9", "--top-k", "0", "--candidates", "3"]
+            "--temperature", "0.9", "--top-k", "0"]
     assert main(argv) == 0
-    g = seen[-1]
-    assert (g.top_k, g.temperature, g.cfg_coef, g.candidates) == (0, 0.9, 2.0, 3)  # flags win, cfg kept
+    assert (seen[-1].top_k, seen[-1].temperature, seen[-1].cfg_coef) == (0, 0.9, 2.0)  # flags win, cfg kept

@@ -39,7 +39,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -340,7 +340,6 @@ class AudioLM(nn.Module):
         generator: torch.Generator | None = None,
         prompt_codes: torch.Tensor | None = None,
         progress: bool | Callable[[int, int], None] = False,
-        candidates: int = 1,
     ) -> torch.Tensor:
         """Sample ``codes [B, K, num_frames]`` for ``visual [B, F, D]``.
 
@@ -353,73 +352,6 @@ class AudioLM(nn.Module):
             generator: seeded ``torch.Generator`` for reproducible draws (on the model's device).
             prompt_codes: ``[B, K, T_p]`` codes the output starts with (continuation), ``T_p <= T``.
             progress: True for a tqdm bar, or a callable ``(step, total)``.
-            candidates: N > 1 samples N sequences per video in one batch and returns, per video, the one
-                the video explains best (:meth:`_visual_scores`): the highest summed
-                ``log p(token | video) - log p(token | null)`` over its sampled tokens.
-        """
-        if candidates < 1:
-            raise ConfigError(f"candidates must be >= 1, got {candidates}")
-        if candidates > 1:
-            return self._best_of(
-                visual,
-                num_frames,
-                candidates,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                cfg_coef=cfg_coef,
-                generator=generator,
-                prompt_codes=prompt_codes,
-                progress=progress,
-            )
-        return self._sample_codes(
-            visual,
-            num_frames,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            cfg_coef=cfg_coef,
-            generator=generator,
-            prompt_codes=prompt_codes,
-            progress=progress,
-        )[0]
-
-    def _best_of(self, visual: torch.Tensor, num_frames: int, candidates: int, **sampling: Any) -> torch.Tensor:
-        """:meth:`generate` with ``candidates`` N > 1: ``codes [B, K, T]``, per video its best-scored sample.
-
-        The N samples of a video are rows ``b * N .. b * N + N - 1`` of one batch, so on a CPU, where a
-        decoding step streams the weights once whatever the batch, N candidates cost little more than one.
-        """
-        B, N = visual.shape[0], candidates
-        prompt = sampling.pop("prompt_codes", None)
-        codes, scores = self._sample_codes(
-            visual.repeat_interleave(N, dim=0),
-            num_frames,
-            prompt_codes=None if prompt is None else prompt.repeat_interleave(N, dim=0),
-            score=True,
-            **sampling,
-        )
-        best = scores.view(B, N).argmax(dim=1)  # [B]
-        return codes.view(B, N, *codes.shape[1:])[torch.arange(B, device=codes.device), best]
-
-    def _sample_codes(
-        self,
-        visual: torch.Tensor,
-        num_frames: int,
-        *,
-        temperature: float,
-        top_k: int,
-        top_p: float,
-        cfg_coef: float,
-        generator: torch.Generator | None,
-        prompt_codes: torch.Tensor | None,
-        progress: bool | Callable[[int, int], None],
-        score: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The sampling loop of :meth:`generate` -> ``(codes [B, K, T], scores float [B] or None)``.
-
-        ``score`` also runs the null rows when ``cfg_coef == 1`` and sums, per row, the pointwise mutual
-        information of its sampled tokens with the video, ``log softmax(cond) - log softmax(null)``.
         """
         B, K, T = visual.shape[0], self.num_codebooks, num_frames
         if T < 1:
@@ -434,30 +366,23 @@ class AudioLM(nn.Module):
                 raise ConfigError(f"prompt_codes {tuple(prompt_codes.shape)} do not fit batch {B} and {T} frames")
             codes[:, :, :Tp] = prompt_codes
         if Tp == T:
-            return codes, (torch.zeros(B, device=device) if score else None)
+            return codes
         seq = build_delay_pattern(codes, self.special_token)  # [B, K, L]: prompt in place, special in the gaps
         L = sequence_length(T, K)
         frame = torch.arange(L, device=device)[None, :] - torch.arange(K, device=device)[:, None]  # [K, L]
         to_sample = delay_valid_mask(T, K, device) & (frame >= Tp)  # [K, L]: slots the model fills
 
-        use_null = cfg_coef != 1.0 or score
+        use_cfg = cfg_coef != 1.0
         memory = self.condition(visual)  # [B, F, dim]
-        if use_null:
+        if use_cfg:
             memory = torch.cat([memory, self.null_memory(B, memory.shape[1]).to(memory.dtype)])  # [2B, F, dim]
         state = self._start(memory, L)
-        rows_of = (lambda t: torch.cat([t, t])) if use_null else (lambda t: t)
-        scores = torch.zeros(B, device=device) if score else None
+        rows_of = (lambda t: torch.cat([t, t])) if use_cfg else (lambda t: t)
 
-        def next_tokens(logits: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:  # [rows, K, card] -> [B, K]
-            guided = logits[:B].float()
-            if use_null and cfg_coef != 1.0:
-                guided = guide(guided, logits[B:].float(), cfg_coef)
-            tokens = sample(guided, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
-            if scores is not None:
-                pmi = logits[:B].float().log_softmax(-1) - logits[B:].float().log_softmax(-1)  # [B, K, card]
-                gained = pmi.gather(-1, tokens[..., None])[..., 0]  # [B, K]
-                scores.add_((gained * slots[None, :].float()).sum(dim=1))
-            return tokens
+        def next_tokens(logits: torch.Tensor) -> torch.Tensor:  # [rows, K, card] -> [B, K]
+            if use_cfg:
+                logits = guide(logits[:B].float(), logits[B:].float(), cfg_coef)
+            return sample(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
 
         # Prefill: steps 0..Tp at once (inputs BOS, seq[0..Tp-1]); every output before step Tp is known.
         bos = seq.new_full((B, K, 1), self.special_token)
@@ -470,14 +395,14 @@ class AudioLM(nn.Module):
         for s in range(Tp, L):
             if s > Tp:
                 logits = self._step(state, rows_of(seq[:, :, s - 1 : s]), s)
-            seq[:, :, s] = torch.where(to_sample[:, s], next_tokens(logits, to_sample[:, s]), seq[:, :, s])
+            seq[:, :, s] = torch.where(to_sample[:, s], next_tokens(logits), seq[:, :, s])
             if bar is not None:
                 bar.update(1)
             elif callable(progress):
                 progress(s - Tp + 1, L - Tp)
         if bar is not None:
             bar.close()
-        return revert_delay_pattern(seq), scores
+        return revert_delay_pattern(seq)
 
     @torch.inference_mode()
     def generate_windowed(

@@ -56,13 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--temperature", type=float, default=None, help=f"sampling temperature (0 = greedy; {by_model})"
     )
-    parser.add_argument(
-        "--candidates",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"sample N soundtracks per video in one batch and keep the one the video explains best ({by_model})",
-    )
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same audio")
     parser.add_argument(
         "--duration",
@@ -246,13 +239,7 @@ def run(args: argparse.Namespace) -> int:
 
     def generate(batch: list[Job]) -> None:
         assert model is not None
-        flags = {
-            "top_k": args.top_k,
-            "top_p": args.top_p,
-            "temperature": args.temperature,
-            "cfg_coef": args.cfg,
-            "candidates": args.candidates,
-        }
+        flags = {"top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature, "cfg_coef": args.cfg}
         # flags left out keep the checkpoint's own settings
         model.update_generation_params(**{k: v for k, v in flags.items() if v is not None}, duration=batch[0].duration)
         wavs = model.generate_list([j.path for j in batch], seed=args.seed, progress=not quiet)
