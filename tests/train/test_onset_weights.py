@@ -137,16 +137,20 @@ def test_onsets_are_kept_beside_the_cache_and_reused(click_cache):
     assert json.loads((click_cache / SIDECAR).read_text())["key"]["codec"] == "another-codec"
 
 
-def test_lm_task_weights_the_frames_near_the_true_onsets(click_cache, monkeypatch):
-    monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
-    cfg = {
+def click_task_config(cache, **sections):
+    """A tiny LM task on the click cache (1 s crops) whose codec is :class:`ClickCodec` (patched in)."""
+    return {
         "task": "lm",
-        "data": {"cache": str(click_cache), "duration": 1.0},
+        "data": {"cache": str(cache), "duration": 1.0},
         "codec": {"path": "clicks"},
         "lm": {"dim": 16, "num_layers": 1, "num_heads": 2},
-        "onsets": {"weight": 2.0, "before": 0.04, "after": 0.04},
+        **sections,
     }
-    task = LMTask(cfg)
+
+
+def test_lm_task_weights_the_frames_near_the_true_onsets(click_cache, monkeypatch):
+    monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
+    task = LMTask(click_task_config(click_cache, onsets={"weight": 2.0, "before": 0.04, "after": 0.04}))
     train, _ = task.build_datasets()
     items = [train[i] for i in range(len(train))]
     batch = task.collate(items)
@@ -178,12 +182,7 @@ def test_onset_config_errors_are_config_errors(click_cache):
 
 def test_logged_code_loss_stays_unweighted(click_cache, monkeypatch):
     monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
-    cfg = {
-        "task": "lm",
-        "data": {"cache": str(click_cache), "duration": 1.0},
-        "codec": {"path": "clicks"},
-        "lm": {"dim": 16, "num_layers": 1, "num_heads": 2},
-    }
+    cfg = click_task_config(click_cache)
     torch.manual_seed(0)
     plain_task = LMTask(cfg)
     model = plain_task.build_model().eval()  # no random condition dropout between the two calls
