@@ -34,9 +34,9 @@ class CachedClipDataset(Dataset):
         seed: the run's seed (crop positions derive from ``(seed, epoch, index)``).
 
     Items: ``{"codes": int64 [K, T], "codes_mask": bool [T], "visual": float32 [F, D] or uint8
-    [F, S, S, 3], "visual_mask": bool [F], "id": str, "label": str | None, "index": int, "audio_start": int}`` with ``T``/``F`` from
-    :class:`SequenceConfig` at the cache's codec frame rate and visual fps; ``audio_start`` is the crop's
-    first audio frame in the clip.
+    [F, S, S, 3], "visual_mask": bool [F], "id": str, "label": str | None, "index": int,
+    "audio_start": int}`` with ``T``/``F`` from :class:`SequenceConfig` at the cache's codec frame rate
+    and visual fps; ``audio_start`` is the crop's first audio frame in the clip.
     """
 
     def __init__(

@@ -111,13 +111,15 @@ def load_or_compute_onsets(
         if stored.get("key") == key and all(c.id in clips for c in reader.clips):
             return {c.id: list(clips[c.id]) for c in reader.clips}
     onsets = compute_onsets(reader, decode, sample_rate, batch_size=batch_size, detector=detector)
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".onsets-", suffix=".json", dir=path.parent)
         with os.fdopen(fd, "w") as f:
             json.dump({"key": key, "clips": onsets}, f)
         os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache: use the onsets of this run only
+    except OSError:  # a read-only cache (or a full disk): use the onsets of this run only, leave no debris
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return onsets
 
 

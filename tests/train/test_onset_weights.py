@@ -193,3 +193,15 @@ def test_logged_code_loss_stays_unweighted(click_cache, monkeypatch):
     weighted_loss, metrics = weighted_task.loss(model, batch, 0)
     assert metrics["code_loss"] == pytest.approx(float(plain_loss.detach()), rel=1e-5)
     assert float(weighted_loss.detach()) != pytest.approx(float(plain_loss.detach()), rel=1e-5)
+
+
+def test_a_read_only_cache_still_gets_its_onsets(click_cache, monkeypatch):
+    import foleygen.train.onset_weights as ow
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(ow.tempfile, "mkstemp", refuse)
+    onsets = load_or_compute_onsets(CacheReader(click_cache), click_decode, SR, "clicks")
+    assert set(onsets) == set(CLICKS) and not (click_cache / SIDECAR).exists()
+    assert not list(click_cache.glob(".onsets-*"))
