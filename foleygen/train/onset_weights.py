@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from foleygen.data.cache import CacheReader
+from foleygen.errors import ConfigError
 from foleygen.eval.onsets import OnsetDetectorConfig, detect_onsets
 
 SIDECAR = "onsets.json"
@@ -51,7 +52,7 @@ class OnsetLossConfig:
     def __post_init__(self) -> None:
         if self.weight < 0 or self.before < 0 or self.after < 0:
             got = f"{self.weight}, {self.before}, {self.after}"
-            raise ValueError(f"onsets: weight, before and after must be >= 0 (got {got})")
+            raise ConfigError(f"onsets: weight, before and after must be >= 0 (got {got})")
 
 
 def compute_onsets(

@@ -87,7 +87,7 @@ def test_frame_weights_follow_the_crop_and_clip_at_its_edges():
 def test_zero_weight_gives_ones_and_negative_values_are_refused():
     w = onset_frame_weights([[0.5]], [0.0], 50, 50.0, OnsetLossConfig(weight=0.0))
     assert bool((w == 1.0).all())
-    with pytest.raises(ValueError, match="must be >= 0"):
+    with pytest.raises(ConfigError, match="must be >= 0"):
         OnsetLossConfig(weight=-1.0)
 
 
