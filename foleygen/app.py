@@ -221,7 +221,9 @@ class DemoService:
         if info.duration > self.max_duration_s + 0.05:  # tolerate container rounding
             raise UploadError(
                 f"video is {info.duration:.1f} s long; this demo accepts at most {self.max_duration_s:g} s "
-                "(trim it first, or run `foleygen generate` locally)", shown)
+                "(trim it first, or run `foleygen generate` locally)",
+                shown,
+            )
         return info
 
     # -- examples ---------------------------------------------------------------------------------
@@ -247,8 +249,9 @@ class DemoService:
             if meta["duration"] > self.max_duration_s:
                 continue
             mp4 = ex_dir / f"{stem}.mp4"
-            self._truth[_sha256(mp4)] = [Event(float(e["time"]), str(e["class"]))
-                                         for e in meta["events"] if e.get("kind") == "impact"]
+            self._truth[_sha256(mp4)] = [
+                Event(float(e["time"]), str(e["class"])) for e in meta["events"] if e.get("kind") == "impact"
+            ]
             paths.append(mp4)
         return paths
 
@@ -310,21 +313,25 @@ class DemoService:
         out_dir.mkdir()
         try:
             req = _Request(model, float(cfg), int(top_k), float(temperature), int(seed), length, _suffix_of(shown))
-            video_path, audio_path, plot_path, sample_rate, truth = self._run(Path(video), info, out_dir, stem, fg, req,
-                                                                              progress)
+            video_path, audio_path, plot_path, sample_rate, truth = self._run(
+                Path(video), info, out_dir, stem, fg, req, progress
+            )
         except BaseException:
             shutil.rmtree(out_dir, ignore_errors=True)  # no half-written results left behind
             raise
         report(1.0, desc="done")
         elapsed = time.perf_counter() - t0
-        summary = (f"**Done in {elapsed:.1f} s.** Model `{model}`, {length:.1f} s of audio at {sample_rate} Hz, "
-                   f"seed {seed}, cfg {cfg:g}, top-k {top_k}, temperature {temperature:g}.")
+        summary = (
+            f"**Done in {elapsed:.1f} s.** Model `{model}`, {length:.1f} s of audio at {sample_rate} Hz, "
+            f"seed {seed}, cfg {cfg:g}, top-k {top_k}, temperature {temperature:g}."
+        )
         if truth:
             summary += " Example clip: its true impacts are drawn in green on the picture."
         return DemoResult(video=video_path, audio=audio_path, plot=plot_path, summary=summary)
 
-    def _run(self, video: Path, info: Any, out_dir: Path, stem: str, fg: Any, req: _Request,
-             progress: ProgressFn | None) -> tuple[Path, Path, Path, int, list[Any] | None]:
+    def _run(
+        self, video: Path, info: Any, out_dir: Path, stem: str, fg: Any, req: _Request, progress: ProgressFn | None
+    ) -> tuple[Path, Path, Path, int, list[Any] | None]:
         """The work of :meth:`generate` once the upload is validated: results go to ``out_dir``."""
         from foleygen.io import mux, read_frames, write_audio
         from foleygen.viz import plot_alignment
@@ -359,10 +366,15 @@ class DemoService:
             width = max(2, round(PLOT_HEIGHT * info.width / max(info.height, 1)))
             frames = read_frames(src, fps, size=(PLOT_HEIGHT, width), mode="letterbox", duration=req.length)
             truth = self._truth.get(_sha256(src)) if self._truth else None
-            plot_path = plot_alignment(frames, fps, wav, sample_rate,
-                                       title=f"{stem}: model {req.model}, seed {req.seed}",
-                                       events=[e for e in truth if e.time <= req.length] if truth else None,
-                                       out_path=_inside(out_dir / f"{stem}_alignment.png", out_dir))
+            plot_path = plot_alignment(
+                frames,
+                fps,
+                wav,
+                sample_rate,
+                title=f"{stem}: model {req.model}, seed {req.seed}",
+                events=[e for e in truth if e.time <= req.length] if truth else None,
+                out_path=_inside(out_dir / f"{stem}_alignment.png", out_dir),
+            )
         return video_path, audio_path, plot_path, sample_rate, truth
 
 
@@ -421,13 +433,28 @@ def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str
     """The click handler: service errors become ``gr.Error`` messages, results become file paths."""
     import gradio as gr
 
-    def generate_soundtrack(video: str | None, model: str, cfg: float, top_k: float, temperature: float,
-                            seed: float, duration: float,
-                            progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[str, str, str, str, str]:
+    def generate_soundtrack(
+        video: str | None,
+        model: str,
+        cfg: float,
+        top_k: float,
+        temperature: float,
+        seed: float,
+        duration: float,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),
+    ) -> tuple[str, str, str, str, str]:
         try:
-            result = service.generate(video, model=model, cfg=float(cfg), top_k=int(top_k),
-                                      temperature=float(temperature), seed=int(seed or 0), duration=float(duration),
-                                      display_name=_upload_name(video), progress=progress)
+            result = service.generate(
+                video,
+                model=model,
+                cfg=float(cfg),
+                top_k=int(top_k),
+                temperature=float(temperature),
+                seed=int(seed or 0),
+                duration=float(duration),
+                display_name=_upload_name(video),
+                progress=progress,
+            )
         except FoleyGenError as err:
             raise gr.Error(_public_message(err, service, video), title="Cannot generate") from None
         except Exception as err:  # a bug: log it in full, show one line
@@ -454,53 +481,105 @@ def build_app(
     """
     import gradio as gr
 
-    service = service or DemoService((model_name, *BUILTIN_MODELS), work_root=work_root,
-                                     max_upload_mb=max_upload_mb, max_duration_s=max_duration_s)
+    service = service or DemoService(
+        (model_name, *BUILTIN_MODELS), work_root=work_root, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s
+    )
     max_s = service.max_duration_s
     start = _ui_defaults(service.models[0])
     with gr.Blocks(title="FoleyGen demo", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
         gr.Markdown(DESCRIPTION.format(max_mb=service.max_upload_mb, max_s=max_s))
         with gr.Row():
             with gr.Column():
-                video_in = gr.Video(label="Your video", sources=["upload"], include_audio=True, height=360,
-                                    elem_id="input-video")
+                video_in = gr.Video(
+                    label="Your video", sources=["upload"], include_audio=True, height=360, elem_id="input-video"
+                )
                 with gr.Accordion("Generation settings", open=True):
-                    model = gr.Dropdown(list(service.models), value=service.models[0], label="Model",
-                                        info="debug = tiny random model (noise, for testing)", elem_id="model")
-                    duration = gr.Slider(0, max_s, value=0, step=0.5, label="Duration (s)",
-                                         info="0 = the whole video", elem_id="duration")
-                    cfg = gr.Slider(0.0, 10.0, value=start["cfg"], step=0.5, label="Guidance (cfg)",
-                                    info="higher follows the video more closely", elem_id="cfg")
-                    top_k = gr.Slider(0, 1024, value=start["top_k"], step=1, label="Top-k", info="0 = no top-k filter",
-                                      elem_id="top-k")
-                    temperature = gr.Slider(0.0, 2.0, value=start["temperature"], step=0.05, label="Temperature",
-                                            info="0 = always the most likely code", elem_id="temperature")
+                    model = gr.Dropdown(
+                        list(service.models),
+                        value=service.models[0],
+                        label="Model",
+                        info="debug = tiny random model (noise, for testing)",
+                        elem_id="model",
+                    )
+                    duration = gr.Slider(
+                        0,
+                        max_s,
+                        value=0,
+                        step=0.5,
+                        label="Duration (s)",
+                        info="0 = the whole video",
+                        elem_id="duration",
+                    )
+                    cfg = gr.Slider(
+                        0.0,
+                        10.0,
+                        value=start["cfg"],
+                        step=0.5,
+                        label="Guidance (cfg)",
+                        info="higher follows the video more closely",
+                        elem_id="cfg",
+                    )
+                    top_k = gr.Slider(
+                        0,
+                        1024,
+                        value=start["top_k"],
+                        step=1,
+                        label="Top-k",
+                        info="0 = no top-k filter",
+                        elem_id="top-k",
+                    )
+                    temperature = gr.Slider(
+                        0.0,
+                        2.0,
+                        value=start["temperature"],
+                        step=0.05,
+                        label="Temperature",
+                        info="0 = always the most likely code",
+                        elem_id="temperature",
+                    )
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                 button = gr.Button("Generate soundtrack", variant="primary", elem_id="generate-btn")
                 example_paths = _examples_or_none(service, examples)
                 if example_paths:
-                    gr.Examples([[str(p)] for p in example_paths], inputs=[video_in],
-                                label="No video at hand? Try a SynthFoley clip (its true impacts are known)")
+                    gr.Examples(
+                        [[str(p)] for p in example_paths],
+                        inputs=[video_in],
+                        label="No video at hand? Try a SynthFoley clip (its true impacts are known)",
+                    )
             with gr.Column():
-                video_out = gr.Video(label="With the new soundtrack", interactive=False, height=360,
-                                     elem_id="output-video")
+                video_out = gr.Video(
+                    label="With the new soundtrack", interactive=False, height=360, elem_id="output-video"
+                )
                 summary = gr.Markdown(elem_id="summary")
                 with gr.Row():
                     video_file = gr.File(label="Download video (.mp4)", interactive=False, elem_id="video-file")
                     audio_file = gr.File(label="Download audio (.wav)", interactive=False, elem_id="audio-file")
         # Full width: the picture is wide (one time axis for frames, spectrogram and events).
-        gr.Markdown("**Alignment.** Top: frames at their times. Middle: the soundtrack's mel spectrogram with the "
-                    "detected audio onsets (blue) and visual motion peaks (orange, dashed). Bottom: the same events "
-                    "on one line each; AV-Align in the title is the share of them that coincide within one frame.")
-        plot = gr.Image(label="Alignment picture", show_label=False, type="filepath", interactive=False,
-                        elem_id="alignment-plot")
+        gr.Markdown(
+            "**Alignment.** Top: frames at their times. Middle: the soundtrack's mel spectrogram with the "
+            "detected audio onsets (blue) and visual motion peaks (orange, dashed). Bottom: the same events "
+            "on one line each; AV-Align in the title is the share of them that coincide within one frame."
+        )
+        plot = gr.Image(
+            label="Alignment picture", show_label=False, type="filepath", interactive=False, elem_id="alignment-plot"
+        )
         # Its own unlimited concurrency group: a probe takes milliseconds and must not wait behind running
         # generations. (Queued all the same: Gradio shows gr.Error toasts only for queued events.)
-        video_in.upload(make_upload_check(service), inputs=[video_in], outputs=None, concurrency_limit=None,
-                        concurrency_id="upload-check", show_progress="hidden")
-        button.click(make_handler(service), inputs=[video_in, model, cfg, top_k, temperature, seed, duration],
-                     outputs=[video_out, video_file, audio_file, plot, summary], api_name="generate",
-                     concurrency_limit=1)
+        video_in.upload(
+            make_upload_check(service),
+            inputs=[video_in],
+            outputs=None,
+            concurrency_limit=None,
+            concurrency_id="upload-check",
+            show_progress="hidden",
+        )
+        button.click(
+            make_handler(service),
+            inputs=[video_in, model, cfg, top_k, temperature, seed, duration],
+            outputs=[video_out, video_file, audio_file, plot, summary],
+            api_name="generate",
+            concurrency_limit=1,
+        )
     # One generation at a time per worker; waiting visitors see their place in the queue.
     app.queue(default_concurrency_limit=1, max_size=32)
     app.foleygen_service = service  # for launch() and tests
@@ -530,10 +609,19 @@ def launch(
     # Load first: fail before serving, make the first request fast, and start the sliders at the
     # checkpoint's own decoding settings.
     _cached_model(model)
-    app = build_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s, work_root=work_root,
-                    examples=examples)
+    app = build_app(
+        model, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s, work_root=work_root, examples=examples
+    )
     service: DemoService = app.foleygen_service
-    app.launch(server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
-               allowed_paths=[str(service.results_dir), str(service.root / "examples")], ssr_mode=False,
-               show_error=True, prevent_thread_lock=not block, quiet=quiet)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=f"{max_upload_mb:g}mb",
+        allowed_paths=[str(service.results_dir), str(service.root / "examples")],
+        ssr_mode=False,
+        show_error=True,
+        prevent_thread_lock=not block,
+        quiet=quiet,
+    )
     return app

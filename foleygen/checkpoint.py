@@ -22,8 +22,12 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def save_checkpoint_dir(directory: str | os.PathLike[str], config: dict[str, Any],
-                        state_dict: dict[str, torch.Tensor], extra_files: dict[str, bytes] | None = None) -> Path:
+def save_checkpoint_dir(
+    directory: str | os.PathLike[str],
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    extra_files: dict[str, bytes] | None = None,
+) -> Path:
     """Atomically write ``directory`` with config.json and model.safetensors (+ optional files).
 
     The directory is assembled next to its final place and renamed over it, so a crash never leaves a
@@ -83,4 +87,6 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             "cannot be loaded safely with weights_only=True (it holds arbitrary Python objects; "
-            f"convert it to safetensors or re-save its state_dict): {first}", path) from None
+            f"convert it to safetensors or re-save its state_dict): {first}",
+            path,
+        ) from None

@@ -20,8 +20,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None, quiet: bool = False,
-             unit: str = "it", **kwargs: Any) -> Iterator[T]:
+def progress(
+    iterable: Iterable[T],
+    *,
+    desc: str = "",
+    total: int | None = None,
+    quiet: bool = False,
+    unit: str = "it",
+    **kwargs: Any,
+) -> Iterator[T]:
     """A tqdm progress bar on stderr, or the bare iterable when ``quiet``."""
     if quiet:
         yield from iterable

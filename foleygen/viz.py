@@ -232,8 +232,14 @@ def alignment_figure(
     height_in = strip_h_in + spec_h_in + lane_h_in + margins_in
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     grid = fig.add_gridspec(
-        3, 1, height_ratios=[strip_h_in, spec_h_in, lane_h_in], left=left, right=right,
-        top=1 - 0.55 / height_in, bottom=0.55 / height_in, hspace=0.45 / ((strip_h_in + spec_h_in + lane_h_in) / 3),
+        3,
+        1,
+        height_ratios=[strip_h_in, spec_h_in, lane_h_in],
+        left=left,
+        right=right,
+        top=1 - 0.55 / height_in,
+        bottom=0.55 / height_in,
+        hspace=0.45 / ((strip_h_in + spec_h_in + lane_h_in) / 3),
     )
     ax_strip = fig.add_subplot(grid[0])
     ax_spec = fig.add_subplot(grid[1], sharex=ax_strip)
@@ -244,8 +250,13 @@ def alignment_figure(
     for i in range(n_thumbs):
         t_centre = (i + 0.5) * slot
         f = min(num_frames - 1, int(t_centre * fps))
-        ax_strip.imshow(frames[f], extent=(i * slot, (i + 1) * slot, 0, 1), aspect="auto",
-                        interpolation="antialiased", gid="thumbnail")
+        ax_strip.imshow(
+            frames[f],
+            extent=(i * slot, (i + 1) * slot, 0, 1),
+            aspect="auto",
+            interpolation="antialiased",
+            gid="thumbnail",
+        )
         ax_strip.axvline(f / fps, color="white", lw=0.6, alpha=0.5)
     ax_strip.set_ylim(0, 1)
     ax_strip.set_yticks([])
@@ -255,8 +266,15 @@ def alignment_figure(
     # 2. Spectrogram, x in seconds, y in mel bins labelled with their centre frequency in Hz.
     mel_db, hop_sec, centres = mel_spectrogram(wav, sample_rate)
     n_mels, n_t = mel_db.shape
-    ax_spec.imshow(mel_db, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
-                   extent=(-hop_sec / 2, (n_t - 0.5) * hop_sec, -0.5, n_mels - 0.5), gid="spectrogram")
+    ax_spec.imshow(
+        mel_db,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        interpolation="nearest",
+        extent=(-hop_sec / 2, (n_t - 0.5) * hop_sec, -0.5, n_mels - 0.5),
+        gid="spectrogram",
+    )
     # Ticks at round frequencies, placed at their (fractional) mel-band position.
     tick_hz = [hz for hz in (250, 500, 1000, 2000, 4000, 8000, 16000) if centres[0] <= hz <= centres[-1]]
     ax_spec.set_yticks(np.interp(tick_hz, centres, np.arange(n_mels)))
@@ -265,16 +283,23 @@ def alignment_figure(
     ax_spec.tick_params(labelbottom=False)
     if onsets_arr is not None:
         for j, t in enumerate(onsets_arr):
-            ax_spec.axvline(t, color=ONSET_COLOR, lw=1.2, alpha=0.9, gid="onset",
-                            label="audio onset" if j == 0 else None)
+            ax_spec.axvline(
+                t, color=ONSET_COLOR, lw=1.2, alpha=0.9, gid="onset", label="audio onset" if j == 0 else None
+            )
     if peaks_arr is not None:
         for j, t in enumerate(peaks_arr):
-            ax_spec.axvline(t, color=MOTION_COLOR, lw=1.0, ls="--", alpha=0.9, gid="motion_peak",
-                            label="visual motion peak" if j == 0 else None)
+            ax_spec.axvline(
+                t,
+                color=MOTION_COLOR,
+                lw=1.0,
+                ls="--",
+                alpha=0.9,
+                gid="motion_peak",
+                label="visual motion peak" if j == 0 else None,
+            )
             ax_strip.axvline(t, color=MOTION_COLOR, lw=1.0, ls="--", alpha=0.9)
     for j, ev in enumerate(gt):
-        ax_spec.axvline(ev.time, color=EVENT_COLOR, lw=1.0, ls=":", alpha=0.9,
-                        label="true event" if j == 0 else None)
+        ax_spec.axvline(ev.time, color=EVENT_COLOR, lw=1.0, ls=":", alpha=0.9, label="true event" if j == 0 else None)
 
     # 3. Event lane: one row per kind of event, markers at their times.
     rows = []
@@ -286,8 +311,16 @@ def alignment_figure(
         rows.append(("true events", np.array([e.time for e in gt]), EVENT_COLOR, "D", "event"))
     for y, (_, times, color, marker, gid) in enumerate(rows):
         if times.size:
-            ax_lane.scatter(times, np.full(times.size, y), color=color, marker=marker, s=90 if marker == "|" else 45,
-                            linewidths=2, gid=gid, zorder=3)
+            ax_lane.scatter(
+                times,
+                np.full(times.size, y),
+                color=color,
+                marker=marker,
+                s=90 if marker == "|" else 45,
+                linewidths=2,
+                gid=gid,
+                zorder=3,
+            )
     if gt:
         # Class labels above the markers, stacked on LABEL_LEVELS lines so that close events (a bounce
         # series) stay legible: each label takes the lowest line that is free at its time.
@@ -298,16 +331,29 @@ def alignment_figure(
             free = [i for i, t in enumerate(line_free_at) if t <= ev.time]
             level = free[0] if free else int(np.argmin(line_free_at))
             line_free_at[level] = ev.time + (len(ev.label) + 1.5) * char_s
-            ax_lane.annotate(ev.label, (ev.time, y_gt), xytext=(2, 5 + (LABEL_FONTSIZE + 2) * level),
-                             textcoords="offset points", fontsize=LABEL_FONTSIZE, color=EVENT_COLOR,
-                             gid="event_label")
+            ax_lane.annotate(
+                ev.label,
+                (ev.time, y_gt),
+                xytext=(2, 5 + (LABEL_FONTSIZE + 2) * level),
+                textcoords="offset points",
+                fontsize=LABEL_FONTSIZE,
+                color=EVENT_COLOR,
+                gid="event_label",
+            )
     ax_lane.set_yticks(range(len(rows)))
     ax_lane.set_yticklabels([r[0] for r in rows])
     ax_lane.set_ylim(-0.6, max(len(rows), 1) - 0.4 + (0.9 if gt else 0))
     ax_lane.grid(axis="x", color="0.85", lw=0.6)
     if not rows:
-        ax_lane.text(0.5, 0.5, "no onsets, motion peaks or events given", transform=ax_lane.transAxes,
-                     ha="center", va="center", color="0.4")
+        ax_lane.text(
+            0.5,
+            0.5,
+            "no onsets, motion peaks or events given",
+            transform=ax_lane.transAxes,
+            ha="center",
+            va="center",
+            color="0.4",
+        )
     ax_lane.set_xlabel("time (s)")
     ax_lane.set_xlim(0, duration)
 
@@ -363,8 +409,19 @@ def plot_alignment(
         num_thumbnails: frames in the strip (fewer if the clip has fewer frames).
         width_in / dpi: the PNG is ``width_in * dpi`` pixels wide.
     """
-    fig = alignment_figure(frames, fps, wav, sample_rate, onsets=onsets, motion_peaks=motion_peaks, events=events,
-                           title=title, num_thumbnails=num_thumbnails, width_in=width_in, dpi=dpi)
+    fig = alignment_figure(
+        frames,
+        fps,
+        wav,
+        sample_rate,
+        onsets=onsets,
+        motion_peaks=motion_peaks,
+        events=events,
+        title=title,
+        num_thumbnails=num_thumbnails,
+        width_in=width_in,
+        dpi=dpi,
+    )
     out = Path(out_path)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,9 @@ from foleygen.app import (  # noqa: E402
 from foleygen.errors import ConfigError  # noqa: E402
 
 
-def make_video(path: Path, seconds: float = 1.0, fps: int = 25, size: tuple[int, int] = (48, 64),
-               codec: str = "libx264") -> Path:
+def make_video(
+    path: Path, seconds: float = 1.0, fps: int = 25, size: tuple[int, int] = (48, 64), codec: str = "libx264"
+) -> Path:
     """A small .mp4 (H.264 by default, no audio) with a square that moves right, written with PyAV."""
     h, w = size
     with av.open(str(path), "w") as out:
@@ -70,7 +71,8 @@ def test_handler_generates_video_audio_and_plot(tmp_path, service):
     calls = []
     handler = make_handler(service)
     out_video, file_video, file_audio, plot, summary = handler(
-        str(video), "debug", 3.0, 50, 1.0, 7, 0, progress=lambda frac, desc=None: calls.append((frac, desc)))
+        str(video), "debug", 3.0, 50, 1.0, 7, 0, progress=lambda frac, desc=None: calls.append((frac, desc))
+    )
 
     from foleygen.io import probe
 
@@ -185,7 +187,6 @@ def test_demo_command_flags(tmp_path):
         DemoService(("debug",), work_root=tmp_path).validate_upload("/nonexistent/file.mp4")
 
 
-
 def test_demo_command_without_gradio_says_what_to_install(monkeypatch, capsys):
     from foleygen.cli import main
 
@@ -208,8 +209,9 @@ def test_requests_queue_one_at_a_time_and_see_their_position(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = launch("127.0.0.1", port, "debug", work_root=tmp_path / "root", max_duration_s=3, block=False, quiet=True,
-                 examples=0)
+    app = launch(
+        "127.0.0.1", port, "debug", work_root=tmp_path / "root", max_duration_s=3, block=False, quiet=True, examples=0
+    )
     service = app.foleygen_service
     spans = []
     real_generate = service.generate
@@ -224,10 +226,16 @@ def test_requests_queue_one_at_a_time_and_see_their_position(tmp_path):
     service.generate = timed_generate  # the handler calls the service through this attribute
     try:
         video = make_video(tmp_path / "clip.mp4")
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False,
-                        download_files=str(tmp_path / "downloads"))
-        jobs = [client.submit(handle_file(str(video)), "debug", 3.0, 50, 1.0, seed, 0, api_name="/generate")
-                for seed in (1, 2)]
+        client = Client(
+            f"http://127.0.0.1:{port}/",
+            verbose=False,
+            analytics_enabled=False,
+            download_files=str(tmp_path / "downloads"),
+        )
+        jobs = [
+            client.submit(handle_file(str(video)), "debug", 3.0, 50, 1.0, seed, 0, api_name="/generate")
+            for seed in (1, 2)
+        ]
         # Meanwhile an upload check answers at once: it does not queue behind the generations.
         client.predict(handle_file(str(video)), api_name="/check_upload")
         checked_while_busy = not jobs[1].done()

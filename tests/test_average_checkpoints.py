@@ -37,8 +37,9 @@ def test_cli_averages_two_models_into_a_loadable_checkpoint(tmp_path, capsys):
         for p in other.lm.parameters():
             p.add_(torch.randn_like(p))  # another set of weights, same architecture
     other.save_pretrained(tmp_path / "b")
-    rc = avg.main([f"{tmp_path / 'a'}:0.5", f"{tmp_path / 'b'}:0.5", "--out", str(tmp_path / "soup"),
-                   "--temperature", "0.45"])
+    rc = avg.main(
+        [f"{tmp_path / 'a'}:0.5", f"{tmp_path / 'b'}:0.5", "--out", str(tmp_path / "soup"), "--temperature", "0.45"]
+    )
     assert rc == 0
     sa, sb = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("a", "b"))
     soup = load_file(str(tmp_path / "soup" / "model.safetensors"))

@@ -163,7 +163,18 @@ def test_sampling_flags_default_to_the_checkpoints_own_settings(videos, tmp_path
     video = videos / "a.mp4"
     assert main(["generate", str(video), "-o", str(tmp_path / "o1"), "--model", str(tmp_path / "ckpt"), "-q"]) == 0
     assert (seen[-1].top_k, seen[-1].temperature, seen[-1].cfg_coef) == (7, 0.3, 2.0)
-    argv = ["generate", str(video), "-o", str(tmp_path / "o2"), "--model", str(tmp_path / "ckpt"), "-q",
-            "--temperature", "0.9", "--top-k", "0"]
+    argv = [
+        "generate",
+        str(video),
+        "-o",
+        str(tmp_path / "o2"),
+        "--model",
+        str(tmp_path / "ckpt"),
+        "-q",
+        "--temperature",
+        "0.9",
+        "--top-k",
+        "0",
+    ]
     assert main(argv) == 0
     assert (seen[-1].top_k, seen[-1].temperature, seen[-1].cfg_coef) == (0, 0.9, 2.0)  # flags win, cfg kept

@@ -32,8 +32,18 @@ def _artists(fig, gid: str) -> list:
 
 def test_png_written_with_expected_size(tmp_path):
     frames, wav = _clip()
-    out = plot_alignment(frames, FPS, wav, SR, onsets=[0.5, 1.2], motion_peaks=[0.48], title="t",
-                         out_path=tmp_path / "sub" / "a.png", width_in=10, dpi=80)
+    out = plot_alignment(
+        frames,
+        FPS,
+        wav,
+        SR,
+        onsets=[0.5, 1.2],
+        motion_peaks=[0.48],
+        title="t",
+        out_path=tmp_path / "sub" / "a.png",
+        width_in=10,
+        dpi=80,
+    )
     assert out == tmp_path / "sub" / "a.png" and out.is_file()
     with Image.open(out) as img:
         assert img.format == "PNG"
@@ -47,8 +57,9 @@ def test_png_written_with_expected_size(tmp_path):
 def test_figure_contains_each_requested_element():
     frames, wav = _clip(hits=(0.5, 1.2))
     events = [{"time": 0.5, "class": "knock"}, Event(1.2, "clang")]
-    fig = alignment_figure(frames, FPS, wav, SR, onsets=[0.51, 1.22, 1.7], motion_peaks=[0.5, 1.2],
-                           events=events, num_thumbnails=6)
+    fig = alignment_figure(
+        frames, FPS, wav, SR, onsets=[0.51, 1.22, 1.7], motion_peaks=[0.5, 1.2], events=events, num_thumbnails=6
+    )
     assert len(_artists(fig, "thumbnail")) == 6
     assert len(_artists(fig, "spectrogram")) == 1
     # Onsets: one vertical line each on the spectrogram plus one marker collection on the lane.

@@ -32,14 +32,12 @@ class CodecFormat:
 FORMATS: list[CodecFormat] = []
 
 
-def register_format(name: str, detect: Callable[[Path], bool],
-                    load: Callable[[Path, int | None], AudioCodec]) -> None:
+def register_format(name: str, detect: Callable[[Path], bool], load: Callable[[Path, int | None], AudioCodec]) -> None:
     """Add a checkpoint format to :func:`load_codec` (later registrations are tried after earlier ones)."""
     FORMATS.append(CodecFormat(name, detect, load))
 
 
-def load_codec(path_or_name: str, *, num_codebooks: int | None = None,
-               bandwidth: float | None = None) -> AudioCodec:
+def load_codec(path_or_name: str, *, num_codebooks: int | None = None, bandwidth: float | None = None) -> AudioCodec:
     """Open a codec checkpoint (directory or file) or a named one (``"demo"``), in eval mode.
 
     ``num_codebooks`` selects how many codebooks (K) to use, or ``bandwidth`` (kbit/s) the largest K that
@@ -54,7 +52,9 @@ def load_codec(path_or_name: str, *, num_codebooks: int | None = None,
         if not path.is_dir():
             raise CheckpointError(
                 f"the {path_or_name!r} codec is not installed (train it with configs/codec_compact.yaml and "
-                f"save it to this directory)", path)
+                f"save it to this directory)",
+                path,
+            )
     else:
         path = Path(path_or_name).expanduser()
         if not path.exists():

@@ -32,9 +32,11 @@ from foleygen.errors import CheckpointError
 
 FORMAT = "audiocraft-compression"
 _TORCH_SUFFIXES = (".th", ".pt", ".pth", ".bin", ".ckpt")
-_CONVERT_HINT = ("export it with audiocraft.utils.export.export_encodec(checkpoint, out_file) (stores xp.cfg "
-                 "as YAML), or re-save it as {'xp.cfg': OmegaConf.to_container(cfg, resolve=True), "
-                 "'best_state': state_dict}")
+_CONVERT_HINT = (
+    "export it with audiocraft.utils.export.export_encodec(checkpoint, out_file) (stores xp.cfg "
+    "as YAML), or re-save it as {'xp.cfg': OmegaConf.to_container(cfg, resolve=True), "
+    "'best_state': state_dict}"
+)
 # SEANet options that transformers' EncodecModel reproduces only at these values
 _FIXED = {"activation": "ELU", "disable_norm_outer_blocks": 0, "final_activation": None}
 _DECODER_ONLY = {"trim_right_ratio", "final_activation", "final_activation_params"}
@@ -83,8 +85,10 @@ def _seanet_params(cfg: dict, path: Path) -> dict:
         raise CheckpointError(f"compression_model {cfg.get('compression_model')!r} is not supported (encodec)", path)
     enc = cfg.get("encodec", {})
     if enc.get("autoencoder", "seanet") != "seanet" or enc.get("quantizer", "rvq") != "rvq":
-        raise CheckpointError(f"only seanet + rvq EnCodec models are supported, got {enc.get('autoencoder')} + "
-                              f"{enc.get('quantizer')}", path)
+        raise CheckpointError(
+            f"only seanet + rvq EnCodec models are supported, got {enc.get('autoencoder')} + {enc.get('quantizer')}",
+            path,
+        )
     if enc.get("renormalize", False):
         raise CheckpointError("renormalize=true EnCodec models need a per-clip scale that codes cannot carry", path)
     seanet, rvq = dict(cfg.get("seanet", {})), cfg.get("rvq", {})
@@ -94,8 +98,11 @@ def _seanet_params(cfg: dict, path: Path) -> dict:
     shared_enc = {k: v for k, v in encoder_over.items()}
     shared_dec = {k: v for k, v in decoder_over.items() if k not in _DECODER_ONLY}
     if shared_enc != shared_dec:
-        raise CheckpointError(f"encoder/decoder-specific SEANet overrides differ ({shared_enc} vs {shared_dec}); "
-                              "transformers' EncodecModel shares one configuration", path)
+        raise CheckpointError(
+            f"encoder/decoder-specific SEANet overrides differ ({shared_enc} vs {shared_dec}); "
+            "transformers' EncodecModel shares one configuration",
+            path,
+        )
     seanet.update(shared_enc)
     for key, value in _FIXED.items():
         actual = decoder_over.get(key, seanet.get(key, value)) if key.startswith("final") else seanet.get(key, value)
@@ -109,17 +116,26 @@ def _seanet_params(cfg: dict, path: Path) -> dict:
     channels = cfg.get("channels", enc.get("channels", seanet.get("channels", 1)))
     try:
         return dict(
-            sample_rate=int(sample_rate), channels=int(channels), dimension=int(seanet["dimension"]),
-            n_filters=int(seanet["n_filters"]), n_residual_layers=int(seanet["n_residual_layers"]),
-            ratios=[int(r) for r in seanet["ratios"]], n_q=int(rvq["n_q"]), bins=int(rvq["bins"]),
-            causal=bool(seanet.get("causal", enc.get("causal", False))), norm=str(seanet["norm"]),
-            pad_mode=str(seanet.get("pad_mode", "constant")), true_skip=bool(seanet.get("true_skip", True)),
-            compress=int(seanet.get("compress", 2)), lstm=int(seanet.get("lstm", 2)),
+            sample_rate=int(sample_rate),
+            channels=int(channels),
+            dimension=int(seanet["dimension"]),
+            n_filters=int(seanet["n_filters"]),
+            n_residual_layers=int(seanet["n_residual_layers"]),
+            ratios=[int(r) for r in seanet["ratios"]],
+            n_q=int(rvq["n_q"]),
+            bins=int(rvq["bins"]),
+            causal=bool(seanet.get("causal", enc.get("causal", False))),
+            norm=str(seanet["norm"]),
+            pad_mode=str(seanet.get("pad_mode", "constant")),
+            true_skip=bool(seanet.get("true_skip", True)),
+            compress=int(seanet.get("compress", 2)),
+            lstm=int(seanet.get("lstm", 2)),
             kernel_size=int(seanet.get("kernel_size", 7)),
             residual_kernel_size=int(seanet.get("residual_kernel_size", 3)),
             last_kernel_size=int(seanet.get("last_kernel_size", 7)),
             dilation_base=int(seanet.get("dilation_base", 2)),
-            trim_right_ratio=float(decoder_over.get("trim_right_ratio", seanet.get("trim_right_ratio", 1.0))))
+            trim_right_ratio=float(decoder_over.get("trim_right_ratio", seanet.get("trim_right_ratio", 1.0))),
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"xp.cfg lacks or mistypes an EnCodec setting ({err})", path) from None
 
@@ -133,15 +149,21 @@ def read_audiocraft_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         # `raise ... from None`) names the refused global, e.g. omegaconf.dictconfig.DictConfig
         detail = f"{err} {err.__context__ or ''}".lower()
         if "omegaconf" in detail:
-            raise CheckpointError(f"an AudioCraft training checkpoint whose xp.cfg is an OmegaConf object, which "
-                                  f"safe loading refuses; {_CONVERT_HINT}", path) from None
+            raise CheckpointError(
+                f"an AudioCraft training checkpoint whose xp.cfg is an OmegaConf object, which "
+                f"safe loading refuses; {_CONVERT_HINT}",
+                path,
+            ) from None
         raise
     if not isinstance(pkg, dict):
         raise CheckpointError(f"not an AudioCraft checkpoint (top level is {type(pkg).__name__})", path)
     if "xp.cfg" not in pkg or "best_state" not in pkg:
         if "pretrained" in pkg:
-            raise CheckpointError(f"only a pointer to the pretrained model {pkg['pretrained']!r}; download that "
-                                  "model's compression_state_dict.bin and load it instead", path)
+            raise CheckpointError(
+                f"only a pointer to the pretrained model {pkg['pretrained']!r}; download that "
+                "model's compression_state_dict.bin and load it instead",
+                path,
+            )
         raise CheckpointError("not an AudioCraft compression checkpoint (needs 'xp.cfg' and 'best_state')", path)
     return _parse_cfg(pkg["xp.cfg"], path), _state_of(pkg["best_state"], path)
 

@@ -51,7 +51,8 @@ class AudioCodec(nn.Module, abc.ABC):
             raise CodecError(f"codes must be integers, got {codes.dtype}")
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.cardinality):
             raise CodecError(
-                f"codes out of range [0, {self.cardinality}): min {int(codes.min())}, max {int(codes.max())}")
+                f"codes out of range [0, {self.cardinality}): min {int(codes.min())}, max {int(codes.max())}"
+            )
 
     # ------------------------------------------------------------------ bitrate
     def set_num_codebooks(self, num_codebooks: int) -> None:
@@ -111,11 +112,17 @@ class AudioCodec(nn.Module, abc.ABC):
             raise CodecError(f"audio must be floating point, got {wav.dtype}")
         if wav.shape[1] != self.channels:
             raise CodecError(
-                f"audio has {wav.shape[1]} channels, the codec expects {self.channels} (use prepare_audio)")
+                f"audio has {wav.shape[1]} channels, the codec expects {self.channels} (use prepare_audio)"
+            )
 
     # ------------------------------------------------------------------ long inputs
-    def chunked_encode(self, wav: torch.Tensor, encode_fn: Callable[[torch.Tensor], torch.Tensor],
-                       chunk_frames: int, context_frames: int) -> torch.Tensor:
+    def chunked_encode(
+        self,
+        wav: torch.Tensor,
+        encode_fn: Callable[[torch.Tensor], torch.Tensor],
+        chunk_frames: int,
+        context_frames: int,
+    ) -> torch.Tensor:
         """Encode ``wav [B, C, S]`` -> ``codes [B, K, ceil(S / hop)]`` piece by piece, bounding memory.
 
         The signal is padded to whole frames and cut into chunks of ``chunk_frames`` code frames. Each
@@ -133,12 +140,17 @@ class AudioCodec(nn.Module, abc.ABC):
         for f0 in range(0, total, chunk_frames):
             f1 = min(total, f0 + chunk_frames)
             a, b = max(0, f0 - context_frames), min(total, f1 + context_frames)
-            codes = encode_fn(wav[..., a * hop:b * hop])
-            pieces.append(codes[..., f0 - a:f1 - a])
+            codes = encode_fn(wav[..., a * hop : b * hop])
+            pieces.append(codes[..., f0 - a : f1 - a])
         return torch.cat(pieces, dim=-1)
 
-    def chunked_decode(self, codes: torch.Tensor, decode_fn: Callable[[torch.Tensor], torch.Tensor],
-                       chunk_frames: int, context_frames: int) -> torch.Tensor:
+    def chunked_decode(
+        self,
+        codes: torch.Tensor,
+        decode_fn: Callable[[torch.Tensor], torch.Tensor],
+        chunk_frames: int,
+        context_frames: int,
+    ) -> torch.Tensor:
         """Decode ``codes [B, K, T]`` -> ``wav [B, C, T * hop]`` piece by piece (see :meth:`chunked_encode`)."""
         hop = self.hop_length
         total = codes.shape[-1]
@@ -149,5 +161,5 @@ class AudioCodec(nn.Module, abc.ABC):
             f1 = min(total, f0 + chunk_frames)
             a, b = max(0, f0 - context_frames), min(total, f1 + context_frames)
             wav = decode_fn(codes[..., a:b])
-            pieces.append(wav[..., (f0 - a) * hop:(f1 - a) * hop])
+            pieces.append(wav[..., (f0 - a) * hop : (f1 - a) * hop])
         return torch.cat(pieces, dim=-1)

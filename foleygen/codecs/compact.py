@@ -71,8 +71,9 @@ class CompactCodecConfig:
         if any(s < 1 for s in self.strides):
             raise ConfigError(f"CompactCodecConfig.strides must be positive, got {self.strides}")
         if self.sample_rate % self.hop_length:
-            raise ConfigError(f"CompactCodecConfig: sample_rate {self.sample_rate} is not a multiple of the "
-                              f"hop {self.hop_length}")
+            raise ConfigError(
+                f"CompactCodecConfig: sample_rate {self.sample_rate} is not a multiple of the hop {self.hop_length}"
+            )
 
     @property
     def hop_length(self) -> int:
@@ -130,13 +131,21 @@ class CompactCodec(AudioCodec):
         enc += [nn.GELU(), nn.Conv1d(h, config.latent_dim, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
         self.quantizer = ResidualVectorQuantizer(
-            config.latent_dim, config.num_codebooks, config.codebook_size, decay=config.ema_decay,
-            dead_threshold=config.dead_threshold, kmeans_iters=config.kmeans_iters,
-            quantizer_dropout=config.quantizer_dropout)
+            config.latent_dim,
+            config.num_codebooks,
+            config.codebook_size,
+            decay=config.ema_decay,
+            dead_threshold=config.dead_threshold,
+            kmeans_iters=config.kmeans_iters,
+            quantizer_dropout=config.quantizer_dropout,
+        )
         dec: list[nn.Module] = [nn.Conv1d(config.latent_dim, h, 7, padding=3), _res_stack(h, config.res_blocks)]
         for s in reversed(config.strides):
-            dec += [nn.GELU(), nn.ConvTranspose1d(h, h, 2 * s, stride=s, padding=s // 2),
-                    _res_stack(h, config.res_blocks)]
+            dec += [
+                nn.GELU(),
+                nn.ConvTranspose1d(h, h, 2 * s, stride=s, padding=s // 2),
+                _res_stack(h, config.res_blocks),
+            ]
         # per channel and bin: log-magnitude, and two numbers for the phase direction
         dec += [nn.GELU(), nn.Conv1d(h, config.channels * bins * 3, 7, padding=3)]
         self.decoder = nn.Sequential(*dec)
@@ -170,16 +179,18 @@ class CompactCodec(AudioCodec):
 
     def stft(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav [B, S]`` -> complex STFT ``[B, bins, S // stft_hop]`` in the codec's own framing."""
-        spec = torch.stft(wav.float(), self.config.n_fft, self.config.stft_hop, window=self.window, center=True,
-                          return_complex=True)
+        spec = torch.stft(
+            wav.float(), self.config.n_fft, self.config.stft_hop, window=self.window, center=True, return_complex=True
+        )
         return spec[..., : wav.shape[-1] // self.config.stft_hop]  # centre=True gives one extra frame
 
     def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         """Inverse of :meth:`stft`: complex ``[B, bins, N]`` -> ``wav [B, length]``."""
         # centre=True inverse needs N + 1 frames for N * stft_hop samples: repeat the last frame
         spec = torch.cat([spec, spec[..., -1:]], dim=-1)
-        return torch.istft(spec, self.config.n_fft, self.config.stft_hop, window=self.window, center=True,
-                           length=length)
+        return torch.istft(
+            spec, self.config.n_fft, self.config.stft_hop, window=self.window, center=True, length=length
+        )
 
     def decode_spectrum(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent ``[B, D, T]`` -> the decoder's ``(magnitude, phasor)``, each ``[B * C, bins, N]``.
@@ -205,8 +216,9 @@ class CompactCodec(AudioCodec):
         mag, phasor = self.decode_spectrum(z)
         return self.istft(mag * phasor, t * self.hop_length).reshape(b, self.channels, -1), mag
 
-    def forward(self, wav: torch.Tensor, quantize: bool = True, n_q: int | None = None
-                ) -> tuple[torch.Tensor, QuantizerOutput | None]:
+    def forward(
+        self, wav: torch.Tensor, quantize: bool = True, n_q: int | None = None
+    ) -> tuple[torch.Tensor, QuantizerOutput | None]:
         """Training pass: ``wav [B, C, S]`` -> ``(reconstruction [B, C, T * hop], quantiser output or None)``.
 
         ``quantize=False`` bypasses the RVQ (the unquantised warm-up that gives k-means real latents).
@@ -214,8 +226,9 @@ class CompactCodec(AudioCodec):
         recon, q, _ = self.reconstruct(wav, quantize, n_q)
         return recon, q
 
-    def reconstruct(self, wav: torch.Tensor, quantize: bool = True, n_q: int | None = None
-                    ) -> tuple[torch.Tensor, QuantizerOutput | None, torch.Tensor]:
+    def reconstruct(
+        self, wav: torch.Tensor, quantize: bool = True, n_q: int | None = None
+    ) -> tuple[torch.Tensor, QuantizerOutput | None, torch.Tensor]:
         """As :meth:`forward`, plus the decoder's own magnitudes ``[B * C, bins, N]`` (before the inverse STFT).
 
         Training may compare those magnitudes with the input's STFT directly (``codec_train.w_spectrum``):
@@ -245,7 +258,8 @@ class CompactCodec(AudioCodec):
             raise CodecError("cannot encode empty audio (0 samples)")
         chunk, context = self._context_frames()
         return self.chunked_encode(
-            wav.float(), lambda x: self.quantizer.encode(self.encode_latent(x), self.num_codebooks), chunk, context)
+            wav.float(), lambda x: self.quantizer.encode(self.encode_latent(x), self.num_codebooks), chunk, context
+        )
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -254,8 +268,7 @@ class CompactCodec(AudioCodec):
         if codes.shape[-1] == 0:
             return torch.zeros(codes.shape[0], self.channels, 0)
         chunk, context = self._context_frames()
-        return self.chunked_decode(
-            codes.long(), lambda c: self.decode_latent(self.quantizer.decode(c)), chunk, context)
+        return self.chunked_decode(codes.long(), lambda c: self.decode_latent(self.quantizer.decode(c)), chunk, context)
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
@@ -269,13 +282,15 @@ class CompactCodec(AudioCodec):
         """Load a directory written by :meth:`save_pretrained`."""
         config, state = load_checkpoint_dir(directory)
         if config.get("codec_type") != CODEC_TYPE:
-            raise CheckpointError(f"config.json is not a compact codec (codec_type {config.get('codec_type')!r})",
-                                  directory)
+            raise CheckpointError(
+                f"config.json is not a compact codec (codec_type {config.get('codec_type')!r})", directory
+            )
         model = cls(from_dict(CompactCodecConfig, config.get("config", {})))
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise CheckpointError(f"weights do not match the config (missing {missing[:3]}, unexpected "
-                                  f"{unexpected[:3]})", directory)
+            raise CheckpointError(
+                f"weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})", directory
+            )
         if not model.quantizer.initialised:
             raise CheckpointError("codebooks were never initialised (saved before quantised training)", directory)
         return model.eval()

@@ -34,8 +34,9 @@ def _transformers() -> Any:
     try:
         import transformers
     except ImportError:
-        raise CheckpointError("EnCodec checkpoints need the 'transformers' package "
-                              "(pip install 'foleygen[hf]')") from None
+        raise CheckpointError(
+            "EnCodec checkpoints need the 'transformers' package (pip install 'foleygen[hf]')"
+        ) from None
     return transformers
 
 
@@ -51,8 +52,9 @@ class EncodecCodec(AudioCodec):
     than ``chunk_seconds`` it uses its own context-overlap chunking (see ``AudioCodec.chunked_encode``).
     """
 
-    def __init__(self, model: Any, num_codebooks: int | None = None, *, chunk_seconds: float = 30.0,
-                 context_seconds: float = 2.0) -> None:
+    def __init__(
+        self, model: Any, num_codebooks: int | None = None, *, chunk_seconds: float = 30.0, context_seconds: float = 2.0
+    ) -> None:
         super().__init__()
         cfg = model.config
         self.model = model.eval()
@@ -73,15 +75,17 @@ class EncodecCodec(AudioCodec):
         return self._hop
 
     def _chunking(self) -> tuple[int, int]:
-        return (max(1, round(self.chunk_seconds * self.frame_rate)),
-                max(1, round(self.context_seconds * self.frame_rate)))
+        return (
+            max(1, round(self.chunk_seconds * self.frame_rate)),
+            max(1, round(self.context_seconds * self.frame_rate)),
+        )
 
     def _encode_whole(self, wav: torch.Tensor) -> torch.Tensor:
         hop = self._hop
         t = -(-wav.shape[-1] // hop)
         emb = self.model.encoder(wav)[..., :t]  # SEANet pads to whole frames itself: [B, D, T]
         residual, codes = emb, []
-        for layer in self.model.quantizer.layers[:self.num_codebooks]:
+        for layer in self.model.quantizer.layers[: self.num_codebooks]:
             idx = layer.encode(residual)  # [B, T]
             residual = residual - layer.decode(idx)
             codes.append(idx)
@@ -89,9 +93,9 @@ class EncodecCodec(AudioCodec):
 
     def _decode_whole(self, codes: torch.Tensor) -> torch.Tensor:
         emb = 0
-        for i, layer in enumerate(self.model.quantizer.layers[:codes.shape[1]]):
+        for i, layer in enumerate(self.model.quantizer.layers[: codes.shape[1]]):
             emb = emb + layer.decode(codes[:, i])
-        return self.model.decoder(emb)[..., :codes.shape[-1] * self._hop]
+        return self.model.decoder(emb)[..., : codes.shape[-1] * self._hop]
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
@@ -128,15 +132,18 @@ def is_hf_encodec_dir(path: Path) -> bool:
 def load_hf_encodec(path: Path, num_codebooks: int | None) -> EncodecCodec:
     """Load a transformers ``EncodecModel`` directory (safetensors weights only)."""
     if not (path / "model.safetensors").is_file():
-        raise CheckpointError("Hugging Face EnCodec directory has no model.safetensors (only safetensors "
-                              "weights are loaded; convert pytorch_model.bin with transformers' save_pretrained)",
-                              path)
+        raise CheckpointError(
+            "Hugging Face EnCodec directory has no model.safetensors (only safetensors "
+            "weights are loaded; convert pytorch_model.bin with transformers' save_pretrained)",
+            path,
+        )
     tf = _transformers()
     try:
         model = tf.EncodecModel.from_pretrained(str(path), local_files_only=True)
     except Exception as err:  # transformers raises many types for bad configs/weights
-        raise CheckpointError(f"cannot load EncodecModel ({str(err).splitlines()[0] if str(err) else err!r})",
-                              path) from None
+        raise CheckpointError(
+            f"cannot load EncodecModel ({str(err).splitlines()[0] if str(err) else err!r})", path
+        ) from None
     return EncodecCodec(model, num_codebooks)
 
 
@@ -164,11 +171,28 @@ def seanet_to_hf_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.T
     return out
 
 
-def hf_config_from_seanet(*, sample_rate: int, channels: int, dimension: int, n_filters: int,
-                          n_residual_layers: int, ratios: list[int], n_q: int, bins: int, causal: bool,
-                          norm: str, pad_mode: str, true_skip: bool, compress: int, lstm: int,
-                          kernel_size: int = 7, residual_kernel_size: int = 3, last_kernel_size: int = 7,
-                          dilation_base: int = 2, trim_right_ratio: float = 1.0) -> Any:
+def hf_config_from_seanet(
+    *,
+    sample_rate: int,
+    channels: int,
+    dimension: int,
+    n_filters: int,
+    n_residual_layers: int,
+    ratios: list[int],
+    n_q: int,
+    bins: int,
+    causal: bool,
+    norm: str,
+    pad_mode: str,
+    true_skip: bool,
+    compress: int,
+    lstm: int,
+    kernel_size: int = 7,
+    residual_kernel_size: int = 3,
+    last_kernel_size: int = 7,
+    dilation_base: int = 2,
+    trim_right_ratio: float = 1.0,
+) -> Any:
     """An ``EncodecConfig`` for a SEANet/RVQ EnCodec described by its (AudioCraft-named) parameters."""
     tf = _transformers()
     hop = math.prod(ratios)
@@ -177,22 +201,41 @@ def hf_config_from_seanet(*, sample_rate: int, channels: int, dimension: int, n_
     # transformers derives the quantizer count from the largest bandwidth: aim half a codebook above n_q
     bandwidth = (n_q + 0.5) * frame_rate * nbits / 1000
     return tf.EncodecConfig(
-        target_bandwidths=[bandwidth], sampling_rate=sample_rate, audio_channels=channels, normalize=False,
-        chunk_length_s=None, overlap=None, hidden_size=dimension, num_filters=n_filters,
-        num_residual_layers=n_residual_layers, upsampling_ratios=list(ratios), norm_type=norm,
-        kernel_size=kernel_size, last_kernel_size=last_kernel_size, residual_kernel_size=residual_kernel_size,
-        dilation_growth_rate=dilation_base, use_causal_conv=causal, pad_mode=pad_mode, compress=compress,
-        num_lstm_layers=lstm, trim_right_ratio=trim_right_ratio, codebook_size=bins, codebook_dim=dimension,
-        use_conv_shortcut=not true_skip)
+        target_bandwidths=[bandwidth],
+        sampling_rate=sample_rate,
+        audio_channels=channels,
+        normalize=False,
+        chunk_length_s=None,
+        overlap=None,
+        hidden_size=dimension,
+        num_filters=n_filters,
+        num_residual_layers=n_residual_layers,
+        upsampling_ratios=list(ratios),
+        norm_type=norm,
+        kernel_size=kernel_size,
+        last_kernel_size=last_kernel_size,
+        residual_kernel_size=residual_kernel_size,
+        dilation_growth_rate=dilation_base,
+        use_causal_conv=causal,
+        pad_mode=pad_mode,
+        compress=compress,
+        num_lstm_layers=lstm,
+        trim_right_ratio=trim_right_ratio,
+        codebook_size=bins,
+        codebook_dim=dimension,
+        use_conv_shortcut=not true_skip,
+    )
 
 
-def build_from_seanet_state(state: dict[str, torch.Tensor], hf_config: Any, source: Path,
-                            num_codebooks: int | None) -> EncodecCodec:
+def build_from_seanet_state(
+    state: dict[str, torch.Tensor], hf_config: Any, source: Path, num_codebooks: int | None
+) -> EncodecCodec:
     """Instantiate ``EncodecModel(hf_config)``, load the renamed ``state`` strictly, wrap it."""
     tf = _transformers()
     if hf_config.norm_type not in ("weight_norm", "time_group_norm"):
-        raise CheckpointError(f"SEANet norm {hf_config.norm_type!r} is not supported (weight_norm, "
-                              "time_group_norm)", source)
+        raise CheckpointError(
+            f"SEANet norm {hf_config.norm_type!r} is not supported (weight_norm, time_group_norm)", source
+        )
     try:  # every weight is overwritten below: skip transformers' (slow) random initialisation
         from transformers.initialization import no_init_weights
     except ImportError:
@@ -206,10 +249,15 @@ def build_from_seanet_state(state: dict[str, torch.Tensor], hf_config: Any, sour
     if missing or unexpected:
         raise CheckpointError(
             f"weights do not match the stored EnCodec configuration (missing {missing[:3]}, unexpected "
-            f"{unexpected[:3]})", source)
+            f"{unexpected[:3]})",
+            source,
+        )
     bad = [k for k in expected if expected[k].shape != renamed[k].shape]
     if bad:
-        raise CheckpointError(f"weight shapes do not match the configuration: {bad[0]} is "
-                              f"{tuple(renamed[bad[0]].shape)}, expected {tuple(expected[bad[0]].shape)}", source)
+        raise CheckpointError(
+            f"weight shapes do not match the configuration: {bad[0]} is "
+            f"{tuple(renamed[bad[0]].shape)}, expected {tuple(expected[bad[0]].shape)}",
+            source,
+        )
     model.load_state_dict({k: v.float() for k, v in renamed.items()}, strict=True)
     return EncodecCodec(model, num_codebooks)

@@ -51,23 +51,39 @@ def infer_seanet_config(state: dict[str, torch.Tensor], source: Path) -> dict:
     first_block = min(blocks) if blocks else None
     compress, residual_kernel_size = 2, 3
     if first_block is not None:
-        w = state.get(f"encoder.model.{first_block}.block.1.conv.conv.weight_v",
-                      state.get(f"encoder.model.{first_block}.block.1.conv.conv.weight"))
+        w = state.get(
+            f"encoder.model.{first_block}.block.1.conv.conv.weight_v",
+            state.get(f"encoder.model.{first_block}.block.1.conv.conv.weight"),
+        )
         if w is not None:
             compress = max(1, int(w.shape[1]) // int(w.shape[0]))
             residual_kernel_size = int(w.shape[-1])
     lstm = len({k for k in state if re.match(r"^encoder\.model\.\d+\.lstm\.weight_ih_l\d+$", k)})
-    norm = "weight_norm" if any(k.endswith(".weight_g") for k in state) else (
-        "time_group_norm" if any(".conv.norm." in k for k in state) else "none")
+    norm = (
+        "weight_norm"
+        if any(k.endswith(".weight_g") for k in state)
+        else ("time_group_norm" if any(".conv.norm." in k for k in state) else "none")
+    )
     layers = {int(m.group(1)) for k in state if (m := re.match(r"^quantizer\.vq\.layers\.(\d+)\.", k))}
     embed = state.get("quantizer.vq.layers.0._codebook.embed")
     if embed is None:
         raise CheckpointError("not an EnCodec state dict (no quantizer.vq.layers.0._codebook.embed)", source)
-    return dict(channels=int(channels), dimension=int(dimension), n_filters=int(n_filters),
-                n_residual_layers=n_residual_layers, ratios=ratios, n_q=len(layers), bins=int(embed.shape[0]),
-                norm=norm, true_skip=not any(".shortcut." in k for k in state), compress=compress, lstm=lstm,
-                kernel_size=int(kernel_size), last_kernel_size=int(last_kernel_size),
-                residual_kernel_size=residual_kernel_size)
+    return dict(
+        channels=int(channels),
+        dimension=int(dimension),
+        n_filters=int(n_filters),
+        n_residual_layers=n_residual_layers,
+        ratios=ratios,
+        n_q=len(layers),
+        bins=int(embed.shape[0]),
+        norm=norm,
+        true_skip=not any(".shortcut." in k for k in state),
+        compress=compress,
+        lstm=lstm,
+        kernel_size=int(kernel_size),
+        last_kernel_size=int(last_kernel_size),
+        residual_kernel_size=residual_kernel_size,
+    )
 
 
 def _sample_rate_from_name(path: Path) -> int | None:
@@ -77,8 +93,12 @@ def _sample_rate_from_name(path: Path) -> int | None:
 
 def is_encodec_package_file(path: Path) -> bool:
     """A torch file named like the published ``encodec_<N>khz-*.th`` checkpoints."""
-    return path.is_file() and path.suffix in _SUFFIXES and path.name.lower().startswith("encodec_") \
+    return (
+        path.is_file()
+        and path.suffix in _SUFFIXES
+        and path.name.lower().startswith("encodec_")
         and _sample_rate_from_name(path) is not None
+    )
 
 
 def load_encodec_package(path: Path, num_codebooks: int | None) -> EncodecCodec:
@@ -88,8 +108,7 @@ def load_encodec_package(path: Path, num_codebooks: int | None) -> EncodecCodec:
         raise CheckpointError("expected a plain state dict of tensors (an encodec package .th file)", path)
     sample_rate = _sample_rate_from_name(path)
     if sample_rate not in PUBLISHED:
-        raise CheckpointError(f"unknown encodec model {sample_rate} Hz (the file name must say 24khz or 48khz)",
-                              path)
+        raise CheckpointError(f"unknown encodec model {sample_rate} Hz (the file name must say 24khz or 48khz)", path)
     cfg = infer_seanet_config(state, path)
     hf_config = hf_config_from_seanet(sample_rate=sample_rate, **cfg, **PUBLISHED[sample_rate])
     return build_from_seanet_state(state, hf_config, path, num_codebooks)

@@ -52,11 +52,23 @@ def _lazy(module: str, name: str):  # noqa: ANN202
     return call
 
 
-register_format("huggingface-encodec", _lazy("foleygen.codecs.encodec_hf", "is_hf_encodec_dir"),
-                _lazy("foleygen.codecs.encodec_hf", "load_hf_encodec"))
-register_format("audiocraft-converted", _lazy("foleygen.codecs.audiocraft", "is_audiocraft_dir"),
-                _lazy("foleygen.codecs.audiocraft", "load_audiocraft_dir"))
-register_format("encodec-package", _lazy("foleygen.codecs.encodec_pkg", "is_encodec_package_file"),
-                _lazy("foleygen.codecs.encodec_pkg", "load_encodec_package"))
-register_format("audiocraft", _lazy("foleygen.codecs.audiocraft", "is_audiocraft_file"),
-                _lazy("foleygen.codecs.audiocraft", "load_audiocraft_file"))
+register_format(
+    "huggingface-encodec",
+    _lazy("foleygen.codecs.encodec_hf", "is_hf_encodec_dir"),
+    _lazy("foleygen.codecs.encodec_hf", "load_hf_encodec"),
+)
+register_format(
+    "audiocraft-converted",
+    _lazy("foleygen.codecs.audiocraft", "is_audiocraft_dir"),
+    _lazy("foleygen.codecs.audiocraft", "load_audiocraft_dir"),
+)
+register_format(
+    "encodec-package",
+    _lazy("foleygen.codecs.encodec_pkg", "is_encodec_package_file"),
+    _lazy("foleygen.codecs.encodec_pkg", "load_encodec_package"),
+)
+register_format(
+    "audiocraft",
+    _lazy("foleygen.codecs.audiocraft", "is_audiocraft_file"),
+    _lazy("foleygen.codecs.audiocraft", "load_audiocraft_file"),
+)

@@ -36,8 +36,9 @@ def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
-                   fmax: float | None = None) -> torch.Tensor:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> torch.Tensor:
     """Triangular mel filters ``[n_mels, n_fft/2+1]`` (HTK scale, area-normalised like Slaney's)."""
     fmax = fmax or sample_rate / 2
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
@@ -90,8 +91,11 @@ class MelLoss(nn.Module):
         return F.l1_loss(self.log_mel(pred), self.log_mel(target))
 
 
-def complex_stft_l1(pred: torch.Tensor, target: torch.Tensor,
-                    resolutions: tuple[tuple[int, int], ...] = ((1024, 256), (512, 128), (256, 64))) -> torch.Tensor:
+def complex_stft_l1(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    resolutions: tuple[tuple[int, int], ...] = ((1024, 256), (512, 128), (256, 64)),
+) -> torch.Tensor:
     """Relative L1 between complex STFTs (real and imaginary parts) at several resolutions (scalar).
 
     Unlike magnitude losses it penalises phase errors, but locally per time-frequency cell, which is an
@@ -119,12 +123,14 @@ class STFTDiscriminator(nn.Module):
         self.n_fft, self.hop = n_fft, hop
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         c = channels
-        self.convs = nn.ModuleList([
-            nn.Conv2d(2, c, (3, 9), padding=(1, 4)),
-            nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(1, 1), padding=(1, 4)),
-            nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(2, 1), padding=(2, 4)),
-            nn.Conv2d(c, c, (3, 3), padding=(1, 1)),
-        ])
+        self.convs = nn.ModuleList(
+            [
+                nn.Conv2d(2, c, (3, 9), padding=(1, 4)),
+                nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(1, 1), padding=(1, 4)),
+                nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(2, 1), padding=(2, 4)),
+                nn.Conv2d(c, c, (3, 3), padding=(1, 1)),
+            ]
+        )
         self.out = nn.Conv2d(c, 1, (3, 3), padding=(1, 1))
 
     def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -142,8 +148,9 @@ class STFTDiscriminator(nn.Module):
 class MultiScaleSTFTDiscriminator(nn.Module):
     """Several :class:`STFTDiscriminator` at different FFT sizes (EnCodec's MS-STFTD idea, small)."""
 
-    def __init__(self, resolutions: tuple[tuple[int, int], ...] = ((1024, 256), (512, 128), (256, 64)),
-                 channels: int = 16) -> None:
+    def __init__(
+        self, resolutions: tuple[tuple[int, int], ...] = ((1024, 256), (512, 128), (256, 64)), channels: int = 16
+    ) -> None:
         super().__init__()
         self.discs = nn.ModuleList(STFTDiscriminator(n, h, channels) for n, h in resolutions)
 

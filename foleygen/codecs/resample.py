@@ -31,8 +31,9 @@ def _kernel(orig: int, new: int, zero_crossings: int, rolloff: float) -> tuple[t
     return kernel[:, None, :], width
 
 
-def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, *, zero_crossings: int = 16,
-             rolloff: float = 0.95) -> torch.Tensor:
+def resample(
+    wav: torch.Tensor, orig_sr: int, new_sr: int, *, zero_crossings: int = 16, rolloff: float = 0.95
+) -> torch.Tensor:
     """Resample ``wav [..., S]`` from ``orig_sr`` to ``new_sr`` -> ``[..., ceil(S * new_sr / orig_sr)]``.
 
     ``zero_crossings`` sets the filter length (quality vs speed); ``rolloff`` < 1 moves the cutoff below

@@ -18,8 +18,11 @@ from foleygen.errors import CodecError
 
 
 def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+    return (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
         and torch.distributed.get_world_size() > 1
+    )
 
 
 def _sample_rows(x: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -58,12 +61,19 @@ class EMACodebook(nn.Module):
     assigned vectors), ``cluster_size`` (EMA of assignment counts), ``inited`` (1 once k-means has run).
     """
 
-    def __init__(self, dim: int, size: int, decay: float = 0.99, eps: float = 1e-5,
-                 dead_threshold: float = 0.05, kmeans_iters: int = 10) -> None:
+    def __init__(
+        self,
+        dim: int,
+        size: int,
+        decay: float = 0.99,
+        eps: float = 1e-5,
+        dead_threshold: float = 0.05,
+        kmeans_iters: int = 10,
+    ) -> None:
         super().__init__()
         self.dim, self.size, self.decay, self.eps = dim, size, decay, eps
         self.dead_threshold, self.kmeans_iters = dead_threshold, kmeans_iters
-        embed = torch.randn(size, dim) * dim ** -0.5
+        embed = torch.randn(size, dim) * dim**-0.5
         self.register_buffer("embed", embed)
         self.register_buffer("embed_avg", embed.clone())
         self.register_buffer("cluster_size", torch.ones(size))
@@ -159,9 +169,18 @@ class ResidualVectorQuantizer(nn.Module):
         init_vectors: how many recent latent vectors :meth:`observe` keeps for the k-means initialisation.
     """
 
-    def __init__(self, dim: int, num_codebooks: int, codebook_size: int, *, decay: float = 0.99,
-                 dead_threshold: float = 0.05, kmeans_iters: int = 10, quantizer_dropout: bool = False,
-                 init_vectors: int = 8192) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_codebooks: int,
+        codebook_size: int,
+        *,
+        decay: float = 0.99,
+        dead_threshold: float = 0.05,
+        kmeans_iters: int = 10,
+        quantizer_dropout: bool = False,
+        init_vectors: int = 8192,
+    ) -> None:
         super().__init__()
         self.init_vectors = init_vectors
         self._reservoir: list[torch.Tensor] = []
@@ -169,7 +188,8 @@ class ResidualVectorQuantizer(nn.Module):
         self.quantizer_dropout = quantizer_dropout
         self.layers = nn.ModuleList(
             EMACodebook(dim, codebook_size, decay, dead_threshold=dead_threshold, kmeans_iters=kmeans_iters)
-            for _ in range(num_codebooks))
+            for _ in range(num_codebooks)
+        )
 
     @property
     def initialised(self) -> bool:
@@ -212,7 +232,7 @@ class ResidualVectorQuantizer(nn.Module):
         quantized = torch.zeros_like(flat)
         if self.training and not self.initialised:
             samples = torch.cat([*(r.to(flat.device) for r in self._reservoir), flat.detach().float()])
-            self.init_codebooks(samples[-self.init_vectors:], flat.shape[0])
+            self.init_codebooks(samples[-self.init_vectors :], flat.shape[0])
             self._reservoir.clear()
         codes, commit = [], flat.new_zeros(())
         metrics: dict[str, float] = {}

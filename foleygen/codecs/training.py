@@ -48,8 +48,7 @@ from foleygen.config import from_dict, to_dict
 from foleygen.errors import CheckpointError, ConfigError, DataError
 from foleygen.train.task import register_task
 
-AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm", ".mov",
-                    ".avi"}
+AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm", ".mov", ".avi"}
 
 
 @dataclass
@@ -161,8 +160,11 @@ class _AudioFiles(Dataset):
         root = Path(str(entry.get("path", ""))).expanduser()
         if not root.exists():
             raise DataError("audio directory not found", root)
-        files = [root] if root.is_file() else sorted(
-            p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        files = (
+            [root]
+            if root.is_file()
+            else sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        )
         if not files:
             raise DataError(f"no audio or video files ({', '.join(sorted(AUDIO_EXTENSIONS))})", root)
         self.files, self.sample_rate, self.channels = files, sample_rate, channels
@@ -175,7 +177,7 @@ class _AudioFiles(Dataset):
         from foleygen.io import read_audio
 
         wav = read_audio(self.files[i], self.sample_rate, self.channels)
-        return wav[:, :round(self.max_seconds * self.sample_rate)]
+        return wav[:, : round(self.max_seconds * self.sample_rate)]
 
 
 SourceFactory = Callable[[dict[str, Any], int, int], Dataset]
@@ -212,15 +214,16 @@ class RandomCrops(Dataset):
         if extra < 0:
             return torch.nn.functional.pad(wav, (0, -extra))
         offset = random.Random(hash((self.seed, self.epoch, i))).randint(0, extra) if self.random_offsets else 0
-        return wav[:, offset:offset + self.num_samples]
+        return wav[:, offset : offset + self.num_samples]
 
 
 # ---------------------------------------------------------------------- the model trained
 class CodecTrainModel(nn.Module):
     """The codec plus (optionally) its discriminator, so that the trainer checkpoints both."""
 
-    def __init__(self, codec: CompactCodec, discriminator: MultiScaleSTFTDiscriminator | None,
-                 decoder_only: bool = False) -> None:
+    def __init__(
+        self, codec: CompactCodec, discriminator: MultiScaleSTFTDiscriminator | None, decoder_only: bool = False
+    ) -> None:
         super().__init__()
         self.codec = codec
         self.discriminator = discriminator
@@ -335,10 +338,16 @@ class CodecTask:
         parts = self._losses(recon, batch)
         if cfg.w_spectrum > 0:
             parts["spec_sc"], parts["spec_logmag"] = self._spectrum_losses(
-                _codec_of(model), mag, batch, cfg.spectrum_bands_hz)
-        total = (cfg.w_sc * parts["sc"] + cfg.w_logmag * parts["logmag"] + cfg.w_mel * parts["mel"]
-                 + cfg.w_wav * parts["wav_l1"] + cfg.w_complex * parts.get("complex", 0.0)
-                 + cfg.w_spectrum * (parts.get("spec_sc", 0.0) + parts.get("spec_logmag", 0.0)))
+                _codec_of(model), mag, batch, cfg.spectrum_bands_hz
+            )
+        total = (
+            cfg.w_sc * parts["sc"]
+            + cfg.w_logmag * parts["logmag"]
+            + cfg.w_mel * parts["mel"]
+            + cfg.w_wav * parts["wav_l1"]
+            + cfg.w_complex * parts.get("complex", 0.0)
+            + cfg.w_spectrum * (parts.get("spec_sc", 0.0) + parts.get("spec_logmag", 0.0))
+        )
         metrics = {k: float(v.detach()) for k, v in parts.items()}
         metrics["quantized"] = float(quantize)
         if q is not None:
@@ -355,21 +364,26 @@ class CodecTask:
         return total, metrics
 
     @staticmethod
-    def _spectrum_losses(codec: CompactCodec, mag: torch.Tensor, wav: torch.Tensor, bands_hz: tuple[float, ...] = ()
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _spectrum_losses(
+        codec: CompactCodec, mag: torch.Tensor, wav: torch.Tensor, bands_hz: tuple[float, ...] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Spectral convergence (averaged over the bands split at ``bands_hz``) and log-magnitude L1 of the
         decoder's magnitudes ``[B * C, bins, N]`` against the STFT of ``wav [B, C, S]`` in the codec's framing."""
         with torch.no_grad():
             true = codec.stft(wav.reshape(-1, wav.shape[-1])).abs()[..., : mag.shape[-1]]
         bin_hz = codec.sample_rate / codec.config.n_fft
         edges = [0, *sorted({min(codec.num_bins, max(1, round(f / bin_hz))) for f in bands_hz}), codec.num_bins]
-        scs = [torch.linalg.norm(true[:, a:b] - mag[:, a:b]) / torch.linalg.norm(true[:, a:b]).clamp(min=1e-5)
-               for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+        scs = [
+            torch.linalg.norm(true[:, a:b] - mag[:, a:b]) / torch.linalg.norm(true[:, a:b]).clamp(min=1e-5)
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+            if b > a
+        ]
         logmag = torch.nn.functional.l1_loss(torch.log(mag + 1e-4), torch.log(true + 1e-4))
         return torch.stack(scs).mean(), logmag
 
-    def _adversarial(self, disc: nn.Module, recon: torch.Tensor, wav: torch.Tensor,
-                     metrics: dict[str, float]) -> torch.Tensor:
+    def _adversarial(
+        self, disc: nn.Module, recon: torch.Tensor, wav: torch.Tensor, metrics: dict[str, float]
+    ) -> torch.Tensor:
         """Update the discriminator (own Adam) and return the generator's adversarial terms.
 
         The trainer's optimiser must not move the discriminator: its parameters get their gradient only
@@ -431,5 +445,12 @@ def make_codec_task(config: dict[str, Any]) -> CodecTask:
     return CodecTask(config)
 
 
-__all__ = ["CodecTask", "CodecTaskConfig", "CodecTrainModel", "RandomCrops", "SOURCES", "register_source",
-           "make_codec_task"]
+__all__ = [
+    "CodecTask",
+    "CodecTaskConfig",
+    "CodecTrainModel",
+    "RandomCrops",
+    "SOURCES",
+    "register_source",
+    "make_codec_task",
+]

@@ -16,5 +16,15 @@ from foleygen.eval.inception import inception_score
 from foleygen.eval.kl import paired_kl
 from foleygen.eval.report import METRICS, EvalConfig, evaluate, render_markdown, write_report
 
-__all__ = ["frechet_distance", "paired_kl", "inception_score", "imagebind_score", "av_align_score", "evaluate",
-           "EvalConfig", "METRICS", "render_markdown", "write_report"]
+__all__ = [
+    "frechet_distance",
+    "paired_kl",
+    "inception_score",
+    "imagebind_score",
+    "av_align_score",
+    "evaluate",
+    "EvalConfig",
+    "METRICS",
+    "render_markdown",
+    "write_report",
+]

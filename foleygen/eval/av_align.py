@@ -136,8 +136,15 @@ def default_onset_detector() -> OnsetFn:
     return detect
 
 
-def av_align_clip(wav: torch.Tensor, sample_rate: int, frames: torch.Tensor | np.ndarray, fps: float,
-                  onset_fn: OnsetFn | None = None, *, rel_prominence: float = 0.1) -> float:
+def av_align_clip(
+    wav: torch.Tensor,
+    sample_rate: int,
+    frames: torch.Tensor | np.ndarray,
+    fps: float,
+    onset_fn: OnsetFn | None = None,
+    *,
+    rel_prominence: float = 0.1,
+) -> float:
     """AV-Align of one clip: audio ``wav [S]`` at ``sample_rate`` against ``frames [F, H, W, 3]`` at ``fps``."""
     onset_fn = onset_fn or default_onset_detector()
     onsets = onset_fn(wav, sample_rate)

@@ -53,18 +53,22 @@ def _sqrtm_trace(sigma_a: np.ndarray, sigma_b: np.ndarray, imag_tol: float) -> f
                 continue  # a genuinely complex root: the product is too close to singular
             covmean = covmean.real
         return float(np.trace(covmean))
-    raise DataError("Fréchet distance: matrix square root stays non-finite/complex even with eps=1e-2 "
-                    "regularisation (degenerate embeddings?)")
+    raise DataError(
+        "Fréchet distance: matrix square root stays non-finite/complex even with eps=1e-2 "
+        "regularisation (degenerate embeddings?)"
+    )
 
 
-def frechet_distance_from_stats(mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray, sigma_b: np.ndarray,
-                                *, imag_tol: float = 1e-3) -> float:
+def frechet_distance_from_stats(
+    mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray, sigma_b: np.ndarray, *, imag_tol: float = 1e-3
+) -> float:
     """Fréchet distance between Gaussians ``N(mu_a [D], sigma_a [D, D])`` and ``N(mu_b, sigma_b)``."""
     mu_a, mu_b = np.asarray(mu_a, np.float64), np.asarray(mu_b, np.float64)
     sigma_a, sigma_b = np.asarray(sigma_a, np.float64), np.asarray(sigma_b, np.float64)
     if mu_a.shape != mu_b.shape or sigma_a.shape != sigma_b.shape:
-        raise DataError(f"embedding sizes differ: {mu_a.shape[-1] if mu_a.ndim else 0} vs "
-                        f"{mu_b.shape[-1] if mu_b.ndim else 0}")
+        raise DataError(
+            f"embedding sizes differ: {mu_a.shape[-1] if mu_a.ndim else 0} vs {mu_b.shape[-1] if mu_b.ndim else 0}"
+        )
     diff = mu_a - mu_b
     tr_covmean = _sqrtm_trace(sigma_a, sigma_b, imag_tol)
     value = float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2.0 * tr_covmean)

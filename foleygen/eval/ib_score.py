@@ -18,8 +18,19 @@ import torch
 from foleygen.errors import DataError
 from foleygen.eval.embedders import ModelUnavailable
 
-__all__ = ["imagebind_score", "resolve_imagebind", "load_imagebind", "video_clip_times", "video_embedding",
-           "audio_embedding", "IMAGEBIND_ENV", "IMAGEBIND_FILE", "IMAGEBIND_SOURCE", "VIDEO_CLIPS", "CLIP_SECONDS"]
+__all__ = [
+    "imagebind_score",
+    "resolve_imagebind",
+    "load_imagebind",
+    "video_clip_times",
+    "video_embedding",
+    "audio_embedding",
+    "IMAGEBIND_ENV",
+    "IMAGEBIND_FILE",
+    "IMAGEBIND_SOURCE",
+    "VIDEO_CLIPS",
+    "CLIP_SECONDS",
+]
 
 # The official video loader (imagebind.data.load_and_transform_video_data): 5 clips of 2 s spread evenly
 # over the video, 2 frames each (the first and last frame of the clip).
@@ -45,12 +56,15 @@ def resolve_imagebind(path: str | os.PathLike[str] | None = None) -> Path:
     """The ImageBind weights file from ``path`` or ``$FOLEYGEN_IMAGEBIND`` (ModelUnavailable when absent)."""
     chosen = path or os.environ.get(IMAGEBIND_ENV)
     if not chosen:
-        raise ModelUnavailable(f"imagebind weights not configured: pass --imagebind PATH or set {IMAGEBIND_ENV} to "
-                               f"{IMAGEBIND_FILE} (download: {IMAGEBIND_SOURCE})")
+        raise ModelUnavailable(
+            f"imagebind weights not configured: pass --imagebind PATH or set {IMAGEBIND_ENV} to "
+            f"{IMAGEBIND_FILE} (download: {IMAGEBIND_SOURCE})"
+        )
     chosen = Path(chosen).expanduser()
     if not chosen.exists():
-        raise ModelUnavailable(f"imagebind weights not found (expected {IMAGEBIND_FILE}; download: "
-                               f"{IMAGEBIND_SOURCE})", chosen)
+        raise ModelUnavailable(
+            f"imagebind weights not found (expected {IMAGEBIND_FILE}; download: {IMAGEBIND_SOURCE})", chosen
+        )
     return chosen
 
 

@@ -17,8 +17,9 @@ from foleygen.errors import DataError
 __all__ = ["inception_score", "inception_score_from_probs"]
 
 
-def inception_score_from_probs(probs: np.ndarray, *, splits: int = 10, shuffle: bool = True,
-                               seed: int = 2020) -> dict[str, float]:
+def inception_score_from_probs(
+    probs: np.ndarray, *, splits: int = 10, shuffle: bool = True, seed: int = 2020
+) -> dict[str, float]:
     """IS of class probabilities ``probs [N, C]`` (rows sum to 1).
 
     Returns:
@@ -35,15 +36,16 @@ def inception_score_from_probs(probs: np.ndarray, *, splits: int = 10, shuffle: 
         probs = probs[np.random.RandomState(seed).permutation(n)]
     scores = []
     for i in range(splits):
-        chunk = probs[i * n // splits:(i + 1) * n // splits]
+        chunk = probs[i * n // splits : (i + 1) * n // splits]
         marginal = chunk.mean(axis=0, keepdims=True)
         kl = (xlogy(chunk, chunk) - xlogy(chunk, np.maximum(marginal, 1e-300))).sum(axis=1)
         scores.append(float(np.exp(kl.mean())))
     return {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "splits": splits}
 
 
-def inception_score(logits: np.ndarray, *, splits: int = 10, shuffle: bool = True,
-                    seed: int = 2020) -> dict[str, float]:
+def inception_score(
+    logits: np.ndarray, *, splits: int = 10, shuffle: bool = True, seed: int = 2020
+) -> dict[str, float]:
     """IS of classifier ``logits [N, C]`` (softmax over classes; see the module docstring)."""
     from scipy.special import softmax
 

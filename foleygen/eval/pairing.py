@@ -41,8 +41,10 @@ class Pairing:
         return [stem for stem, _, _ in self.pairs]
 
 
-def list_media(directory: str | os.PathLike[str], extensions: tuple[str, ...] = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS,
-               ) -> dict[str, Path]:
+def list_media(
+    directory: str | os.PathLike[str],
+    extensions: tuple[str, ...] = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS,
+) -> dict[str, Path]:
     """``{stem: path}`` of the media files directly in ``directory`` (hidden files ignored).
 
     When one stem has several files, an audio extension wins over a video one (a folder of generated
@@ -72,8 +74,11 @@ def pair_by_stem(generated: str | os.PathLike[str], reference: str | os.PathLike
     gen, ref = list_media(generated), list_media(reference)
     if not gen:
         raise DataError("no audio or video files", generated)
-    return Pairing(pairs=[(s, gen[s], ref[s]) for s in sorted(gen) if s in ref],
-                   only_generated=sorted(set(gen) - set(ref)), only_reference=sorted(set(ref) - set(gen)))
+    return Pairing(
+        pairs=[(s, gen[s], ref[s]) for s in sorted(gen) if s in ref],
+        only_generated=sorted(set(gen) - set(ref)),
+        only_reference=sorted(set(ref) - set(gen)),
+    )
 
 
 def load_clip(path: str | os.PathLike[str], sample_rate: int, duration: float) -> torch.Tensor:

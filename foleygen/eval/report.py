@@ -32,8 +32,7 @@ from foleygen.eval.embedders.cache import EmbeddingCache
 from foleygen.eval.pairing import VIDEO_EXTENSIONS, Pairing, list_media, load_clip, pair_by_stem
 from foleygen.utils import progress, resolve_device
 
-__all__ = ["METRICS", "METRIC_GROUPS", "EvalConfig", "expand_metrics", "evaluate", "render_markdown",
-           "write_report"]
+__all__ = ["METRICS", "METRIC_GROUPS", "EvalConfig", "expand_metrics", "evaluate", "render_markdown", "write_report"]
 
 # metric -> (display name, embedder it needs or None)
 METRICS: dict[str, tuple[str, str | None]] = {
@@ -93,8 +92,9 @@ def expand_metrics(names: Sequence[str] | None) -> list[str]:
             expanded = METRIC_GROUPS.get(part, (part,))
             for metric in expanded:
                 if metric not in METRICS:
-                    raise ConfigError(f"unknown metric {part!r}; known: {sorted(METRICS)} and groups "
-                                      f"{sorted(METRIC_GROUPS)}")
+                    raise ConfigError(
+                        f"unknown metric {part!r}; known: {sorted(METRICS)} and groups {sorted(METRIC_GROUPS)}"
+                    )
                 if metric not in chosen:
                     chosen.append(metric)
     return [m for m in METRICS if m in chosen]
@@ -104,8 +104,9 @@ def _skip(reason: str) -> dict[str, Any]:
     return {"value": None, "skipped": reason}
 
 
-def _embed_files(embedder: AudioEmbedder, paths: Sequence[Path], cache: EmbeddingCache, duration: float,
-                 quiet: bool) -> dict[Path, EmbedderOutput]:
+def _embed_files(
+    embedder: AudioEmbedder, paths: Sequence[Path], cache: EmbeddingCache, duration: float, quiet: bool
+) -> dict[Path, EmbedderOutput]:
     out: dict[Path, EmbedderOutput] = {}
     for path in progress(paths, desc=f"{embedder.name}", quiet=quiet, unit="clip"):
         key = cache.key(path, embedder, duration)
@@ -117,9 +118,16 @@ def _embed_files(embedder: AudioEmbedder, paths: Sequence[Path], cache: Embeddin
     return out
 
 
-def _model_metrics(metrics: list[str], name: str, embedder: AudioEmbedder, pairing: Pairing,
-                   gen_files: dict[str, Path], ref_files: dict[str, Path], cache: EmbeddingCache,
-                   config: EvalConfig) -> dict[str, dict[str, Any]]:
+def _model_metrics(
+    metrics: list[str],
+    name: str,
+    embedder: AudioEmbedder,
+    pairing: Pairing,
+    gen_files: dict[str, Path],
+    ref_files: dict[str, Path],
+    cache: EmbeddingCache,
+    config: EvalConfig,
+) -> dict[str, dict[str, Any]]:
     from foleygen.eval.frechet import frechet_distance
     from foleygen.eval.inception import inception_score
     from foleygen.eval.kl import paired_kl
@@ -145,9 +153,14 @@ def _model_metrics(metrics: list[str], name: str, embedder: AudioEmbedder, pairi
             if len(gen) < 2 or len(ref) < 2:
                 results[metric] = _skip("FAD needs at least 2 embeddings on each side")
                 continue
-            results[metric] = {"value": frechet_distance(gen, ref), "skipped": None, "model": name,
-                               "n_generated": int(len(gen)), "n_reference": int(len(ref)),
-                               "embedding_dim": int(gen.shape[1])}
+            results[metric] = {
+                "value": frechet_distance(gen, ref),
+                "skipped": None,
+                "model": name,
+                "n_generated": int(len(gen)),
+                "n_reference": int(len(ref)),
+                "embedding_dim": int(gen.shape[1]),
+            }
         elif kind == "kl":
             if embedder.num_classes == 0:
                 results[metric] = _skip(f"{name} has no classifier head")
@@ -158,22 +171,41 @@ def _model_metrics(metrics: list[str], name: str, embedder: AudioEmbedder, pairi
             ref = np.stack([outputs[r].logits for _, _, r in pairing.pairs])
             gen = np.stack([outputs[g].logits for _, g, _ in pairing.pairs])
             kl = paired_kl(ref, gen)
-            results[metric] = {"value": kl["kl"], "skipped": None, "model": name, "direction": "KL(ref||gen)",
-                               "kl_ref_gen": kl["kl_ref_gen"], "kl_gen_ref": kl["kl_gen_ref"],
-                               "n_pairs": len(pairing.pairs)}
+            results[metric] = {
+                "value": kl["kl"],
+                "skipped": None,
+                "model": name,
+                "direction": "KL(ref||gen)",
+                "kl_ref_gen": kl["kl_ref_gen"],
+                "kl_gen_ref": kl["kl_gen_ref"],
+                "n_pairs": len(pairing.pairs),
+            }
         elif kind == "is":
             logits = [outputs[p].logits for p in gen_files.values()]
             if embedder.num_classes == 0 or len(logits) < 2:
                 results[metric] = _skip("IS needs a classifier head and at least 2 generated clips")
                 continue
             score = inception_score(np.stack(logits))
-            results[metric] = {"value": score["mean"], "std": score["std"], "splits": score["splits"],
-                               "skipped": None, "model": name, "n_generated": len(logits)}
+            results[metric] = {
+                "value": score["mean"],
+                "std": score["std"],
+                "splits": score["splits"],
+                "skipped": None,
+                "model": name,
+                "n_generated": len(logits),
+            }
     return results
 
 
-def _video_metrics(metrics: list[str], pairing: Pairing, gen_files: dict[str, Path], videos: Path | None,
-                   config: EvalConfig, onset_fn: OnsetFn | None, imagebind_model: Any) -> dict[str, dict[str, Any]]:
+def _video_metrics(
+    metrics: list[str],
+    pairing: Pairing,
+    gen_files: dict[str, Path],
+    videos: Path | None,
+    config: EvalConfig,
+    onset_fn: OnsetFn | None,
+    imagebind_model: Any,
+) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     wanted = [m for m in ("ib-score", "av-align") if m in metrics]
     if not wanted:
@@ -206,20 +238,29 @@ def _video_metrics(metrics: list[str], pairing: Pairing, gen_files: dict[str, Pa
             gen_scores.append(av_align_clip(wav, 16000, frames, fps, detect, rel_prominence=config.motion_prominence))
             if stem in ref_files:
                 ref_wav = load_clip(ref_files[stem], 16000, config.duration)
-                ref_scores.append(av_align_clip(ref_wav, 16000, frames, fps, detect,
-                                                rel_prominence=config.motion_prominence))
+                ref_scores.append(
+                    av_align_clip(ref_wav, 16000, frames, fps, detect, rel_prominence=config.motion_prominence)
+                )
         scored = [s for s in gen_scores if not math.isnan(s)]
         ref_scored = [s for s in ref_scores if not math.isnan(s)]
-        results["av-align"] = ({"value": float(np.mean(scored)), "skipped": None, "n_scored": len(scored),
-                                "n_undefined": len(gen_scores) - len(scored),
-                                "reference": float(np.mean(ref_scored)) if ref_scored else None,
-                                "motion": "frame difference"}
-                               if scored else _skip("no clip has onsets or motion peaks"))
+        results["av-align"] = (
+            {
+                "value": float(np.mean(scored)),
+                "skipped": None,
+                "n_scored": len(scored),
+                "n_undefined": len(gen_scores) - len(scored),
+                "reference": float(np.mean(ref_scored)) if ref_scored else None,
+                "motion": "frame difference",
+            }
+            if scored
+            else _skip("no clip has onsets or motion peaks")
+        )
     return results
 
 
-def _ib_score(stems: list[str], gen_files: dict[str, Path], video_files: dict[str, Path], config: EvalConfig,
-              model: Any) -> dict[str, Any]:
+def _ib_score(
+    stems: list[str], gen_files: dict[str, Path], video_files: dict[str, Path], config: EvalConfig, model: Any
+) -> dict[str, Any]:
     from foleygen.eval.ib_score import (
         audio_embedding,
         imagebind_score,
@@ -247,12 +288,17 @@ def _ib_score(stems: list[str], gen_files: dict[str, Path], video_files: dict[st
         video_emb.append(video_embedding(model, torch.stack(frames)))
         wav = load_clip(gen_files[stem], int(getattr(model.config, "audio_sample_rate", 16000)), config.duration)
         audio_emb.append(audio_embedding(model, wav, int(getattr(model.config, "audio_sample_rate", 16000))))
-    return {"value": imagebind_score(np.stack(video_emb), np.stack(audio_emb)), "skipped": None,
-            "scale": "cosine x 100", "n_pairs": len(stems)}
+    return {
+        "value": imagebind_score(np.stack(video_emb), np.stack(audio_emb)),
+        "skipped": None,
+        "scale": "cosine x 100",
+        "n_pairs": len(stems),
+    }
 
 
-def _onset_metrics(gen_files: dict[str, Path], events: Path | None, config: EvalConfig,
-                   classifier: Any = None) -> dict[str, Any]:
+def _onset_metrics(
+    gen_files: dict[str, Path], events: Path | None, config: EvalConfig, classifier: Any = None
+) -> dict[str, Any]:
     if events is None:
         return _skip("needs --events (SynthFoley <stem>.json files)")
     if not Path(events).is_dir():
@@ -291,24 +337,44 @@ def _onset_metrics(gen_files: dict[str, Path], events: Path | None, config: Eval
 
             accuracies.append(class_accuracy(wav, sample_rate, clip_events, classifier, pred_onsets=detected))
     total = onsets.aggregate_scores(scores)
-    result = {"value": total.f1, "skipped": None, **total.as_dict(), "n_clips": len(stems),
-              "aggregation": "micro (counts summed over clips)"}
+    result = {
+        "value": total.f1,
+        "skipped": None,
+        **total.as_dict(),
+        "n_clips": len(stems),
+        "aggregation": "micro (counts summed over clips)",
+    }
     if classifier is not None:
         from foleygen.eval.event_classifier import aggregate_accuracy
 
         acc = aggregate_accuracy(accuracies)
-        result.update({"class_accuracy": acc.accuracy, "class_correct": acc.correct, "class_total": acc.total,
-                       "classes": list(classifier.classes), "confusion": acc.confusion.tolist()})
+        result.update(
+            {
+                "class_accuracy": acc.accuracy,
+                "class_correct": acc.correct,
+                "class_total": acc.total,
+                "classes": list(classifier.classes),
+                "confusion": acc.confusion.tolist(),
+            }
+        )
     else:
         result.update({"class_accuracy": None, "class_accuracy_skipped": accuracy_skipped})
     return result
 
 
-def evaluate(generated: str | os.PathLike[str], reference: str | os.PathLike[str], *,
-             videos: str | os.PathLike[str] | None = None, events: str | os.PathLike[str] | None = None,
-             metrics: Sequence[str] | None = None, config: EvalConfig | None = None,
-             embedders: dict[str, AudioEmbedder] | None = None, onset_fn: OnsetFn | None = None,
-             imagebind_model: Any = None, event_classifier: Any = None) -> dict[str, Any]:
+def evaluate(
+    generated: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    *,
+    videos: str | os.PathLike[str] | None = None,
+    events: str | os.PathLike[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    config: EvalConfig | None = None,
+    embedders: dict[str, AudioEmbedder] | None = None,
+    onset_fn: OnsetFn | None = None,
+    imagebind_model: Any = None,
+    event_classifier: Any = None,
+) -> dict[str, Any]:
     """Score ``generated`` against ``reference`` (folders paired by stem) and return the report dict.
 
     Args:
@@ -339,7 +405,8 @@ def evaluate(generated: str | os.PathLike[str], reference: str | os.PathLike[str
     for name in needed:
         try:
             embedder = (embedders or {}).get(name) or load_embedder(
-                name, config.weights.get(name), vggish_pca=config.vggish_pca)
+                name, config.weights.get(name), vggish_pca=config.vggish_pca
+            )
         except (ModelUnavailable, CheckpointError, ConfigError) as err:
             for metric in chosen:
                 if METRICS[metric][1] == name:
@@ -350,20 +417,31 @@ def evaluate(generated: str | os.PathLike[str], reference: str | os.PathLike[str
             raise DataError("no audio or video files", reference)
         results.update(_model_metrics(chosen, name, embedder, pairing, gen_files, ref_files, cache, config))
 
-    results.update(_video_metrics(chosen, pairing, gen_files, Path(videos) if videos else None, config, onset_fn,
-                                  imagebind_model))
+    results.update(
+        _video_metrics(chosen, pairing, gen_files, Path(videos) if videos else None, config, onset_fn, imagebind_model)
+    )
     if "onsets" in chosen:
         results["onsets"] = _onset_metrics(gen_files, Path(events) if events else None, config, event_classifier)
 
     return {
         "foleygen_version": __version__,
-        "generated": str(generated), "reference": str(reference),
-        "videos": str(videos) if videos else None, "events": str(events) if events else None,
-        "settings": {"duration": config.duration, "metrics": chosen,
-                     "kl": "softmax over classes; value = mean KL(ref||gen) per pair",
-                     "ib_score": "100 x mean cosine(video, generated audio)"},
-        "pairing": {"paired": len(pairing.pairs), "generated": len(gen_files), "reference": len(ref_files),
-                    "only_generated": pairing.only_generated, "only_reference": pairing.only_reference},
+        "generated": str(generated),
+        "reference": str(reference),
+        "videos": str(videos) if videos else None,
+        "events": str(events) if events else None,
+        "settings": {
+            "duration": config.duration,
+            "metrics": chosen,
+            "kl": "softmax over classes; value = mean KL(ref||gen) per pair",
+            "ib_score": "100 x mean cosine(video, generated audio)",
+        },
+        "pairing": {
+            "paired": len(pairing.pairs),
+            "generated": len(gen_files),
+            "reference": len(ref_files),
+            "only_generated": pairing.only_generated,
+            "only_reference": pairing.only_reference,
+        },
         "metrics": {m: results[m] for m in chosen if m in results},
         "cache": {"directory": config.cache_dir, "hits": cache.hits, "misses": cache.misses},
     }
@@ -396,16 +474,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         elif metric == "ib-score":
             details = f"cosine x100 over {r['n_pairs']} pairs"
         elif metric == "av-align":
-            details = (f"{r['n_scored']} clips; reference audio: {_fmt(r['reference'])}; motion: {r['motion']}")
+            details = f"{r['n_scored']} clips; reference audio: {_fmt(r['reference'])}; motion: {r['motion']}"
         elif metric == "onsets":
-            details = (f"P {_fmt(r['precision'])} / R {_fmt(r['recall'])}, mean abs offset "
-                       f"{_fmt(r['mean_abs_offset_ms'])} ms, {r['n_clips']} clips; class accuracy "
-                       f"{_fmt(r.get('class_accuracy'))}")
+            details = (
+                f"P {_fmt(r['precision'])} / R {_fmt(r['recall'])}, mean abs offset "
+                f"{_fmt(r['mean_abs_offset_ms'])} ms, {r['n_clips']} clips; class accuracy "
+                f"{_fmt(r.get('class_accuracy'))}"
+            )
         lines.append(f"| {label} | {value} | {details.replace('|', '/')} |")
     p = report["pairing"]
     lines.append("")
-    lines.append(f"{p['paired']} paired clips ({p['generated']} generated, {p['reference']} reference); clip length "
-                 f"{report['settings']['duration']:g} s.")
+    lines.append(
+        f"{p['paired']} paired clips ({p['generated']} generated, {p['reference']} reference); clip length "
+        f"{report['settings']['duration']:g} s."
+    )
     for side in ("only_generated", "only_reference"):
         if p[side]:
             shown = ", ".join(p[side][:10]) + (" ..." if len(p[side]) > 10 else "")
@@ -413,8 +495,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict[str, Any], json_path: str | os.PathLike[str] | None = None,
-                 markdown_path: str | os.PathLike[str] | None = None) -> None:
+def write_report(
+    report: dict[str, Any],
+    json_path: str | os.PathLike[str] | None = None,
+    markdown_path: str | os.PathLike[str] | None = None,
+) -> None:
     """Write the report as JSON and/or Markdown (atomically)."""
     from foleygen.config import atomic_write_text
 

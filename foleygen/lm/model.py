@@ -22,7 +22,8 @@ Conditioning, two variants (``LMConfig.conditioning``):
 Visual attention (``LMConfig.visual_attention``): :func:`foleygen.lm.masks.visual_attention_mask`
 applied per sequence step, step s attending as audio frame s (the frame it predicts for stream 0).
 Consequence, tested: in ``causal`` and ``frame_specific``, ``logits[:, k, t]`` never depends on frames
-shown after audio frame ``t + k`` ends.
+after the one on screen at audio frame ``t + k``, or with ``visual_lookahead = n`` after the n-th frame
+that follows it.
 
 Positions: one time axis in audio steps (step s at s, frame f at ``f * frame_rate / fps``), see
 :mod:`foleygen.lm.transformer`.
@@ -64,6 +65,9 @@ class LMConfig:
         visual_dim: D of the visual features.
         conditioning: ``cross`` (FoleyGen-C) or ``prefix`` (FoleyGen-P).
         visual_attention: ``full``, ``causal`` or ``frame_specific``.
+        visual_lookahead: visual frames past the one on screen that ``causal`` / ``frame_specific``
+            audio frames may also see (0 = the paper's masks; see :mod:`foleygen.lm.masks` for why 1
+            helps timing).
         cfg_dropout: probability of training a sample with the null condition (classifier-free guidance).
         dropout: dropout in attention and residual branches.
         mlp_ratio: MLP hidden size over ``dim``.
@@ -81,6 +85,7 @@ class LMConfig:
     visual_dim: int = 512
     conditioning: Literal["cross", "prefix"] = "cross"
     visual_attention: Literal["full", "causal", "frame_specific"] = "causal"
+    visual_lookahead: int = 0
     cfg_dropout: float = 0.1
     dropout: float = 0.0
     mlp_ratio: float = 4.0
@@ -92,6 +97,8 @@ class LMConfig:
             raise ConfigError(f"LMConfig.conditioning must be 'cross' or 'prefix', got {self.conditioning!r}")
         if self.visual_attention not in KINDS:
             raise ConfigError(f"LMConfig.visual_attention must be one of {list(KINDS)}, got {self.visual_attention!r}")
+        if self.visual_lookahead < 0:
+            raise ConfigError(f"LMConfig.visual_lookahead must be >= 0 frames, got {self.visual_lookahead}")
         if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
             raise ConfigError(f"LMConfig.dim {self.dim} must split into {self.num_heads} heads of even size")
         for name in ("num_layers", "num_codebooks", "cardinality", "visual_dim"):
@@ -195,7 +202,13 @@ class AudioLM(nn.Module):
 
     def _visual_mask(self, num_steps: int, num_visual_frames: int, device: torch.device) -> torch.Tensor:
         return visual_attention_mask(
-            self.config.visual_attention, num_steps, self.frame_rate, num_visual_frames, self.fps, device=device
+            self.config.visual_attention,
+            num_steps,
+            self.frame_rate,
+            num_visual_frames,
+            self.fps,
+            device=device,
+            lookahead=self.config.visual_lookahead,
         )
 
     def _prefix_mask(self, num_steps: int, num_visual_frames: int, device: torch.device) -> torch.Tensor:
@@ -420,7 +433,9 @@ class AudioLM(nn.Module):
 
         Window i covers audio frames ``[i * stride, i * stride + window)``; it starts from the last
         ``window - stride`` already generated frames as its prompt and sees the visual frames of the same
-        time span (their positions relative to the window start, as in training). ``stride_frames``
+        time span (their positions relative to the window start, as in training), plus the
+        ``visual_lookahead`` frames after it where the video has them, so that a window's last audio
+        frames see ahead as they would anywhere else. ``stride_frames``
         must span a whole number of visual frames. ``sampling`` goes to :meth:`generate`.
         """
         T, W, S = num_frames, window_frames, stride_frames
@@ -442,7 +457,7 @@ class AudioLM(nn.Module):
         for i, t0 in enumerate(starts):
             t1 = min(t0 + W, T)
             f0 = int(t0 * ratio)
-            window_visual = visual[:, f0 : min(f0 + Fw, visual.shape[1])]
+            window_visual = visual[:, f0 : min(f0 + Fw + self.config.visual_lookahead, visual.shape[1])]
             if window_visual.shape[1] == 0:  # audio beyond the video: keep the last frame on screen
                 window_visual = visual[:, -1:]
             prompt = prompt_codes if i == 0 else codes[:, :, t0 : starts[i - 1] + W]

@@ -66,14 +66,18 @@ class Linear(nn.Linear):
             return y.view(*x.shape[:-1], self.out_features)
         if x.dtype == torch.bfloat16 and self._packs(x):
             y = torch.ops.mkldnn._linear_pointwise(
-                x.reshape(rows, self.in_features).contiguous(), self._packed_weight(), self.bias, "none", [], "")
+                x.reshape(rows, self.in_features).contiguous(), self._packed_weight(), self.bias, "none", [], ""
+            )
             return y.view(*x.shape[:-1], self.out_features)
         return super().forward(x)
 
     def _packs(self, x: torch.Tensor) -> bool:
         w = self.weight
-        return PACKED_BF16 and w.dtype == torch.bfloat16 and not (torch.is_grad_enabled() and
-                                                                  (w.requires_grad or x.requires_grad))
+        return (
+            PACKED_BF16
+            and w.dtype == torch.bfloat16
+            and not (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))
+        )
 
     def _packed_weight(self) -> torch.Tensor:
         w = self.weight

@@ -447,13 +447,13 @@ class LMTask:
         config, state = load_checkpoint_dir(directory)
         if config.get("lm") is not None:
             theirs, ours = from_dict(LMConfig, config["lm"], "lm").__dict__, self.lm_config.__dict__
-            # dropout rates may change for fine-tuning, and so may the visual attention mask (it shapes no
-            # weight: fine-tuning a causal model under frame_specific converts it); everything else shapes
-            # the weights or their meaning
+            # dropout rates may change for fine-tuning, and so may the visual attention mask and its
+            # lookahead (they shape no weight: fine-tuning a causal model under frame_specific converts
+            # it); everything else shapes the weights or their meaning
             diff = [
                 f"{k}: {v} vs {ours[k]}"
                 for k, v in theirs.items()
-                if k not in ("dropout", "cfg_dropout", "visual_attention") and ours[k] != v
+                if k not in ("dropout", "cfg_dropout", "visual_attention", "visual_lookahead") and ours[k] != v
             ]
             if diff:
                 raise CheckpointError(f"its LM config differs from this run's ({'; '.join(diff[:4])})", directory)

@@ -42,8 +42,11 @@ def register_visual_encoder(kind: str) -> Callable[[Loader], Loader]:
 
 def _check_options(kind: str, fn: Callable[..., Any], options: dict[str, Any]) -> None:
     """Unknown options are a ConfigError naming the valid ones (not a TypeError from deep inside)."""
-    valid = [n for n, p in inspect.signature(fn).parameters.items()
-             if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "fps"]
+    valid = [
+        n
+        for n, p in inspect.signature(fn).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "fps"
+    ]
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ConfigError(f"{kind}: unknown option(s) {unknown}; valid: {sorted(valid)}")
@@ -101,8 +104,9 @@ def _load_imagebind(path_or_dir: PathLike, *, fps: float | None = None, **option
     return ImageBindVisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
 
 
-def load_visual_encoder(kind: str, path_or_dir: PathLike = None, *, fps: float | None = None,
-                        **options: Any) -> VisualEncoder:
+def load_visual_encoder(
+    kind: str, path_or_dir: PathLike = None, *, fps: float | None = None, **options: Any
+) -> VisualEncoder:
     """Build the visual encoder ``kind`` (see the module docstring).
 
     Args:
@@ -123,5 +127,4 @@ def load_visual_encoder(kind: str, path_or_dir: PathLike = None, *, fps: float |
     return loader(path_or_dir, fps=fps, **options)
 
 
-__all__ = ["VISUAL_ENCODERS", "FrozenVisualEncoder", "VisualEncoder", "load_visual_encoder",
-           "register_visual_encoder"]
+__all__ = ["VISUAL_ENCODERS", "FrozenVisualEncoder", "VisualEncoder", "load_visual_encoder", "register_visual_encoder"]

@@ -25,8 +25,10 @@ def read_hf_config(path_or_dir: str | os.PathLike[str] | None, kind: str) -> tup
     No weights can be downloaded here, so ``path_or_dir`` must be a local ``save_pretrained`` directory.
     """
     if path_or_dir is None:
-        raise CheckpointError(f"{kind}: needs a local checkpoint directory (save_pretrained output); "
-                              "see docs/vision.md for where to put real checkpoints")
+        raise CheckpointError(
+            f"{kind}: needs a local checkpoint directory (save_pretrained output); "
+            "see docs/vision.md for where to put real checkpoints"
+        )
     directory = Path(path_or_dir)
     if not directory.is_dir():
         raise CheckpointError(f"{kind}: checkpoint directory not found", directory)
@@ -44,8 +46,7 @@ def load_hf_model(model_cls: Any, directory: Path, kind: str, **kwargs: Any) -> 
     import torch
 
     try:
-        model, info = model_cls.from_pretrained(str(directory), output_loading_info=True, dtype=torch.float32,
-                                                **kwargs)
+        model, info = model_cls.from_pretrained(str(directory), output_loading_info=True, dtype=torch.float32, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{kind}: cannot load {model_cls.__name__} ({first})", directory) from None

@@ -117,8 +117,10 @@ class FrozenVisualEncoder(VisualEncoder):
         if frames.dim() != 5 or frames.shape[2] != 3:
             raise ConfigError(f"{type(self).__name__}.forward expects [B, F, 3, S, S], got {tuple(frames.shape)}")
         if frames.shape[-1] != self.image_size or frames.shape[-2] != self.image_size:
-            raise ConfigError(f"{type(self).__name__} expects {self.image_size}x{self.image_size} frames, "
-                              f"got {frames.shape[-2]}x{frames.shape[-1]} (call preprocess first)")
+            raise ConfigError(
+                f"{type(self).__name__} expects {self.image_size}x{self.image_size} frames, "
+                f"got {frames.shape[-2]}x{frames.shape[-1]} (call preprocess first)"
+            )
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Preprocessed ``[B, F, 3, S, S]`` -> ``float32 [B, F, D]``, ``chunk_size`` frames per call."""
@@ -129,7 +131,7 @@ class FrozenVisualEncoder(VisualEncoder):
         outs = []
         with torch.inference_mode(), self._autocast(param.device):
             for i in range(0, flat.shape[0], self.chunk_size):
-                chunk = flat[i:i + self.chunk_size].to(device=param.device, dtype=param.dtype)
+                chunk = flat[i : i + self.chunk_size].to(device=param.device, dtype=param.dtype)
                 outs.append(self._encode_chunk(chunk).float())
         if not outs:
             return flat.new_zeros((b, f, self.dim), dtype=torch.float32)

@@ -38,15 +38,29 @@ DEFAULT_FPS = 25.0
 
 def clip_default_transform(image_size: int = 224) -> ImageTransform:
     """CLIPImageProcessor's defaults for a model taking ``image_size`` pixels."""
-    return ImageTransform(resize=image_size, crop=image_size, resize_mode="shortest_edge", interpolation="bicubic",
-                          mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD)
+    return ImageTransform(
+        resize=image_size,
+        crop=image_size,
+        resize_mode="shortest_edge",
+        interpolation="bicubic",
+        mean=OPENAI_CLIP_MEAN,
+        std=OPENAI_CLIP_STD,
+    )
 
 
 class CLIPVisualEncoder(FrozenVisualEncoder):
     """Frozen CLIP vision tower: ``[B, F, 3, S, S]`` -> ``[B, F, D]`` (``tokens="patch"``: ``[B, F, N, D]``)."""
 
-    def __init__(self, model: torch.nn.Module, transform: ImageTransform, *, fps: float = DEFAULT_FPS,
-                 tokens: Literal["embed", "patch"] = "embed", chunk_size: int = 64, bf16: bool = False) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        transform: ImageTransform,
+        *,
+        fps: float = DEFAULT_FPS,
+        tokens: Literal["embed", "patch"] = "embed",
+        chunk_size: int = 64,
+        bf16: bool = False,
+    ) -> None:
         super().__init__(chunk_size=chunk_size, bf16=bf16)
         if tokens not in ("embed", "patch"):
             raise ConfigError(f"clip: tokens must be 'embed' or 'patch', got {tokens!r}")
@@ -63,9 +77,15 @@ class CLIPVisualEncoder(FrozenVisualEncoder):
         self.freeze()
 
     @classmethod
-    def from_pretrained(cls, path_or_dir: str | os.PathLike[str] | None, *, fps: float | None = None,
-                        tokens: Literal["embed", "patch"] = "embed", chunk_size: int = 64,
-                        bf16: bool = False) -> CLIPVisualEncoder:
+    def from_pretrained(
+        cls,
+        path_or_dir: str | os.PathLike[str] | None,
+        *,
+        fps: float | None = None,
+        tokens: Literal["embed", "patch"] = "embed",
+        chunk_size: int = 64,
+        bf16: bool = False,
+    ) -> CLIPVisualEncoder:
         """Load a CLIPVisionModelWithProjection or CLIPModel directory (see the module docstring)."""
         transformers = require_transformers()
         directory, cfg = read_hf_config(path_or_dir, "clip")
@@ -73,21 +93,24 @@ class CLIPVisualEncoder(FrozenVisualEncoder):
         if model_type == "clip":  # a full CLIPModel: keep the vision tower + projection only
             if "vision_config" not in cfg:
                 raise CheckpointError("clip: CLIPModel config.json has no vision_config", directory)
-            vcfg = transformers.CLIPVisionConfig(**{k: v for k, v in cfg["vision_config"].items()
-                                                    if k not in ("model_type", "transformers_version")})
+            vcfg = transformers.CLIPVisionConfig(
+                **{k: v for k, v in cfg["vision_config"].items() if k not in ("model_type", "transformers_version")}
+            )
             vcfg.projection_dim = int(cfg.get("projection_dim", vcfg.projection_dim))
             model, info = load_hf_model(transformers.CLIPVisionModelWithProjection, directory, "clip", config=vcfg)
         elif model_type == "clip_vision_model":
             model, info = load_hf_model(transformers.CLIPVisionModelWithProjection, directory, "clip")
         else:
-            raise CheckpointError(f"clip: config.json model_type is {model_type!r}, expected 'clip' or "
-                                  "'clip_vision_model'", directory)
+            raise CheckpointError(
+                f"clip: config.json model_type is {model_type!r}, expected 'clip' or 'clip_vision_model'", directory
+            )
         needed = [k for k in info.get("missing_keys", []) if tokens == "embed" or "visual_projection" not in k]
         if needed:
             raise CheckpointError(f"clip: checkpoint lacks weights {sorted(needed)[:3]}", directory)
         transform = transform_from_preprocessor_config(directory, clip_default_transform(model.config.image_size))
-        return cls(model, transform, fps=DEFAULT_FPS if fps is None else fps, tokens=tokens,
-                   chunk_size=chunk_size, bf16=bf16)
+        return cls(
+            model, transform, fps=DEFAULT_FPS if fps is None else fps, tokens=tokens, chunk_size=chunk_size, bf16=bf16
+        )
 
     def _encode_chunk(self, images: torch.Tensor) -> torch.Tensor:
         """``[N, 3, S, S]`` -> ``[N, D]`` (or ``[N, tokens, D]``)."""

@@ -72,8 +72,10 @@ class CompactVisualConfig:
             raise ConfigError(f"CompactVisualConfig.stem_patch must be >= 1, got {self.stem_patch}")
         stride = self.total_stride
         if self.image_size < stride or self.image_size % stride:
-            raise ConfigError(f"CompactVisualConfig.image_size {self.image_size} must be a multiple of "
-                              f"stem_patch * 2**(len(channels) - 1) = {stride}")
+            raise ConfigError(
+                f"CompactVisualConfig.image_size {self.image_size} must be a multiple of "
+                f"stem_patch * 2**(len(channels) - 1) = {stride}"
+            )
         for c in self.channels:
             if c % self.groups:
                 raise ConfigError(f"CompactVisualConfig: channels {c} not divisible by groups {self.groups}")
@@ -107,8 +109,11 @@ class CompactVisualEncoder(VisualEncoder):
         blocks: list[nn.Module] = []
         in_ch = 6 if cfg.temporal_diff else 3
         for i, out_ch in enumerate(cfg.channels):
-            conv = (nn.Conv2d(in_ch, out_ch, cfg.stem_patch, stride=cfg.stem_patch) if i == 0
-                    else nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1))
+            conv = (
+                nn.Conv2d(in_ch, out_ch, cfg.stem_patch, stride=cfg.stem_patch)
+                if i == 0
+                else nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1)
+            )
             blocks += [conv, nn.GroupNorm(cfg.groups, out_ch), nn.GELU()]
             in_ch = out_ch
         self.backbone = nn.Sequential(*blocks)
@@ -124,16 +129,19 @@ class CompactVisualEncoder(VisualEncoder):
         b, f, h, w, _ = frames.shape
         x = frames.reshape(b * f, h, w, 3).permute(0, 3, 1, 2).float().div_(255.0)
         if (h, w) != (self.image_size, self.image_size) and x.shape[0] > 0:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                              align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True
+            )
         x = (x - 0.5) / 0.5
         return x.reshape(b, f, 3, self.image_size, self.image_size)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Preprocessed ``[B, F, 3, S, S]`` -> ``[B, F, D]`` (feature f sees frames f and f-1 only)."""
         if frames.dim() != 5 or frames.shape[2] != 3 or frames.shape[-1] != self.image_size:
-            raise ConfigError(f"CompactVisualEncoder expects [B, F, 3, {self.image_size}, {self.image_size}], "
-                              f"got {tuple(frames.shape)}")
+            raise ConfigError(
+                f"CompactVisualEncoder expects [B, F, 3, {self.image_size}, {self.image_size}], "
+                f"got {tuple(frames.shape)}"
+            )
         b, f = frames.shape[:2]
         x = frames
         if self.config.temporal_diff:
@@ -161,6 +169,8 @@ class CompactVisualEncoder(VisualEncoder):
         model = cls(from_dict(CompactVisualConfig, config["visual"]))
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise CheckpointError(f"weights do not match the config (missing {sorted(missing)[:3]}, "
-                                  f"unexpected {sorted(unexpected)[:3]})", directory)
+            raise CheckpointError(
+                f"weights do not match the config (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})",
+                directory,
+            )
         return model

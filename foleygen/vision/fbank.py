@@ -48,8 +48,9 @@ def _window(kind: str, length: int, dtype: torch.dtype, device: torch.device) ->
     return w.to(dtype)
 
 
-def mel_filterbank(num_mel_bins: int, padded_window: int, sample_rate: float, low_freq: float = 20.0,
-                   high_freq: float = 0.0) -> torch.Tensor:
+def mel_filterbank(
+    num_mel_bins: int, padded_window: int, sample_rate: float, low_freq: float = 20.0, high_freq: float = 0.0
+) -> torch.Tensor:
     """Kaldi's triangular mel filters -> ``float64 [num_mel_bins, padded_window // 2 + 1]``."""
     nyquist = 0.5 * sample_rate
     if high_freq <= 0.0:
@@ -73,11 +74,21 @@ def mel_filterbank(num_mel_bins: int, padded_window: int, sample_rate: float, lo
     return F.pad(banks, (0, 1))  # the Nyquist bin carries no filter weight in Kaldi
 
 
-def kaldi_fbank(waveform: torch.Tensor, sample_rate: float, *, num_mel_bins: int = 128,
-                frame_length: float = 25.0, frame_shift: float = 10.0, window_type: str = "hanning",
-                dither: float = 0.0, preemphasis: float = 0.97, remove_dc_offset: bool = True,
-                low_freq: float = 20.0, high_freq: float = 0.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def kaldi_fbank(
+    waveform: torch.Tensor,
+    sample_rate: float,
+    *,
+    num_mel_bins: int = 128,
+    frame_length: float = 25.0,
+    frame_shift: float = 10.0,
+    window_type: str = "hanning",
+    dither: float = 0.0,
+    preemphasis: float = 0.97,
+    remove_dc_offset: bool = True,
+    low_freq: float = 20.0,
+    high_freq: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Log-mel filter bank energies of a mono signal ``[S]`` -> ``[num_frames, num_mel_bins]``.
 
     Semantics of ``torchaudio.compliance.kaldi.fbank`` (see the module docstring); a signal shorter
@@ -109,8 +120,9 @@ def kaldi_fbank(waveform: torch.Tensor, sample_rate: float, *, num_mel_bins: int
     return torch.clamp(power @ banks.T, min=_EPS).log()
 
 
-def resample(wav: torch.Tensor, orig_freq: int, new_freq: int, *, lowpass_filter_width: int = 6,
-             rolloff: float = 0.99) -> torch.Tensor:
+def resample(
+    wav: torch.Tensor, orig_freq: int, new_freq: int, *, lowpass_filter_width: int = 6, rolloff: float = 0.99
+) -> torch.Tensor:
     """Band-limited resampling of ``[..., S]`` -> ``[..., ceil(S * new / orig)]`` (Hann-windowed sinc)."""
     if int(orig_freq) != orig_freq or int(new_freq) != new_freq or orig_freq <= 0 or new_freq <= 0:
         raise ConfigError(f"sample rates must be positive integers, got {orig_freq} -> {new_freq}")
@@ -132,5 +144,5 @@ def resample(wav: torch.Tensor, orig_freq: int, new_freq: int, *, lowpass_filter
     flat = wav.reshape(-1, shape[-1]).to(dtype)
     length = flat.shape[-1]
     out = F.conv1d(F.pad(flat, (width, width + o))[:, None], kernel.to(dtype), stride=o)
-    out = out.transpose(1, 2).reshape(flat.shape[0], -1)[:, :math.ceil(n * length / o)]
+    out = out.transpose(1, 2).reshape(flat.shape[0], -1)[:, : math.ceil(n * length / o)]
     return out.reshape(*shape[:-1], out.shape[-1])

@@ -36,9 +36,15 @@ def _io():  # imported lazily: foleygen.io pulls in PyAV
     return fio
 
 
-def extract_features(video_path: str | os.PathLike[str], encoder: VisualEncoder, *, start: float = 0.0,
-                     duration: float | None = None, chunk_frames: int = 256,
-                     size: int | tuple[int, int] | None = None) -> torch.Tensor:
+def extract_features(
+    video_path: str | os.PathLike[str],
+    encoder: VisualEncoder,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    chunk_frames: int = 256,
+    size: int | tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Features of one video -> ``float32 [F', D]`` at ``encoder.fps``.
 
     Args:
@@ -89,8 +95,13 @@ class ExtractionReport:
 
 
 def _encoder_meta(encoder: VisualEncoder) -> dict[str, object]:
-    return {"encoder": type(encoder).__name__, "fps": float(encoder.fps), "input_fps": float(encoder.input_fps),
-            "dim": int(encoder.dim), "image_size": int(encoder.image_size)}
+    return {
+        "encoder": type(encoder).__name__,
+        "fps": float(encoder.fps),
+        "input_fps": float(encoder.input_fps),
+        "dim": int(encoder.dim),
+        "image_size": int(encoder.image_size),
+    }
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
@@ -99,9 +110,15 @@ def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda fh: np.save(fh, array))
 
 
-def extract_features_to_dir(videos: Iterable[str | os.PathLike[str]], encoder: VisualEncoder,
-                            out_dir: str | os.PathLike[str], *, names: Sequence[str] | None = None,
-                            dtype: str = "float32", **kwargs: object) -> ExtractionReport:
+def extract_features_to_dir(
+    videos: Iterable[str | os.PathLike[str]],
+    encoder: VisualEncoder,
+    out_dir: str | os.PathLike[str],
+    *,
+    names: Sequence[str] | None = None,
+    dtype: str = "float32",
+    **kwargs: object,
+) -> ExtractionReport:
     """Write ``out_dir/<name>.npy`` (``[F', D]``) for each video; resumable and fault tolerant.
 
     * Resumable: a video whose ``.npy`` exists is skipped. Files are written to a temporary name and

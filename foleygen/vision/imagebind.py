@@ -103,8 +103,10 @@ class ImageBindConfig:
         if self.vision_embed_dim % self.vision_num_heads or self.audio_embed_dim % self.audio_num_heads:
             raise ConfigError("ImageBindConfig: embed dims must be divisible by their head counts")
         if self.image_size % self.vision_kernel[1] or self.vision_kernel[1] != self.vision_kernel[2]:
-            raise ConfigError(f"ImageBindConfig: image_size {self.image_size} must be a multiple of the square "
-                              f"patch {self.vision_kernel[1:]}")
+            raise ConfigError(
+                f"ImageBindConfig: image_size {self.image_size} must be a multiple of the square "
+                f"patch {self.vision_kernel[1:]}"
+            )
 
     @property
     def vision_num_patches(self) -> int:
@@ -153,7 +155,7 @@ class _PatchStem(nn.Module):
 class _PosEmbedding(nn.Module):
     def __init__(self, num_tokens: int, dim: int) -> None:
         super().__init__()
-        self.pos_embed = nn.Parameter(torch.randn(1, num_tokens, dim) * dim ** -0.5)
+        self.pos_embed = nn.Parameter(torch.randn(1, num_tokens, dim) * dim**-0.5)
 
 
 class _Preprocessor(nn.Module):
@@ -162,15 +164,17 @@ class _Preprocessor(nn.Module):
     def __init__(self, stem: _PatchStem, num_patches: int, dim: int) -> None:
         super().__init__()
         self.rgbt_stem = stem
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * dim ** -0.5)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * dim**-0.5)
         self.pos_embedding_helper = _PosEmbedding(1 + num_patches, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.rgbt_stem(x)
         pos = self.pos_embedding_helper.pos_embed
         if tokens.shape[1] + 1 != pos.shape[1]:
-            raise ConfigError(f"ImageBind: input gives {tokens.shape[1]} patches, positions exist for "
-                              f"{pos.shape[1] - 1} (wrong image size or spectrogram length)")
+            raise ConfigError(
+                f"ImageBind: input gives {tokens.shape[1]} patches, positions exist for "
+                f"{pos.shape[1] - 1} (wrong image size or spectrogram length)"
+            )
         tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         return tokens + pos
 
@@ -219,8 +223,9 @@ class _Block(nn.Module):
 
 
 class _Trunk(nn.Module):
-    def __init__(self, dim: int, blocks: int, heads: int, mlp_ratio: int, pre_ln: bool, add_bias_kv: bool,
-                 drop_path: float) -> None:
+    def __init__(
+        self, dim: int, blocks: int, heads: int, mlp_ratio: int, pre_ln: bool, add_bias_kv: bool, drop_path: float
+    ) -> None:
         super().__init__()
         # Index 0 holds the optional LayerNorm (key "pre_transformer_layer.0.*"); the official index 1 is a
         # weightless layout change (sequence-first), which batch-first attention does not need.
@@ -275,36 +280,61 @@ class ImageBindModel(nn.Module):
         self.config = cfg = config or ImageBindConfig()
         pre, trunks, heads, post = {}, {}, {}, {}
         if "vision" in cfg.modalities:
-            conv = nn.Conv3d(3, cfg.vision_embed_dim, kernel_size=cfg.vision_kernel, stride=cfg.vision_kernel,
-                             bias=False)
+            conv = nn.Conv3d(
+                3, cfg.vision_embed_dim, kernel_size=cfg.vision_kernel, stride=cfg.vision_kernel, bias=False
+            )
             stem = _PatchStem(nn.Sequential(_PadToClip(cfg.video_frames), conv))
             pre["vision"] = _Preprocessor(stem, cfg.vision_num_patches, cfg.vision_embed_dim)
-            trunks["vision"] = _Trunk(cfg.vision_embed_dim, cfg.vision_num_blocks, cfg.vision_num_heads,
-                                      cfg.mlp_ratio, pre_ln=True, add_bias_kv=False, drop_path=0.0)
+            trunks["vision"] = _Trunk(
+                cfg.vision_embed_dim,
+                cfg.vision_num_blocks,
+                cfg.vision_num_heads,
+                cfg.mlp_ratio,
+                pre_ln=True,
+                add_bias_kv=False,
+                drop_path=0.0,
+            )
             heads["vision"] = _head(cfg.vision_embed_dim, cfg.out_embed_dim)
             post["vision"] = _Normalize()
         if "audio" in cfg.modalities:
-            conv = nn.Conv2d(1, cfg.audio_embed_dim, kernel_size=cfg.audio_kernel, stride=cfg.audio_stride,
-                             bias=False)
+            conv = nn.Conv2d(1, cfg.audio_embed_dim, kernel_size=cfg.audio_kernel, stride=cfg.audio_stride, bias=False)
             stem = _PatchStem(conv, nn.LayerNorm(cfg.audio_embed_dim))
             grid = cfg.audio_patch_grid
             pre["audio"] = _Preprocessor(stem, grid[0] * grid[1], cfg.audio_embed_dim)
-            trunks["audio"] = _Trunk(cfg.audio_embed_dim, cfg.audio_num_blocks, cfg.audio_num_heads,
-                                     cfg.mlp_ratio, pre_ln=False, add_bias_kv=True, drop_path=cfg.audio_drop_path)
+            trunks["audio"] = _Trunk(
+                cfg.audio_embed_dim,
+                cfg.audio_num_blocks,
+                cfg.audio_num_heads,
+                cfg.mlp_ratio,
+                pre_ln=False,
+                add_bias_kv=True,
+                drop_path=cfg.audio_drop_path,
+            )
             heads["audio"] = _head(cfg.audio_embed_dim, cfg.out_embed_dim)
             post["audio"] = nn.Sequential(_Normalize(), _LogitScale(cfg.audio_logit_scale))
         self.modality_preprocessors = nn.ModuleDict(pre)
         self.modality_trunks = nn.ModuleDict(trunks)
         self.modality_heads = nn.ModuleDict(heads)
         self.modality_postprocessors = nn.ModuleDict(post)
-        self.vision_transform = ImageTransform(resize=cfg.image_size, crop=cfg.image_size, interpolation="bicubic",
-                                               mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, crop_rounding="round")
+        self.vision_transform = ImageTransform(
+            resize=cfg.image_size,
+            crop=cfg.image_size,
+            interpolation="bicubic",
+            mean=OPENAI_CLIP_MEAN,
+            std=OPENAI_CLIP_STD,
+            crop_rounding="round",
+        )
 
     # -- loading ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike[str], config: ImageBindConfig | dict[str, Any] | None = None,
-                        *, modalities: tuple[str, ...] | None = None) -> ImageBindModel:
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike[str],
+        config: ImageBindConfig | dict[str, Any] | None = None,
+        *,
+        modalities: tuple[str, ...] | None = None,
+    ) -> ImageBindModel:
         """Load the official state dict (``imagebind_huge.pth``, or a ``.safetensors`` with the same keys).
 
         The model is built on the meta device and the checkpoint tensors are *assigned* (memory-mapped
@@ -329,18 +359,25 @@ class ImageBindModel(nn.Module):
             model = cls(config)
         expected = model.state_dict()
         skipped = OTHER_MODALITIES + tuple(m for m in ("vision", "audio") if m not in config.modalities)
-        prefixes = tuple(f"modality_{part}.{m}." for part in ("preprocessors", "trunks", "heads", "postprocessors")
-                         for m in skipped)
+        prefixes = tuple(
+            f"modality_{part}.{m}." for part in ("preprocessors", "trunks", "heads", "postprocessors") for m in skipped
+        )
         own = {k: v for k, v in state.items() if not k.startswith(prefixes)}
         missing = sorted(set(expected) - set(own))
         unexpected = sorted(set(own) - set(expected))
         if missing or unexpected:
-            raise CheckpointError(f"not an ImageBind checkpoint of this layout: missing {missing[:3]}, unexpected "
-                                  f"{unexpected[:3]} ({len(missing)} missing, {len(unexpected)} unexpected)", file)
+            raise CheckpointError(
+                f"not an ImageBind checkpoint of this layout: missing {missing[:3]}, unexpected "
+                f"{unexpected[:3]} ({len(missing)} missing, {len(unexpected)} unexpected)",
+                file,
+            )
         for k, v in expected.items():
             if tuple(own[k].shape) != tuple(v.shape):
-                raise CheckpointError(f"{k} has shape {tuple(own[k].shape)}, the config expects {tuple(v.shape)} "
-                                      "(pass the matching ImageBindConfig)", file)
+                raise CheckpointError(
+                    f"{k} has shape {tuple(own[k].shape)}, the config expects {tuple(v.shape)} "
+                    "(pass the matching ImageBindConfig)",
+                    file,
+                )
         own = {k: (v.float() if v.is_floating_point() and v.dtype != torch.float32 else v) for k, v in own.items()}
         model.load_state_dict(own, strict=True, assign=True)
         for p in model.parameters():
@@ -374,7 +411,7 @@ class ImageBindModel(nn.Module):
         outs = []
         with torch.inference_mode():
             for i in range(0, frames.shape[0], chunk_size):
-                x = frames[i:i + chunk_size].to(device=param.device, dtype=param.dtype)
+                x = frames[i : i + chunk_size].to(device=param.device, dtype=param.dtype)
                 x = self.modality_heads["vision"](self.vision_tokens(x))
                 outs.append(self.modality_postprocessors["vision"](x.float()))
         return torch.cat(outs) if outs else frames.new_zeros((0, self.config.out_embed_dim), dtype=torch.float32)
@@ -415,12 +452,19 @@ class ImageBindModel(nn.Module):
         for item in wav:
             clips = []
             for start in self._clip_starts(item.shape[-1] / sr):
-                seg = item[:, int(start * sr):int((start + Fraction(cfg.audio_clip_duration)) * sr)]
+                seg = item[:, int(start * sr) : int((start + Fraction(cfg.audio_clip_duration)) * sr)]
                 seg = seg - seg.mean()  # official: waveform -= waveform.mean(), over the clip's channels
-                fb = kaldi_fbank(seg[0], sr, num_mel_bins=cfg.audio_num_mel_bins, window_type="hanning",
-                                 frame_length=25.0, frame_shift=10.0, dither=0.0).T  # [mel, frames]
+                fb = kaldi_fbank(
+                    seg[0],
+                    sr,
+                    num_mel_bins=cfg.audio_num_mel_bins,
+                    window_type="hanning",
+                    frame_length=25.0,
+                    frame_shift=10.0,
+                    dither=0.0,
+                ).T  # [mel, frames]
                 pad = cfg.audio_target_len - fb.shape[1]
-                fb = F.pad(fb, (0, pad)) if pad > 0 else fb[:, :cfg.audio_target_len]
+                fb = F.pad(fb, (0, pad)) if pad > 0 else fb[:, : cfg.audio_target_len]
                 clips.append((fb[None] - cfg.audio_mean) / cfg.audio_std)
             out.append(torch.stack(clips))
         return torch.stack(out)
@@ -494,8 +538,15 @@ class ImageBindVisualEncoder(FrozenVisualEncoder):
     pre-head trunk output ``[B, F, 1 + P, vision_embed_dim]`` (CLS first), for feature extraction.
     """
 
-    def __init__(self, model: ImageBindModel, *, fps: float = DEFAULT_FPS,
-                 feature: Literal["embed", "tokens"] = "embed", chunk_size: int = 32, bf16: bool = False) -> None:
+    def __init__(
+        self,
+        model: ImageBindModel,
+        *,
+        fps: float = DEFAULT_FPS,
+        feature: Literal["embed", "tokens"] = "embed",
+        chunk_size: int = 32,
+        bf16: bool = False,
+    ) -> None:
         super().__init__(chunk_size=chunk_size, bf16=bf16)
         if feature not in ("embed", "tokens"):
             raise ConfigError(f"imagebind: feature must be 'embed' or 'tokens', got {feature!r}")
@@ -512,9 +563,16 @@ class ImageBindVisualEncoder(FrozenVisualEncoder):
         self.freeze()
 
     @classmethod
-    def from_pretrained(cls, path_or_dir: str | os.PathLike[str] | None, *, fps: float | None = None,
-                        feature: Literal["embed", "tokens"] = "embed", chunk_size: int = 32, bf16: bool = False,
-                        config: ImageBindConfig | dict[str, Any] | None = None) -> ImageBindVisualEncoder:
+    def from_pretrained(
+        cls,
+        path_or_dir: str | os.PathLike[str] | None,
+        *,
+        fps: float | None = None,
+        feature: Literal["embed", "tokens"] = "embed",
+        chunk_size: int = 32,
+        bf16: bool = False,
+        config: ImageBindConfig | dict[str, Any] | None = None,
+    ) -> ImageBindVisualEncoder:
         """Load the vision branch of ``imagebind_huge.pth`` (the audio branch is not built)."""
         if path_or_dir is None:
             raise CheckpointError("imagebind: needs the path of imagebind_huge.pth (see docs/vision.md)")

@@ -99,7 +99,7 @@ class ImageTransform:
             raise ConfigError(f"frames must be uint8 (as read from video), got {frames.dtype}")
         b, f, h, w, _ = frames.shape
         flat = frames.reshape(b * f, h, w, 3)
-        out = [self._apply(flat[i:i + chunk_size]) for i in range(0, flat.shape[0], max(1, chunk_size))]
+        out = [self._apply(flat[i : i + chunk_size]) for i in range(0, flat.shape[0], max(1, chunk_size))]
         s = self.output_size
         if not out:
             return frames.new_zeros((b, f, 3, s, s), dtype=torch.float32)
@@ -145,11 +145,12 @@ def _center_crop(x: torch.Tensor, size: int, rounding: str) -> torch.Tensor:
         top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
     else:
         top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top:top + size, left:left + size]
+    return x[..., top : top + size, left : left + size]
 
 
-def transform_from_preprocessor_config(directory: str | os.PathLike[str] | None,
-                                       default: ImageTransform) -> ImageTransform:
+def transform_from_preprocessor_config(
+    directory: str | os.PathLike[str] | None, default: ImageTransform
+) -> ImageTransform:
     """``default`` updated from ``directory/preprocessor_config.json`` (Hugging Face format) if it exists.
 
     Reads ``size`` ({"shortest_edge"} or {"height","width"} or an int), ``crop_size``, ``do_resize``,

@@ -43,8 +43,14 @@ DEFAULT_FPS = 12.5  # features per second; frames are read at 25 fps with tubele
 
 def videomae_default_transform(image_size: int = 224) -> ImageTransform:
     """VideoMAEImageProcessor's defaults for a model taking ``image_size`` pixels."""
-    return ImageTransform(resize=image_size, crop=image_size, resize_mode="shortest_edge", interpolation="bilinear",
-                          mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
+    return ImageTransform(
+        resize=image_size,
+        crop=image_size,
+        resize_mode="shortest_edge",
+        interpolation="bilinear",
+        mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD,
+    )
 
 
 def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
@@ -58,8 +64,16 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
 class VideoMAEVisualEncoder(FrozenVisualEncoder):
     """Frozen VideoMAE: ``[B, F, 3, S, S]`` at ``input_fps`` -> ``[B, ceil(F / tubelet), D]`` at ``fps``."""
 
-    def __init__(self, model: torch.nn.Module, transform: ImageTransform, *, fps: float = DEFAULT_FPS,
-                 stride: int | None = None, chunk_size: int = 64, bf16: bool = False) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        transform: ImageTransform,
+        *,
+        fps: float = DEFAULT_FPS,
+        stride: int | None = None,
+        chunk_size: int = 64,
+        bf16: bool = False,
+    ) -> None:
         super().__init__(chunk_size=chunk_size, bf16=bf16)
         cfg = model.config
         self.model = model
@@ -68,8 +82,10 @@ class VideoMAEVisualEncoder(FrozenVisualEncoder):
         self.tubelet = int(cfg.tubelet_size)
         self.stride = self.window if stride is None else int(stride)
         if not (0 < self.stride <= self.window) or self.stride % self.tubelet:
-            raise ConfigError(f"videomae: stride must be a multiple of tubelet_size {self.tubelet} in "
-                              f"(0, {self.window}], got {self.stride}")
+            raise ConfigError(
+                f"videomae: stride must be a multiple of tubelet_size {self.tubelet} in "
+                f"(0, {self.window}], got {self.stride}"
+            )
         # Non-overlapping windows are independent: cutting the video at window boundaries changes nothing.
         self.chunk_multiple = self.window if self.stride == self.window else None
         self.fps = float(fps)
@@ -77,8 +93,9 @@ class VideoMAEVisualEncoder(FrozenVisualEncoder):
         self.dim = int(cfg.hidden_size)
         self.tokens_per_step = (cfg.image_size // cfg.patch_size) ** 2
         if transform.output_size != self.image_size:
-            raise ConfigError(f"videomae: preprocessing gives {transform.output_size}px, "
-                              f"model takes {self.image_size}px")
+            raise ConfigError(
+                f"videomae: preprocessing gives {transform.output_size}px, model takes {self.image_size}px"
+            )
         self.freeze()
 
     @property
@@ -91,21 +108,29 @@ class VideoMAEVisualEncoder(FrozenVisualEncoder):
         return math.ceil(num_frames / self.tubelet)
 
     @classmethod
-    def from_pretrained(cls, path_or_dir: str | os.PathLike[str] | None, *, fps: float | None = None,
-                        stride: int | None = None, chunk_size: int = 64,
-                        bf16: bool = False) -> VideoMAEVisualEncoder:
+    def from_pretrained(
+        cls,
+        path_or_dir: str | os.PathLike[str] | None,
+        *,
+        fps: float | None = None,
+        stride: int | None = None,
+        chunk_size: int = 64,
+        bf16: bool = False,
+    ) -> VideoMAEVisualEncoder:
         """Load a VideoMAEModel / VideoMAEForVideoClassification / VideoMAEForPreTraining directory."""
         transformers = require_transformers()
         directory, cfg = read_hf_config(path_or_dir, "videomae")
         if cfg.get("model_type") != "videomae":
-            raise CheckpointError(f"videomae: config.json model_type is {cfg.get('model_type')!r}, "
-                                  "expected 'videomae'", directory)
+            raise CheckpointError(
+                f"videomae: config.json model_type is {cfg.get('model_type')!r}, expected 'videomae'", directory
+            )
         model, info = load_hf_model(transformers.VideoMAEModel, directory, "videomae")
         if info.get("missing_keys"):
             raise CheckpointError(f"videomae: checkpoint lacks weights {sorted(info['missing_keys'])[:3]}", directory)
         transform = transform_from_preprocessor_config(directory, videomae_default_transform(model.config.image_size))
-        return cls(model, transform, fps=DEFAULT_FPS if fps is None else fps, stride=stride,
-                   chunk_size=chunk_size, bf16=bf16)
+        return cls(
+            model, transform, fps=DEFAULT_FPS if fps is None else fps, stride=stride, chunk_size=chunk_size, bf16=bf16
+        )
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Preprocessed ``[B, F, 3, S, S]`` (at ``input_fps``) -> ``float32 [B, ceil(F / tubelet), D]``."""
@@ -119,7 +144,7 @@ class VideoMAEVisualEncoder(FrozenVisualEncoder):
         padded_len = starts[-1] + self.window
         if padded_len > f:  # repeat the last frame: a causal, content-neutral extension
             frames = torch.cat([frames, frames[:, -1:].expand(b, padded_len - f, *frames.shape[2:])], dim=1)
-        clips = torch.stack([frames[:, s:s + self.window] for s in starts], dim=1)  # [B, W, T, 3, S, S]
+        clips = torch.stack([frames[:, s : s + self.window] for s in starts], dim=1)  # [B, W, T, 3, S, S]
         flat = clips.reshape(b * len(starts), self.window, *frames.shape[2:])
         per_call = max(1, self.chunk_size // self.window)
         param = next(self.parameters())
@@ -127,7 +152,7 @@ class VideoMAEVisualEncoder(FrozenVisualEncoder):
         outs = []
         with torch.inference_mode(), self._autocast(param.device):
             for i in range(0, flat.shape[0], per_call):
-                x = flat[i:i + per_call].to(device=param.device, dtype=param.dtype)
+                x = flat[i : i + per_call].to(device=param.device, dtype=param.dtype)
                 hidden = self.model(pixel_values=x).last_hidden_state  # [n, t_steps * tokens, D]
                 # Token order is (time, height, width): Conv3d output flattened time-major.
                 outs.append(hidden.float().reshape(x.shape[0], t_steps, self.tokens_per_step, -1).mean(dim=2))
@@ -136,6 +161,6 @@ class VideoMAEVisualEncoder(FrozenVisualEncoder):
         count = per_window.new_zeros((padded_len // self.tubelet, 1))
         for w, s in enumerate(starts):
             first = s // self.tubelet
-            total[:, first:first + t_steps] += per_window[:, w]
-            count[first:first + t_steps] += 1
+            total[:, first : first + t_steps] += per_window[:, w]
+            count[first : first + t_steps] += 1
         return _as_normal_tensor((total / count)[:, :steps])

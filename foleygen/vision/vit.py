@@ -35,15 +35,29 @@ Feature = Literal["cls", "pooled", "mean"]
 
 def vit_default_transform(image_size: int = 224) -> ImageTransform:
     """ViTImageProcessor's defaults for a model taking ``image_size`` pixels."""
-    return ImageTransform(resize=image_size, crop=0, resize_mode="square", interpolation="bilinear",
-                          mean=IMAGENET_STANDARD_MEAN, std=IMAGENET_STANDARD_STD)
+    return ImageTransform(
+        resize=image_size,
+        crop=0,
+        resize_mode="square",
+        interpolation="bilinear",
+        mean=IMAGENET_STANDARD_MEAN,
+        std=IMAGENET_STANDARD_STD,
+    )
 
 
 class ViTVisualEncoder(FrozenVisualEncoder):
     """Frozen ViT: ``[B, F, 3, S, S]`` -> ``[B, F, hidden_size]``."""
 
-    def __init__(self, model: torch.nn.Module, transform: ImageTransform, *, fps: float = DEFAULT_FPS,
-                 feature: Feature = "cls", chunk_size: int = 64, bf16: bool = False) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        transform: ImageTransform,
+        *,
+        fps: float = DEFAULT_FPS,
+        feature: Feature = "cls",
+        chunk_size: int = 64,
+        bf16: bool = False,
+    ) -> None:
         super().__init__(chunk_size=chunk_size, bf16=bf16)
         if feature not in ("cls", "pooled", "mean"):
             raise ConfigError(f"vit: feature must be 'cls', 'pooled' or 'mean', got {feature!r}")
@@ -60,22 +74,31 @@ class ViTVisualEncoder(FrozenVisualEncoder):
         self.freeze()
 
     @classmethod
-    def from_pretrained(cls, path_or_dir: str | os.PathLike[str] | None, *, fps: float | None = None,
-                        feature: Feature = "cls", chunk_size: int = 64, bf16: bool = False) -> ViTVisualEncoder:
+    def from_pretrained(
+        cls,
+        path_or_dir: str | os.PathLike[str] | None,
+        *,
+        fps: float | None = None,
+        feature: Feature = "cls",
+        chunk_size: int = 64,
+        bf16: bool = False,
+    ) -> ViTVisualEncoder:
         """Load a ViTModel / ViTForImageClassification directory."""
         transformers = require_transformers()
         directory, cfg = read_hf_config(path_or_dir, "vit")
         if cfg.get("model_type") != "vit":
-            raise CheckpointError(f"vit: config.json model_type is {cfg.get('model_type')!r}, expected 'vit'",
-                                  directory)
+            raise CheckpointError(
+                f"vit: config.json model_type is {cfg.get('model_type')!r}, expected 'vit'", directory
+            )
         model, info = load_hf_model(transformers.ViTModel, directory, "vit", add_pooling_layer=feature == "pooled")
         missing = list(info.get("missing_keys", []))
         if missing:
             what = "pooler weights (use feature='cls')" if all("pooler" in k for k in missing) else sorted(missing)[:3]
             raise CheckpointError(f"vit: checkpoint lacks {what}", directory)
         transform = transform_from_preprocessor_config(directory, vit_default_transform(model.config.image_size))
-        return cls(model, transform, fps=DEFAULT_FPS if fps is None else fps, feature=feature,
-                   chunk_size=chunk_size, bf16=bf16)
+        return cls(
+            model, transform, fps=DEFAULT_FPS if fps is None else fps, feature=feature, chunk_size=chunk_size, bf16=bf16
+        )
 
     def _encode_chunk(self, images: torch.Tensor) -> torch.Tensor:
         """``[N, 3, S, S]`` -> ``[N, D]``."""

@@ -32,8 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "runs" / "browser" / "demo_e2e.png"
 
 if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-    pytest.skip("chromium/chromedriver not installed (run: python scripts/ensure_browser.py as root)",
-                allow_module_level=True)
+    pytest.skip(
+        "chromium/chromedriver not installed (run: python scripts/ensure_browser.py as root)", allow_module_level=True
+    )
 pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) is not installed")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -62,8 +63,24 @@ def server(tmp_path_factory):
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     log_path = tmp_path / "server.log"
-    cmd = [sys.executable, "-m", "foleygen", "demo", "--model", "debug", "--port", str(port), "--max-upload-mb", "5",
-           "--max-duration", "5", "--examples", "1", "--work-dir", str(tmp_path / "demo")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "foleygen",
+        "demo",
+        "--model",
+        "debug",
+        "--port",
+        str(port),
+        "--max-upload-mb",
+        "5",
+        "--max-duration",
+        "5",
+        "--examples",
+        "1",
+        "--work-dir",
+        str(tmp_path / "demo"),
+    ]
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -98,10 +115,19 @@ def browser(tmp_path_factory):
     os.environ["SE_OFFLINE"] = "true"  # belt and braces: an explicit driver path already skips the manager
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,2300", "--autoplay-policy=no-user-gesture-required",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,2300",
+        "--autoplay-policy=no-user-gesture-required",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     try:
@@ -114,7 +140,9 @@ def _video_state(driver, selector: str) -> dict | None:
     return driver.execute_script(
         "const v = document.querySelector(arguments[0]);"
         "return v ? {src: v.currentSrc || v.src || '', ready: v.readyState, duration: v.duration,"
-        " error: v.error ? v.error.code : null} : null;", selector)
+        " error: v.error ? v.error.code : null} : null;",
+        selector,
+    )
 
 
 def test_upload_generate_and_play(server, browser, tmp_path):
@@ -130,14 +158,18 @@ def test_upload_generate_and_play(server, browser, tmp_path):
     browser.find_element(By.CSS_SELECTOR, "#generate-btn").click()
     t0 = time.monotonic()
     state = WebDriverWait(browser, 180, poll_frequency=0.5).until(
-        lambda d: (s := _video_state(d, "#output-video video")) and s["src"] and s["ready"] >= 1 and s)
+        lambda d: (s := _video_state(d, "#output-video video")) and s["src"] and s["ready"] >= 1 and s
+    )
     elapsed = time.monotonic() - t0
     assert state["error"] is None, f"the browser could not play the result: {state}"
     assert state["duration"] == pytest.approx(1.0, abs=0.15)
 
     # The alignment picture and the summary are on the page too.
-    wait.until(lambda d: d.execute_script(
-        "const i = document.querySelector('#alignment-plot img'); return i && i.complete && i.naturalWidth > 0;"))
+    wait.until(
+        lambda d: d.execute_script(
+            "const i = document.querySelector('#alignment-plot img'); return i && i.complete && i.naturalWidth > 0;"
+        )
+    )
     summary = browser.find_element(By.CSS_SELECTOR, "#summary").text
     assert "Done" in summary and "debug" in summary
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#audio-file a, #video-file a")]

@@ -25,17 +25,46 @@ XP_CFG = {
     "sample_rate": 16000,
     "channels": 1,
     "compression_model": "encodec",
-    "encodec": {"autoencoder": "seanet", "quantizer": "rvq", "sample_rate": "${sample_rate}",
-                "channels": "${channels}", "causal": False, "renormalize": False},
-    "seanet": {"dimension": 16, "channels": "${channels}", "causal": "${encodec.causal}", "n_filters": 4,
-               "n_residual_layers": 1, "ratios": [8, 5, 4, 2], "activation": "ELU",
-               "activation_params": {"alpha": 1.0}, "norm": "weight_norm", "norm_params": {}, "kernel_size": 7,
-               "residual_kernel_size": 3, "last_kernel_size": 7, "dilation_base": 2, "pad_mode": "constant",
-               "true_skip": True, "compress": 2, "lstm": 2, "disable_norm_outer_blocks": 0,
-               "decoder": {"trim_right_ratio": 1.0, "final_activation": None, "final_activation_params": None},
-               "encoder": {}},
-    "rvq": {"n_q": 4, "q_dropout": False, "bins": 64, "decay": 0.99, "kmeans_init": True, "kmeans_iters": 50,
-            "threshold_ema_dead_code": 2},
+    "encodec": {
+        "autoencoder": "seanet",
+        "quantizer": "rvq",
+        "sample_rate": "${sample_rate}",
+        "channels": "${channels}",
+        "causal": False,
+        "renormalize": False,
+    },
+    "seanet": {
+        "dimension": 16,
+        "channels": "${channels}",
+        "causal": "${encodec.causal}",
+        "n_filters": 4,
+        "n_residual_layers": 1,
+        "ratios": [8, 5, 4, 2],
+        "activation": "ELU",
+        "activation_params": {"alpha": 1.0},
+        "norm": "weight_norm",
+        "norm_params": {},
+        "kernel_size": 7,
+        "residual_kernel_size": 3,
+        "last_kernel_size": 7,
+        "dilation_base": 2,
+        "pad_mode": "constant",
+        "true_skip": True,
+        "compress": 2,
+        "lstm": 2,
+        "disable_norm_outer_blocks": 0,
+        "decoder": {"trim_right_ratio": 1.0, "final_activation": None, "final_activation_params": None},
+        "encoder": {},
+    },
+    "rvq": {
+        "n_q": 4,
+        "q_dropout": False,
+        "bins": 64,
+        "decay": 0.99,
+        "kmeans_init": True,
+        "kmeans_iters": 50,
+        "threshold_ema_dead_code": 2,
+    },
 }
 
 
@@ -56,8 +85,18 @@ def reference():
 
     torch.manual_seed(3)
     s = XP_CFG["seanet"]
-    kw = dict(channels=1, dimension=s["dimension"], n_filters=s["n_filters"], ratios=s["ratios"],
-              norm="weight_norm", causal=False, pad_mode="constant", true_skip=True, compress=2, lstm=2)
+    kw = dict(
+        channels=1,
+        dimension=s["dimension"],
+        n_filters=s["n_filters"],
+        ratios=s["ratios"],
+        norm="weight_norm",
+        causal=False,
+        pad_mode="constant",
+        true_skip=True,
+        compress=2,
+        lstm=2,
+    )
     model = nn.Module()  # attribute names = AudioCraft's EncodecModel: encoder, decoder, quantizer
     model.encoder, model.decoder = SEANetEncoder(**kw), SEANetDecoder(**kw)
     model.quantizer = ResidualVectorQuantizer(s["dimension"], n_q=4, bins=64)
@@ -86,8 +125,9 @@ def test_exported_checkpoint_yaml_cfg(tmp_path, reference):
     model, x, codes, audio = reference
     path = tmp_path / "compression_state_dict.bin"
     # export_encodec's layout: the state dict, the config as (unresolved) YAML text
-    torch.save({"best_state": model.state_dict(), "xp.cfg": yaml.safe_dump(XP_CFG), "version": "1.3.0",
-                "exported": True}, path)
+    torch.save(
+        {"best_state": model.state_dict(), "xp.cfg": yaml.safe_dump(XP_CFG), "version": "1.3.0", "exported": True}, path
+    )
     _check(load_codec(str(path)), x, codes, audio)
     assert load_codec(str(path), num_codebooks=2).encode(x).shape[1] == 2
 

@@ -9,8 +9,9 @@ from foleygen.codecs.resample import resample
 from foleygen.codecs.rvq import ResidualVectorQuantizer
 from foleygen.errors import CheckpointError, CodecError, ConfigError
 
-TINY = CompactCodecConfig(hidden=32, res_blocks=1, latent_dim=16, num_codebooks=2, codebook_size=32,
-                          chunk_seconds=0.5, context_seconds=0.3)
+TINY = CompactCodecConfig(
+    hidden=32, res_blocks=1, latent_dim=16, num_codebooks=2, codebook_size=32, chunk_seconds=0.5, context_seconds=0.3
+)
 
 
 def _trained_tiny() -> CompactCodec:

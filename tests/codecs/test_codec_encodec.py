@@ -50,8 +50,9 @@ def _check_equivalent(codec, reference_codes, reference_audio, x):
 @pytest.mark.parametrize("sample_rate", [24000, 48000])
 def test_encodec_package_checkpoint(tmp_path, encodec_pkg, sample_rate):
     torch.manual_seed(1)
-    build = {24000: encodec_pkg.EncodecModel.encodec_model_24khz,
-             48000: encodec_pkg.EncodecModel.encodec_model_48khz}[sample_rate]
+    build = {24000: encodec_pkg.EncodecModel.encodec_model_24khz, 48000: encodec_pkg.EncodecModel.encodec_model_48khz}[
+        sample_rate
+    ]
     ref = build(pretrained=False).eval()
     with torch.no_grad():
         _randomise_codebooks(ref, 0.3)
@@ -73,8 +74,14 @@ def test_encodec_package_checkpoint(tmp_path, encodec_pkg, sample_rate):
 def _tiny_hf(**kw):
     from transformers import EncodecConfig, EncodecModel
 
-    cfg = dict(num_filters=4, upsampling_ratios=[4, 2], codebook_size=16, hidden_size=8, sampling_rate=800,
-               target_bandwidths=[0.4, 0.8])
+    cfg = dict(
+        num_filters=4,
+        upsampling_ratios=[4, 2],
+        codebook_size=16,
+        hidden_size=8,
+        sampling_rate=800,
+        target_bandwidths=[0.4, 0.8],
+    )
     cfg.update(kw)
     model = EncodecModel(EncodecConfig(**cfg)).eval()
     with torch.no_grad():
@@ -117,8 +124,16 @@ def test_huggingface_directory(tmp_path):
 @pytest.mark.slow
 def test_huggingface_audiogen_shapes(tmp_path):
     # 16 kHz, 50 Hz, 4 x 2048: AudioGen's codec shapes (random weights)
-    model = _tiny_hf(num_filters=64, upsampling_ratios=[8, 5, 4, 2], codebook_size=2048, hidden_size=128,
-                     sampling_rate=16000, target_bandwidths=[2.2], use_conv_shortcut=False, pad_mode="constant")
+    model = _tiny_hf(
+        num_filters=64,
+        upsampling_ratios=[8, 5, 4, 2],
+        codebook_size=2048,
+        hidden_size=128,
+        sampling_rate=16000,
+        target_bandwidths=[2.2],
+        use_conv_shortcut=False,
+        pad_mode="constant",
+    )
     model.save_pretrained(tmp_path / "audiogen")
     codec = load_codec(str(tmp_path / "audiogen"))
     assert (codec.frame_rate, codec.num_codebooks, codec.cardinality) == (50.0, 4, 2048)

@@ -62,8 +62,9 @@ def test_random_crops_depend_on_epoch_only():
 
 def test_discriminator_is_trained_by_its_own_optimiser_only():
     torch.manual_seed(0)
-    config = load_yaml(TINY, ["codec_train.discriminator=true", "codec_train.disc_start=0",
-                              "codec_train.warmup_steps=0"])
+    config = load_yaml(
+        TINY, ["codec_train.discriminator=true", "codec_train.disc_start=0", "codec_train.warmup_steps=0"]
+    )
     task = TASKS["codec"](config)
     model = task.build_model()
     assert model.discriminator is not None
@@ -183,7 +184,7 @@ def test_spectrum_bands_weigh_a_quiet_band_like_a_loud_one():
     wav = (torch.sin(2 * torch.pi * 300 * t) + 0.05 * torch.sin(2 * torch.pi * 4000 * t))[None, None]
     true = codec.stft(wav.reshape(1, -1)).abs()
     no_high = true.clone()
-    no_high[:, round(2000 / 50):] = 0  # the quiet 4 kHz tone dropped
+    no_high[:, round(2000 / 50) :] = 0  # the quiet 4 kHz tone dropped
     one_band, _ = task._spectrum_losses(codec, no_high, wav)
     two_bands, _ = task._spectrum_losses(codec, no_high, wav, (2000.0,))
     assert one_band.item() < 0.1  # globally the quiet tone hardly counts ...

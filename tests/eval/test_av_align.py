@@ -20,7 +20,7 @@ def _jumping_square(num_frames, jump_frames, size=32):
         if f in jump_frames:
             pos = (pos + 1) % len(positions)
         y, x = positions[pos]
-        frames[f, y:y + 10, x:x + 10] = 255
+        frames[f, y : y + 10, x : x + 10] = 255
     return torch.from_numpy(frames)
 
 
@@ -28,7 +28,7 @@ def _clicks(times, seconds):
     wav = torch.zeros(int(seconds * SR))
     for t in times:
         i = int(t * SR)
-        wav[i:i + 400] = torch.hann_window(400) * torch.sin(torch.arange(400) * 0.7)
+        wav[i : i + 400] = torch.hann_window(400) * torch.sin(torch.arange(400) * 0.7)
     return wav
 
 

@@ -22,6 +22,7 @@ def _randomise_bn(model):
 
 # ---- full-size layouts on the meta device -------------------------------------------------------------------
 
+
 def test_vggish_full_layout():
     with torch.device("meta"):
         model = VGGish()
@@ -62,6 +63,7 @@ def test_passt_full_layout():
 
 
 # ---- tiny models in the published files ---------------------------------------------------------------------
+
 
 def test_vggish_tiny_roundtrip_and_pca(tmp_path):
     model = VGGish((4, 4, 8, 8, 8, 8), (16, 16, 8)).eval()
@@ -118,8 +120,13 @@ def test_passt_tiny_roundtrip_with_net_prefix(tmp_path):
     config = PasstConfig(dim=32, depth=2, heads=1, mlp_hidden=64, num_classes=7)
     model = Passt(config).eval()
     with torch.no_grad():
-        for p in (model.cls_token, model.dist_token, model.new_pos_embed, model.freq_new_pos_embed,
-                  model.time_new_pos_embed):
+        for p in (
+            model.cls_token,
+            model.dist_token,
+            model.new_pos_embed,
+            model.freq_new_pos_embed,
+            model.time_new_pos_embed,
+        ):
             p.normal_(std=0.02)
     path = tmp_path / "passt-s-f128-p16-s10-ap.476-swa.pt"
     torch.save({f"net.{k}": v for k, v in model.state_dict().items()}, path)
@@ -148,6 +155,7 @@ def test_frontend_filterbanks_are_sane():
 
 
 # ---- errors -------------------------------------------------------------------------------------------------
+
 
 def test_missing_weights_message(tmp_path, monkeypatch):
     monkeypatch.delenv("FOLEYGEN_PANNS", raising=False)

@@ -13,9 +13,27 @@ def test_cli_end_to_end(folders, tmp_path, capsys, monkeypatch, stand_in_embedde
     monkeypatch.delenv("FOLEYGEN_PASST", raising=False)
     gen, ref = folders
     out_json, out_md = tmp_path / "out" / "r.json", tmp_path / "out" / "r.md"
-    rc = main(["eval", "--generated", str(gen), "--reference", str(ref), "--metrics", "fad-synthfoley", "kl-passt",
-               "--duration", "1", "--json", str(out_json), "--markdown", str(out_md), "--cache", str(tmp_path / "c"),
-               "-q"])
+    rc = main(
+        [
+            "eval",
+            "--generated",
+            str(gen),
+            "--reference",
+            str(ref),
+            "--metrics",
+            "fad-synthfoley",
+            "kl-passt",
+            "--duration",
+            "1",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+            "--cache",
+            str(tmp_path / "c"),
+            "-q",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr()
     assert "| FAD (SynthFoley classifier) |" in printed.out and "| KL (PaSST) | skipped |" in printed.out
@@ -31,8 +49,21 @@ def test_cli_end_to_end(folders, tmp_path, capsys, monkeypatch, stand_in_embedde
 
 def test_cli_flag_points_at_missing_file(folders, tmp_path, capsys, stand_in_embedder):
     gen, ref = folders
-    rc = main(["eval", "--generated", str(gen), "--reference", str(ref), "--metrics", "fad-vggish",
-               "--vggish", str(tmp_path / "vggish.pth"), "--duration", "1"])
+    rc = main(
+        [
+            "eval",
+            "--generated",
+            str(gen),
+            "--reference",
+            str(ref),
+            "--metrics",
+            "fad-vggish",
+            "--vggish",
+            str(tmp_path / "vggish.pth"),
+            "--duration",
+            "1",
+        ]
+    )
     assert rc == 0
     err = capsys.readouterr().err
     assert "skipped fad-vggish" in err and "vggish.pth: vggish weights file not found" in err
@@ -51,7 +82,7 @@ def _clicks(times, seconds=2.0, sr=16000):
     for t in times:
         i = int(t * sr)
         n = np.arange(1600)
-        wav[i:i + 1600] = 0.6 * np.exp(-n / 300) * np.sin(2 * np.pi * 900 * n / sr)
+        wav[i : i + 1600] = 0.6 * np.exp(-n / 300) * np.sin(2 * np.pi * 900 * n / sr)
     return wav
 
 
@@ -64,8 +95,12 @@ def test_onset_metrics_from_events(tmp_path, wavtools):
     for stem in truth:
         wavtools.write_wav(gen / f"{stem}.wav", _clicks(played[stem]))
         wavtools.write_wav(ref / f"{stem}.wav", _clicks(truth[stem]))
-        meta = {"duration": 2.0, "fps": 25.0, "sample_rate": 16000,
-                "events": [{"time": t, "kind": "impact", "class": "wood"} for t in truth[stem]]}
+        meta = {
+            "duration": 2.0,
+            "fps": 25.0,
+            "sample_rate": 16000,
+            "events": [{"time": t, "kind": "impact", "class": "wood"} for t in truth[stem]],
+        }
         (events / f"{stem}.json").write_text(json.dumps(meta))
     report = evaluate(gen, ref, events=events, metrics=["onsets"], config=EvalConfig(duration=8.0, quiet=True))
     r = report["metrics"]["onsets"]
@@ -93,21 +128,49 @@ def test_cli_with_event_classifier_checkpoint(tmp_path, wavtools, capsys):
     for stem, times in truth.items():
         wavtools.write_wav(gen / f"{stem}.wav", _clicks([t + 0.01 for t in times]))
         wavtools.write_wav(ref / f"{stem}.wav", _clicks(times))
-        meta = {"duration": 2.0, "sample_rate": 16000,
-                "events": [{"time": t, "kind": "impact", "class": "metal"} for t in times]}
+        meta = {
+            "duration": 2.0,
+            "sample_rate": 16000,
+            "events": [{"time": t, "kind": "impact", "class": "metal"} for t in times],
+        }
         (events / f"{stem}.json").write_text(json.dumps(meta))
     out = tmp_path / "r.json"
-    rc = main(["eval", "--generated", str(gen), "--reference", str(ref), "--events", str(events), "--metrics",
-               "fad-synthfoley", "onsets", "--synthfoley", str(tmp_path / "clf"), "--duration", "2", "--json",
-               str(out), "-q"])
+    rc = main(
+        [
+            "eval",
+            "--generated",
+            str(gen),
+            "--reference",
+            str(ref),
+            "--events",
+            str(events),
+            "--metrics",
+            "fad-synthfoley",
+            "onsets",
+            "--synthfoley",
+            str(tmp_path / "clf"),
+            "--duration",
+            "2",
+            "--json",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0
     report = json.loads(out.read_text())
     fad, onset = report["metrics"]["fad-synthfoley"], report["metrics"]["onsets"]
     # 2 s clips tiled by 0.3 s windows every 0.15 s -> 13 windows per clip, 8-d embeddings.
     assert fad["embedding_dim"] == 8 and fad["n_generated"] == 3 * 13 and fad["value"] > 0
     loaded = load_event_classifier(tmp_path / "clf")
-    want = [class_accuracy(_clicks([t + 0.01 for t in truth[s]]).astype(np.float32), 16000,
-                           json.loads((events / f"{s}.json").read_text())["events"], loaded) for s in sorted(truth)]
+    want = [
+        class_accuracy(
+            _clicks([t + 0.01 for t in truth[s]]).astype(np.float32),
+            16000,
+            json.loads((events / f"{s}.json").read_text())["events"],
+            loaded,
+        )
+        for s in sorted(truth)
+    ]
     assert onset["class_total"] == sum(w.total for w in want) > 0
     assert onset["class_correct"] == sum(w.correct for w in want)
     assert onset["classes"] == list(loaded.classes)
@@ -120,8 +183,10 @@ def _builtin_classifier_installed():
     return (DEFAULT_DIR / "model.safetensors").is_file()
 
 
-@pytest.mark.skipif(not _builtin_classifier_installed(),
-                    reason="foleygen/assets/event_classifier not installed yet (trained by its own script)")
+@pytest.mark.skipif(
+    not _builtin_classifier_installed(),
+    reason="foleygen/assets/event_classifier not installed yet (trained by its own script)",
+)
 def test_cli_with_builtin_classifier(folders, tmp_path, capsys):
     """The default: fad-synthfoley and class accuracy from the built-in classifier, no flags, no download."""
     gen, ref = folders
@@ -131,8 +196,25 @@ def test_cli_with_builtin_classifier(folders, tmp_path, capsys):
         meta = {"duration": 1.0, "sample_rate": 16000, "events": [{"time": 0.0, "kind": "impact", "class": "metal"}]}
         (events / f"clip{i}.json").write_text(json.dumps(meta))
     out = tmp_path / "r.json"
-    rc = main(["eval", "--generated", str(gen), "--reference", str(ref), "--events", str(events), "--metrics",
-               "fad-synthfoley", "onsets", "--duration", "1", "--json", str(out), "-q"])
+    rc = main(
+        [
+            "eval",
+            "--generated",
+            str(gen),
+            "--reference",
+            str(ref),
+            "--events",
+            str(events),
+            "--metrics",
+            "fad-synthfoley",
+            "onsets",
+            "--duration",
+            "1",
+            "--json",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0
     report = json.loads(out.read_text())
     fad = report["metrics"]["fad-synthfoley"]

@@ -55,7 +55,7 @@ def test_is_splits_and_shuffle():
     p = p[np.random.RandomState(2020).permutation(100)]
     scores = []
     for i in range(10):
-        c = p[i * 10:(i + 1) * 10]
+        c = p[i * 10 : (i + 1) * 10]
         m = c.mean(0)
         scores.append(np.exp(np.mean(np.sum(c * np.log(c / m), axis=1))))
     assert result["mean"] == pytest.approx(np.mean(scores)) and result["std"] == pytest.approx(np.std(scores))

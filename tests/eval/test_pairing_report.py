@@ -91,11 +91,22 @@ def test_kl_and_is_with_stand_in_classifier(folders, stand_in_embedder, monkeypa
 def test_markdown_rows_have_three_cells():
     from foleygen.eval.report import render_markdown
 
-    report = {"settings": {"duration": 8.0},
-              "pairing": {"paired": 2, "generated": 2, "reference": 2, "only_generated": [], "only_reference": []},
-              "metrics": {"onsets": {"value": 0.5, "skipped": None, "precision": 0.5, "recall": 0.5,
-                                     "mean_abs_offset_ms": 3.0, "n_clips": 2, "class_accuracy": None},
-                          "kl-passt": {"value": None, "skipped": "a|b: not found"}}}
+    report = {
+        "settings": {"duration": 8.0},
+        "pairing": {"paired": 2, "generated": 2, "reference": 2, "only_generated": [], "only_reference": []},
+        "metrics": {
+            "onsets": {
+                "value": 0.5,
+                "skipped": None,
+                "precision": 0.5,
+                "recall": 0.5,
+                "mean_abs_offset_ms": 3.0,
+                "n_clips": 2,
+                "class_accuracy": None,
+            },
+            "kl-passt": {"value": None, "skipped": "a|b: not found"},
+        },
+    }
     table = [line for line in render_markdown(report).splitlines() if line.startswith("|")]
     assert all(line.count("|") == 4 for line in table)
 

@@ -20,7 +20,7 @@ def _write_video(path, num_frames=50, size=64):
         if f in JUMPS:
             pos += 1
         y, x = positions[pos % 4]
-        frames[f, y:y + 20, x:x + 20] = (255, 200, 50)
+        frames[f, y : y + 20, x : x + 20] = (255, 200, 50)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width = stream.height = size
@@ -38,7 +38,7 @@ def _clicks(times, seconds=2.0, sr=16000):
     wav = np.zeros(int(seconds * sr))
     for t in times:
         i = int(t * sr)
-        wav[i:i + 400] = 0.5 * np.hanning(400) * np.sin(np.arange(400) * 0.7)
+        wav[i : i + 400] = 0.5 * np.hanning(400) * np.sin(np.arange(400) * 0.7)
     return wav
 
 
@@ -66,8 +66,14 @@ def av_folders(tmp_path, wavtools):
 
 def test_av_align_from_files(av_folders):
     videos, gen, ref = av_folders
-    report = evaluate(gen, ref, videos=videos, metrics=["av-align"], onset_fn=_energy_onsets,
-                      config=EvalConfig(duration=2.0, quiet=True))
+    report = evaluate(
+        gen,
+        ref,
+        videos=videos,
+        metrics=["av-align"],
+        onset_fn=_energy_onsets,
+        config=EvalConfig(duration=2.0, quiet=True),
+    )
     r = report["metrics"]["av-align"]
     assert r["n_scored"] == 2
     assert r["value"] == pytest.approx(0.5, abs=1e-6)  # clip a: 1.0, clip b: 0.0
@@ -88,8 +94,16 @@ def _tiny_imagebind(directory):
     from foleygen.config import save_json
     from foleygen.vision.imagebind import ImageBindConfig, ImageBindModel
 
-    fields = dict(out_embed_dim=8, image_size=28, vision_embed_dim=16, vision_num_blocks=1, vision_num_heads=2,
-                  audio_embed_dim=16, audio_num_blocks=1, audio_num_heads=2)
+    fields = dict(
+        out_embed_dim=8,
+        image_size=28,
+        vision_embed_dim=16,
+        vision_num_blocks=1,
+        vision_num_heads=2,
+        audio_embed_dim=16,
+        audio_num_blocks=1,
+        audio_num_heads=2,
+    )
     model = ImageBindModel(ImageBindConfig(**fields)).eval()
     directory.mkdir()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors"))
@@ -100,8 +114,13 @@ def _tiny_imagebind(directory):
 def test_ib_score_from_files_matches_manual(av_folders, tmp_path, monkeypatch):
     videos, gen, ref = av_folders
     model = _tiny_imagebind(tmp_path / "ib")
-    report = evaluate(gen, ref, videos=videos, metrics=["ib-score"],
-                      config=EvalConfig(duration=2.0, quiet=True, imagebind=str(tmp_path / "ib")))
+    report = evaluate(
+        gen,
+        ref,
+        videos=videos,
+        metrics=["ib-score"],
+        config=EvalConfig(duration=2.0, quiet=True, imagebind=str(tmp_path / "ib")),
+    )
     r = report["metrics"]["ib-score"]
     assert r["skipped"] is None and r["n_pairs"] == 2 and -100 <= r["value"] <= 100
     # Manual: clip times of a 2 s video -> five identical (0, 1.96) clips; frames 0 and 49.

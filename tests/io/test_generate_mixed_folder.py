@@ -14,11 +14,17 @@ def test_generate_mixed_folder_needs_no_flags(tmp_path, capsys):
     folder = tmp_path / "mixed"
     folder.mkdir()
     make_media(folder / "phone.mp4", fps=30, duration=0.5, size=(32, 24), rotation=90, audio_rate=44100)
-    make_media(folder / "screen_vfr.mp4", fps=30, duration=0.5,
-               times=[0.0, 0.05, 0.07, 0.2, 0.33, 0.41], size=(40, 30))
+    make_media(folder / "screen_vfr.mp4", fps=30, duration=0.5, times=[0.0, 0.05, 0.07, 0.2, 0.33, 0.41], size=(40, 30))
     make_media(folder / "no_audio_ntsc.mkv", fps=Fraction(30000, 1001), duration=0.4, size=(7, 5))
-    make_media(folder / "stereo_48k.mov", fps=24, duration=0.45, size=(36, 20), audio_rate=48000,
-               audio_channels=2, audio_codec="aac")
+    make_media(
+        folder / "stereo_48k.mov",
+        fps=24,
+        duration=0.45,
+        size=(36, 20),
+        audio_rate=48000,
+        audio_channels=2,
+        audio_codec="aac",
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -22,19 +22,31 @@ def test_mixed_dtypes_attend_in_the_keys_dtype():
     mask = torch.rand(1, 37, generator=g) > 0.5
     out = attention(q, k, v, mask)
     assert out.dtype == torch.bfloat16 and out.shape == (2, 3, 1, 16)
-    torch.testing.assert_close(out.float(), F.scaled_dot_product_attention(q.float(), k, v, attn_mask=mask),
-                               atol=1e-2, rtol=1e-2)
+    torch.testing.assert_close(
+        out.float(), F.scaled_dot_product_attention(q.float(), k, v, attn_mask=mask), atol=1e-2, rtol=1e-2
+    )
 
 
 def test_bf16_decoding_steps_match_teacher_forcing(monkeypatch):
     cache_dtypes = []
     new_caches = Transformer.new_caches
-    monkeypatch.setattr(Transformer, "new_caches",
-                        lambda self, *a, **kw: cache_dtypes.append(kw["dtype"]) or new_caches(self, *a, **kw))
+    monkeypatch.setattr(
+        Transformer, "new_caches", lambda self, *a, **kw: cache_dtypes.append(kw["dtype"]) or new_caches(self, *a, **kw)
+    )
     for conditioning in ("cross", "prefix"):
         torch.manual_seed(0)
-        config = LMConfig(dim=32, num_layers=2, num_heads=4, num_codebooks=2, cardinality=16, frame_rate=10.0,
-                          fps=5.0, visual_dim=8, conditioning=conditioning, visual_attention="causal")
+        config = LMConfig(
+            dim=32,
+            num_layers=2,
+            num_heads=4,
+            num_codebooks=2,
+            cardinality=16,
+            frame_rate=10.0,
+            fps=5.0,
+            visual_dim=8,
+            conditioning=conditioning,
+            visual_attention="causal",
+        )
         lm = AudioLM(config).eval().bfloat16()
         visual = torch.randn(1, 3, 8).bfloat16()
         with torch.inference_mode():

@@ -106,6 +106,24 @@ def test_future_frames_never_change_past_logits(conditioning, visual_attention, 
 
 
 @pytest.mark.parametrize("conditioning", ["cross", "prefix"])
+@pytest.mark.parametrize("visual_attention", ["causal", "frame_specific"])
+@torch.inference_mode()
+def test_lookahead_sees_exactly_its_frames_ahead(conditioning, visual_attention):
+    T, F, cut = 16, 8, 5
+    lm = tiny(conditioning, visual_attention, visual_lookahead=1)
+    a, b, _ = _cut_frame_invariant(lm, T=T, F=F, cut=cut)
+    diff = (a - b).abs().amax(dim=-1)[0]  # [K, T]
+    # logits[:, k, t] may see frames up to the one on screen at audio frame t + k, plus one
+    t, k = torch.arange(T)[None, :], torch.arange(K)[:, None]
+    on_screen = torch.div((t + k) * lm.fps, lm.frame_rate, rounding_mode="floor")
+    may_change = on_screen + 1 >= cut
+    assert diff[~may_change].max() == 0
+    # the frame ahead is really used: the logits of audio frames 8 and 9 (on screen: frame 4) change
+    # for stream 0, where the paper's causal mask would keep them
+    assert diff[0, 8:10].min() > 1e-6
+
+
+@pytest.mark.parametrize("conditioning", ["cross", "prefix"])
 @torch.inference_mode()
 def test_full_attention_sees_the_future(conditioning):
     lm = tiny(conditioning, "full")
@@ -167,6 +185,19 @@ def test_windowed_generation():
         lm.generate_windowed(visual, 30, window_frames=12, stride_frames=3)
 
 
+@torch.inference_mode()
+def test_windowed_generation_passes_the_lookahead_frames():
+    lm = tiny("cross", "causal", visual_lookahead=1)
+    visual = torch.randn(1, 15, D)
+    g = lm.generate_windowed(visual, 30, window_frames=12, stride_frames=6, temperature=0.0)
+    # window 0 sees visual frames 0..5 plus frame 6 ahead; window 1 frames 3..8 plus frame 9
+    assert torch.equal(g[:, :, :12], lm.generate(visual[:, :7], 12, temperature=0.0))
+    w1 = lm.generate(visual[:, 3:10], 12, temperature=0.0, prompt_codes=g[:, :, 6:12])
+    assert torch.equal(g[:, :, 6:18], w1)
+    # the last window has no frame beyond the video to pass
+    assert g.shape == (1, K, 30)
+
+
 def test_training_mode_drops_condition_per_sample():
     lm = tiny(cfg_dropout=0.5).train()
     codes, visual = torch.randint(0, CARD, (64, K, 4)), torch.randn(64, 2, D)
@@ -190,6 +221,8 @@ def test_bad_inputs_raise_foleygen_errors():
         LMConfig(conditioning="sideways")
     with pytest.raises(ConfigError):
         LMConfig(dim=30, num_heads=4)
+    with pytest.raises(ConfigError, match="visual_lookahead"):
+        LMConfig(visual_lookahead=-1)
 
 
 def test_public_attributes():
@@ -217,8 +250,11 @@ def test_decoding_reads_only_the_frames_a_step_may_attend_to(monkeypatch):
 
     frames_read = []
     forward = Transformer.forward
-    monkeypatch.setattr(Transformer, "forward", lambda self, *a, **kw: frames_read.append(
-        kw["memory_kv"][0][0].shape[2]) or forward(self, *a, **kw))
+    monkeypatch.setattr(
+        Transformer,
+        "forward",
+        lambda self, *a, **kw: frames_read.append(kw["memory_kv"][0][0].shape[2]) or forward(self, *a, **kw),
+    )
     for kind, expected in (("frame_specific", lambda n: n == 1), ("full", lambda n: n == 6)):
         frames_read.clear()
         lm = tiny("cross", kind)

@@ -11,8 +11,9 @@ import torch
 from media_factory import write_tone_video
 
 
-def write_video(path: Path, seconds: float = 1.0, fps: int = 10, size: int = 32, sr: int = 16000,
-                freq: float = 440.0) -> Path:
+def write_video(
+    path: Path, seconds: float = 1.0, fps: int = 10, size: int = 32, sr: int = 16000, freq: float = 440.0
+) -> Path:
     """mpeg4 video that flashes every 5th frame + an AAC tone that beeps with the flashes."""
     return write_tone_video(path, seconds, fps, size, sr, freq, beep_every=5)
 

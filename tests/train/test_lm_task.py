@@ -168,14 +168,19 @@ def test_train_lm_end_to_end_then_load_and_generate(prepared_cache, tmp_path, ca
     ft = Trainer(cfg, out_dir=tmp_path / "ft", quiet=True)
     for name, value in model.lm.state_dict().items():
         assert torch.equal(ft.model.lm.state_dict()[name], value)
-    # another visual attention mask shapes no weight: fine-tuning may convert a model to it
+    # another visual attention mask (or lookahead) shapes no weight: fine-tuning may convert a model to it
     other_mask = "frame_specific" if model.lm.config.visual_attention != "frame_specific" else "full"
     cfg = load_yaml(
         REPO / "configs" / "tiny_test.yaml",
-        [f"data.cache={cache}", f"train.init_from={out / 'final'}", f"lm.visual_attention={other_mask}"],
+        [
+            f"data.cache={cache}",
+            f"train.init_from={out / 'final'}",
+            f"lm.visual_attention={other_mask}",
+            "lm.visual_lookahead=1",
+        ],
     )
     ft = Trainer(cfg, out_dir=tmp_path / "ft_mask", quiet=True)
-    assert ft.model.lm.config.visual_attention == other_mask
+    assert ft.model.lm.config.visual_attention == other_mask and ft.model.lm.config.visual_lookahead == 1
     for name, value in model.lm.state_dict().items():
         assert torch.equal(ft.model.lm.state_dict()[name], value)
     bad = load_yaml(

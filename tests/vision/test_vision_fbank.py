@@ -21,7 +21,7 @@ def reference_fbank(x, sr, bins=128):
     fft_mel = mel(np.arange(nfft // 2) * sr / nfft)
     out = []
     for t in range(1 + (len(x) - win) // shift):
-        frame = x[t * shift:t * shift + win].copy()
+        frame = x[t * shift : t * shift + win].copy()
         frame -= frame.mean()
         emph = frame.copy()
         emph[1:] -= 0.97 * frame[:-1]
@@ -31,7 +31,7 @@ def reference_fbank(x, sr, bins=128):
         for b in range(bins):
             left, center, right = lo + b * delta, lo + (b + 1) * delta, lo + (b + 2) * delta
             w = np.maximum(0, np.minimum((fft_mel - left) / (center - left), (right - fft_mel) / (right - center)))
-            energies.append(max(float(np.dot(spec[:nfft // 2], w)), np.finfo(np.float32).eps))
+            energies.append(max(float(np.dot(spec[: nfft // 2], w)), np.finfo(np.float32).eps))
         out.append(np.log(energies))
     return np.array(out)
 

@@ -32,8 +32,15 @@ class MeanColour(FrozenVisualEncoder):
     def __init__(self, fps):
         super().__init__(chunk_size=4)
         self.fps, self.image_size, self.dim = float(fps), 16, 3
-        self.transform = ImageTransform(resize=16, crop=0, resize_mode="square", interpolation="bilinear",
-                                        mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), rescale_factor=1.0)
+        self.transform = ImageTransform(
+            resize=16,
+            crop=0,
+            resize_mode="square",
+            interpolation="bilinear",
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
+            rescale_factor=1.0,
+        )
         self.scale = torch.nn.Parameter(torch.ones(()))
         self.freeze()
 
@@ -68,8 +75,7 @@ def test_unchunkable_encoder_reads_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fio, "read_frames", spy)
     video = write_video(tmp_path / "v.mp4")
-    enc = CompactVisualEncoder(CompactVisualConfig(fps=10, image_size=16, dim=8, channels=[8], stem_patch=4,
-                                                   groups=4))
+    enc = CompactVisualEncoder(CompactVisualConfig(fps=10, image_size=16, dim=8, channels=[8], stem_patch=4, groups=4))
     assert enc.chunk_multiple is None
     feats = extract_features(video, enc, chunk_frames=4, size=16)
     assert feats.shape == (20, 8) and len(calls) == 1

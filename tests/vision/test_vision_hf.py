@@ -19,16 +19,22 @@ def pixel_tolerance(std):
 
 
 def save_clip(tmp_path, full_model):
-    vcfg = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                image_size=32, patch_size=8)
+    vcfg = dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8
+    )
     if full_model:
-        cfg = transformers.CLIPConfig(text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                                       num_attention_heads=4, vocab_size=99),
-                                      vision_config=vcfg, projection_dim=24)
+        cfg = transformers.CLIPConfig(
+            text_config=dict(
+                hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=99
+            ),
+            vision_config=vcfg,
+            projection_dim=24,
+        )
         model = transformers.CLIPModel(cfg).eval()
     else:
         model = transformers.CLIPVisionModelWithProjection(
-            transformers.CLIPVisionConfig(projection_dim=24, **vcfg)).eval()
+            transformers.CLIPVisionConfig(projection_dim=24, **vcfg)
+        ).eval()
     model.save_pretrained(tmp_path / "clip")
     proc = transformers.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     proc.save_pretrained(tmp_path / "clip")
@@ -83,8 +89,9 @@ def test_clip_patch_tokens_and_bf16(tmp_path, odd_frames):
 
 
 def test_vit_matches_publisher(tmp_path, odd_frames, processor_pixels):
-    cfg = transformers.ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                 image_size=32, patch_size=8)
+    cfg = transformers.ViTConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8
+    )
     model = transformers.ViTModel(cfg).eval()
     model.save_pretrained(tmp_path / "vit")
     proc = transformers.ViTImageProcessorPil(size={"height": 32, "width": 32})
@@ -98,14 +105,24 @@ def test_vit_matches_publisher(tmp_path, odd_frames, processor_pixels):
             assert (ours - theirs).abs().max() <= pixel_tolerance(proc.image_std)
             with torch.no_grad():
                 out = model(pixel_values=theirs)
-            ref = {"cls": out.last_hidden_state[:, 0], "pooled": out.pooler_output,
-                   "mean": out.last_hidden_state[:, 1:].mean(1)}[feature]
+            ref = {
+                "cls": out.last_hidden_state[:, 0],
+                "pooled": out.pooler_output,
+                "mean": out.last_hidden_state[:, 1:].mean(1),
+            }[feature]
             torch.testing.assert_close(enc(theirs[None])[0], ref, atol=1e-5, rtol=1e-4)
 
 
 def test_vit_classification_checkpoint_has_no_pooler(tmp_path):
-    cfg = transformers.ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                                 image_size=32, patch_size=8, num_labels=3)
+    cfg = transformers.ViTConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        num_labels=3,
+    )
     transformers.ViTForImageClassification(cfg).save_pretrained(tmp_path / "cls")
     assert load_visual_encoder("vit", tmp_path / "cls").dim == 32  # cls feature: fine, no processor json either
     with pytest.raises(CheckpointError, match="pooler"):
@@ -113,9 +130,16 @@ def test_vit_classification_checkpoint_has_no_pooler(tmp_path):
 
 
 def save_videomae(tmp_path):
-    cfg = transformers.VideoMAEConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=4, image_size=32, patch_size=16, num_frames=8,
-                                      tubelet_size=2)
+    cfg = transformers.VideoMAEConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=16,
+        num_frames=8,
+        tubelet_size=2,
+    )
     model = transformers.VideoMAEModel(cfg).eval()
     model.save_pretrained(tmp_path / "vmae")
     proc = transformers.VideoMAEImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})

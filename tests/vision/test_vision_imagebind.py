@@ -36,12 +36,22 @@ def official_huge_spec():
     for name, dim, blocks, bias_kv in (("vision", V, 32, False), ("audio", A, 12, True)):
         for i in range(blocks):
             p = f"modality_trunks.{name}.blocks.{i}."
-            spec.update({p + "attn.in_proj_weight": (3 * dim, dim), p + "attn.in_proj_bias": (3 * dim,),
-                         p + "attn.out_proj.weight": (dim, dim), p + "attn.out_proj.bias": (dim,),
-                         p + "norm_1.weight": (dim,), p + "norm_1.bias": (dim,),
-                         p + "norm_2.weight": (dim,), p + "norm_2.bias": (dim,),
-                         p + "mlp.fc1.weight": (4 * dim, dim), p + "mlp.fc1.bias": (4 * dim,),
-                         p + "mlp.fc2.weight": (dim, 4 * dim), p + "mlp.fc2.bias": (dim,)})
+            spec.update(
+                {
+                    p + "attn.in_proj_weight": (3 * dim, dim),
+                    p + "attn.in_proj_bias": (3 * dim,),
+                    p + "attn.out_proj.weight": (dim, dim),
+                    p + "attn.out_proj.bias": (dim,),
+                    p + "norm_1.weight": (dim,),
+                    p + "norm_1.bias": (dim,),
+                    p + "norm_2.weight": (dim,),
+                    p + "norm_2.bias": (dim,),
+                    p + "mlp.fc1.weight": (4 * dim, dim),
+                    p + "mlp.fc1.bias": (4 * dim,),
+                    p + "mlp.fc2.weight": (dim, 4 * dim),
+                    p + "mlp.fc2.bias": (dim,),
+                }
+            )
             if bias_kv:
                 spec.update({p + "attn.bias_k": (1, 1, dim), p + "attn.bias_v": (1, 1, dim)})
     return spec
@@ -58,8 +68,16 @@ def test_huge_layout_matches_official_spec():
     assert audio_blocks[0].drop_path.p == 0.0 and math.isclose(audio_blocks[-1].drop_path.p, 0.1)
 
 
-TINY = dict(out_embed_dim=16, image_size=28, vision_embed_dim=32, vision_num_blocks=2, vision_num_heads=4,
-            audio_embed_dim=24, audio_num_blocks=2, audio_num_heads=4)
+TINY = dict(
+    out_embed_dim=16,
+    image_size=28,
+    vision_embed_dim=32,
+    vision_num_blocks=2,
+    vision_num_heads=4,
+    audio_embed_dim=24,
+    audio_num_blocks=2,
+    audio_num_heads=4,
+)
 
 
 @pytest.fixture
@@ -145,7 +163,7 @@ def test_vision_preprocessing_matches_torchvision_pipeline():
         pil = Image.fromarray(img[0].numpy()).resize((nw, nh), Image.BICUBIC)
         arr = np.asarray(pil).astype(np.float32) / 255.0
         top, left = int(round((nh - short) / 2.0)), int(round((nw - short) / 2.0))
-        arr = arr[top:top + short, left:left + short]
+        arr = arr[top : top + short, left : left + short]
         mean, std = np.array([0.48145466, 0.4578275, 0.40821073]), np.array([0.26862954, 0.26130258, 0.27577711])
         ref = torch.tensor(((arr - mean) / std).transpose(2, 0, 1), dtype=torch.float32)
         ours = model.vision_transform(img[None])[0, 0]

@@ -27,9 +27,17 @@ def test_fbank_matches_torchaudio_kaldi():
     ta = pytest.importorskip("torchaudio")
     for name, x in signals():
         x = x - x.mean()
-        ref = ta.compliance.kaldi.fbank(x[None], htk_compat=True, sample_frequency=16000, use_energy=False,
-                                        window_type="hanning", num_mel_bins=128, dither=0.0, frame_length=25,
-                                        frame_shift=10)
+        ref = ta.compliance.kaldi.fbank(
+            x[None],
+            htk_compat=True,
+            sample_frequency=16000,
+            use_energy=False,
+            window_type="hanning",
+            num_mel_bins=128,
+            dither=0.0,
+            frame_length=25,
+            frame_shift=10,
+        )
         ours = kaldi_fbank(x, 16000, num_mel_bins=128, window_type="hanning")
         assert ours.shape == ref.shape, name
         diff = (ours - ref).abs().max().item()
@@ -55,19 +63,24 @@ def test_imagebind_vision_preprocessing_matches_torchvision():
     from PIL import Image
 
     transforms = tv.transforms
-    official = transforms.Compose([
-        transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(224),
-        transforms.ToTensor(),
-        transforms.Normalize(mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD),
-    ])
+    official = transforms.Compose(
+        [
+            transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize(mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD),
+        ]
+    )
     ours = ImageTransform(resize=224, crop=224, interpolation="bicubic", crop_rounding="round")
     g = np.random.default_rng(0)
     worst = 0.0
     for h, w in [(480, 640), (300, 200), (225, 401), (100, 150)]:
         yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
-        img = (np.stack([np.sin(7 * xx + c) * np.cos(5 * yy) for c in range(3)], -1) * 0.4 + 0.5
-               + g.normal(0, 0.08, (h, w, 3)))
+        img = (
+            np.stack([np.sin(7 * xx + c) * np.cos(5 * yy) for c in range(3)], -1) * 0.4
+            + 0.5
+            + g.normal(0, 0.08, (h, w, 3))
+        )
         img = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
         ref = official(Image.fromarray(img))
         got = ours(torch.from_numpy(img)[None, None])[0, 0]

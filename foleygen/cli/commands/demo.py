@@ -18,20 +18,38 @@ def _bool(text: str) -> bool:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``foleygen demo``."""
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1; 0.0.0.0 serves the whole network)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 serves the whole network)"
+    )
     parser.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
-    parser.add_argument("--model", default="demo",
-                        help="default model: 'demo' (embedded), 'debug' (tiny random) or a checkpoint directory")
-    parser.add_argument("--share", type=_bool, nargs="?", const=True, default=False, metavar="BOOL",
-                        help="also open a public *.gradio.live link (default false; needs internet)")
+    parser.add_argument(
+        "--model",
+        default="demo",
+        help="default model: 'demo' (embedded), 'debug' (tiny random) or a checkpoint directory",
+    )
+    parser.add_argument(
+        "--share",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BOOL",
+        help="also open a public *.gradio.live link (default false; needs internet)",
+    )
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload (default 50)")
-    parser.add_argument("--max-duration", type=float, default=30.0, dest="max_duration_s",
-                        help="longest accepted video in seconds (default 30)")
-    parser.add_argument("--examples", type=int, default=2,
-                        help="SynthFoley clips offered as one-click examples (default 2; 0: none)")
-    parser.add_argument("--work-dir", default=None,
-                        help="where uploads and results live (default: $TMPDIR/foleygen-demo)")
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=30.0,
+        dest="max_duration_s",
+        help="longest accepted video in seconds (default 30)",
+    )
+    parser.add_argument(
+        "--examples", type=int, default=2, help="SynthFoley clips offered as one-click examples (default 2; 0: none)"
+    )
+    parser.add_argument(
+        "--work-dir", default=None, help="where uploads and results live (default: $TMPDIR/foleygen-demo)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +67,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         url = f"http://{args.host}:{args.port}"
         print(f"foleygen demo: loading model {args.model!r}, then serving on {url}", flush=True)
-    launch(args.host, args.port, args.model, share=args.share, max_upload_mb=args.max_upload_mb,
-           max_duration_s=args.max_duration_s, work_root=args.work_dir, block=True, quiet=args.quiet,
-           examples=args.examples)
+    launch(
+        args.host,
+        args.port,
+        args.model,
+        share=args.share,
+        max_upload_mb=args.max_upload_mb,
+        max_duration_s=args.max_duration_s,
+        work_root=args.work_dir,
+        block=True,
+        quiet=args.quiet,
+        examples=args.examples,
+    )
     return 0

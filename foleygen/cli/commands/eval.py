@@ -14,25 +14,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", required=True, help="folder of reference audio; files pair by stem")
     parser.add_argument("--videos", default=None, help="folder of the source videos (IB-score, AV-Align)")
     parser.add_argument("--events", default=None, help="folder of SynthFoley <stem>.json events (onset metrics)")
-    parser.add_argument("--metrics", nargs="+", default=["all"],
-                        help="metrics or groups: all, fad, kl, is, ib, fad-vggish, fad-panns, fad-passt, "
-                             "fad-synthfoley, kl-panns, kl-passt, is-panns, is-passt, ib-score, av-align, onsets")
-    parser.add_argument("--duration", type=float, default=8.0,
-                        help="clip length in seconds; clips are cut or zero-padded to it (default 8; 10 also common)")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=["all"],
+        help="metrics or groups: all, fad, kl, is, ib, fad-vggish, fad-panns, fad-passt, "
+        "fad-synthfoley, kl-panns, kl-passt, is-panns, is-passt, ib-score, av-align, onsets",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=8.0,
+        help="clip length in seconds; clips are cut or zero-padded to it (default 8; 10 also common)",
+    )
     parser.add_argument("--json", default=None, help="write the full report as JSON here")
     parser.add_argument("--markdown", default=None, help="write the table as Markdown here")
     parser.add_argument("--cache", default=None, help="cache per-clip embeddings in this folder")
     parser.add_argument("--vggish", default=None, help="vggish-10086976.pth (else $FOLEYGEN_VGGISH)")
-    parser.add_argument("--vggish-pca", default=None,
-                        help="vggish_pca_params-970ea276.pth: TF-style PCA+quantised embeddings (default: raw)")
-    parser.add_argument("--panns", default=None,
-                        help="Cnn14_16k_mAP=0.438.pth or the 32 kHz one (else $FOLEYGEN_PANNS)")
+    parser.add_argument(
+        "--vggish-pca",
+        default=None,
+        help="vggish_pca_params-970ea276.pth: TF-style PCA+quantised embeddings (default: raw)",
+    )
+    parser.add_argument(
+        "--panns", default=None, help="Cnn14_16k_mAP=0.438.pth or the 32 kHz one (else $FOLEYGEN_PANNS)"
+    )
     parser.add_argument("--passt", default=None, help="passt-s-f128-p16-s10-ap.476-swa.pt (else $FOLEYGEN_PASST)")
     parser.add_argument("--imagebind", default=None, help="ImageBind weights (else $FOLEYGEN_IMAGEBIND)")
-    parser.add_argument("--device", default="auto",
-                        help="where the metric networks run: auto (CUDA if present), cpu, cuda")
-    parser.add_argument("--synthfoley", default=None,
-                        help="SynthFoley event-classifier directory (default: the built-in one)")
+    parser.add_argument(
+        "--device", default="auto", help="where the metric networks run: auto (CUDA if present), cpu, cuda"
+    )
+    parser.add_argument(
+        "--synthfoley", default=None, help="SynthFoley event-classifier directory (default: the built-in one)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,11 +56,15 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(
         duration=args.duration,
         weights={"vggish": args.vggish, "panns": args.panns, "passt": args.passt, "synthfoley": args.synthfoley},
-        vggish_pca=args.vggish_pca, imagebind=args.imagebind, cache_dir=args.cache, quiet=args.quiet,
+        vggish_pca=args.vggish_pca,
+        imagebind=args.imagebind,
+        cache_dir=args.cache,
+        quiet=args.quiet,
         device=args.device,
     )
-    report = evaluate(args.generated, args.reference, videos=args.videos, events=args.events,
-                      metrics=args.metrics, config=config)
+    report = evaluate(
+        args.generated, args.reference, videos=args.videos, events=args.events, metrics=args.metrics, config=config
+    )
     write_report(report, args.json, args.markdown)
     print(render_markdown(report), end="")
     if not args.quiet:

@@ -17,8 +17,16 @@ from typing import Any
 from foleygen.errors import CheckpointError, ConfigError
 from foleygen.eval.embedders.base import AudioEmbedder, EmbedderOutput
 
-__all__ = ["AudioEmbedder", "EmbedderOutput", "EmbedderSpec", "EMBEDDERS", "ModelUnavailable", "load_embedder",
-           "resolve_weights", "register_embedder"]
+__all__ = [
+    "AudioEmbedder",
+    "EmbedderOutput",
+    "EmbedderSpec",
+    "EMBEDDERS",
+    "ModelUnavailable",
+    "load_embedder",
+    "resolve_weights",
+    "register_embedder",
+]
 
 
 class ModelUnavailable(CheckpointError):
@@ -70,16 +78,28 @@ def _load_synthfoley(path: Path | None, **options: Any) -> AudioEmbedder:
 
 
 EMBEDDERS: dict[str, EmbedderSpec] = {
-    "vggish": EmbedderSpec("vggish", "FOLEYGEN_VGGISH", "vggish-10086976.pth",
-                           "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
-                           _load_vggish),
-    "panns": EmbedderSpec("panns", "FOLEYGEN_PANNS", "Cnn14_16k_mAP=0.438.pth",
-                          "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth", _load_panns),
-    "passt": EmbedderSpec("passt", "FOLEYGEN_PASST", "passt-s-f128-p16-s10-ap.476-swa.pt",
-                          "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/"
-                          "passt-s-f128-p16-s10-ap.476-swa.pt", _load_passt),
-    "synthfoley": EmbedderSpec("synthfoley", None, "foleygen/assets/event_classifier", "built in",
-                               _load_synthfoley),
+    "vggish": EmbedderSpec(
+        "vggish",
+        "FOLEYGEN_VGGISH",
+        "vggish-10086976.pth",
+        "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
+        _load_vggish,
+    ),
+    "panns": EmbedderSpec(
+        "panns",
+        "FOLEYGEN_PANNS",
+        "Cnn14_16k_mAP=0.438.pth",
+        "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth",
+        _load_panns,
+    ),
+    "passt": EmbedderSpec(
+        "passt",
+        "FOLEYGEN_PASST",
+        "passt-s-f128-p16-s10-ap.476-swa.pt",
+        "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
+        _load_passt,
+    ),
+    "synthfoley": EmbedderSpec("synthfoley", None, "foleygen/assets/event_classifier", "built in", _load_synthfoley),
 }
 
 
@@ -99,12 +119,15 @@ def resolve_weights(name: str, path: str | os.PathLike[str] | None = None) -> Pa
         return None
     chosen = path if path else os.environ.get(spec.env_var or "")
     if not chosen:
-        raise ModelUnavailable(f"{name} weights not configured: pass --{name} PATH or set {spec.env_var} to "
-                               f"{spec.filename} (download: {spec.source})")
+        raise ModelUnavailable(
+            f"{name} weights not configured: pass --{name} PATH or set {spec.env_var} to "
+            f"{spec.filename} (download: {spec.source})"
+        )
     chosen = Path(chosen).expanduser()
     if not chosen.exists():  # a file, or a checkpoint directory (the event classifier's)
-        raise ModelUnavailable(f"{name} weights file not found (expected {spec.filename}; download: {spec.source})",
-                               chosen)
+        raise ModelUnavailable(
+            f"{name} weights file not found (expected {spec.filename}; download: {spec.source})", chosen
+        )
     return chosen
 
 

@@ -21,16 +21,16 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["htk_mel_matrix", "slaney_mel_matrix", "kaldi_mel_banks", "vggish_examples", "panns_logmel",
-           "passt_logmel"]
+__all__ = ["htk_mel_matrix", "slaney_mel_matrix", "kaldi_mel_banks", "vggish_examples", "panns_logmel", "passt_logmel"]
 
 
 def _hz_to_htk_mel(f: np.ndarray | float) -> np.ndarray:
     return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
 
 
-def htk_mel_matrix(num_mel: int = 64, num_spec: int = 257, sample_rate: int = 16000, lower_hz: float = 125.0,
-                   upper_hz: float = 7500.0) -> np.ndarray:
+def htk_mel_matrix(
+    num_mel: int = 64, num_spec: int = 257, sample_rate: int = 16000, lower_hz: float = 125.0, upper_hz: float = 7500.0
+) -> np.ndarray:
     """VGGish's mel weights ``[num_spec, num_mel]`` (float64): triangles in HTK-mel, DC bin zeroed."""
     spec_mel = _hz_to_htk_mel(np.linspace(0.0, sample_rate / 2.0, num_spec))
     edges = np.linspace(_hz_to_htk_mel(lower_hz), _hz_to_htk_mel(upper_hz), num_mel + 2)
@@ -64,8 +64,9 @@ def _slaney_mel_to_hz(m: np.ndarray) -> np.ndarray:
 def slaney_mel_matrix(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """librosa ``filters.mel(htk=False, norm='slaney')`` transposed: ``[n_fft//2 + 1, n_mels]`` (float64)."""
     fft_freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    mel_pts = _slaney_mel_to_hz(np.linspace(_slaney_hz_to_mel(np.array([fmin]))[0],
-                                            _slaney_hz_to_mel(np.array([fmax]))[0], n_mels + 2))
+    mel_pts = _slaney_mel_to_hz(
+        np.linspace(_slaney_hz_to_mel(np.array([fmin]))[0], _slaney_hz_to_mel(np.array([fmax]))[0], n_mels + 2)
+    )
     fdiff = np.diff(mel_pts)
     ramps = mel_pts[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / fdiff[:-1, None]
@@ -110,20 +111,38 @@ def vggish_examples(wav: torch.Tensor, mel_matrix: torch.Tensor, *, sample_rate:
 def panns_logmel(wav: torch.Tensor, mel_matrix: torch.Tensor, *, n_fft: int, hop: int) -> torch.Tensor:
     """``wav [B, S]`` -> log-mel ``[B, 1, T, M]`` as torchlibrosa computes it for PANNs (``mel_matrix [F, M]``)."""
     window = torch.hann_window(n_fft, periodic=True, dtype=wav.dtype, device=wav.device)
-    spec = torch.stft(wav, n_fft, hop_length=hop, win_length=n_fft, window=window, center=True,
-                      pad_mode="reflect", return_complex=True)  # [B, F, T]
+    spec = torch.stft(
+        wav,
+        n_fft,
+        hop_length=hop,
+        win_length=n_fft,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )  # [B, F, T]
     power = spec.real.square() + spec.imag.square()
     mel = power.transpose(1, 2) @ mel_matrix.to(wav.dtype)  # [B, T, M]
     return (10.0 * torch.log10(mel.clamp_min(1e-10))).unsqueeze(1)
 
 
-def passt_logmel(wav: torch.Tensor, mel_banks: torch.Tensor, *, n_fft: int = 1024, win_length: int = 800,
-                 hop: int = 320) -> torch.Tensor:
+def passt_logmel(
+    wav: torch.Tensor, mel_banks: torch.Tensor, *, n_fft: int = 1024, win_length: int = 800, hop: int = 320
+) -> torch.Tensor:
     """``wav [B, S]`` -> normalised log-mel ``[B, n_mels, T]`` as hear21passt's eval-mode frontend."""
     emphasised = wav[:, 1:] - 0.97 * wav[:, :-1]
     window = torch.hann_window(win_length, periodic=False, dtype=wav.dtype, device=wav.device)
-    spec = torch.stft(emphasised, n_fft, hop_length=hop, win_length=win_length, window=window, center=True,
-                      pad_mode="reflect", normalized=False, return_complex=True)
+    spec = torch.stft(
+        emphasised,
+        n_fft,
+        hop_length=hop,
+        win_length=win_length,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        normalized=False,
+        return_complex=True,
+    )
     power = spec.real.square() + spec.imag.square()  # [B, F, T]
     mel = mel_banks.to(wav.dtype) @ power
     return (torch.log(mel + 1e-5) + 4.5) / 5.0

@@ -46,8 +46,9 @@ class VGGish(nn.Module):
         fc: the three fully-connected widths (published: 4096, 4096, 128).
     """
 
-    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 256, 512, 512),
-                 fc: tuple[int, int, int] = (4096, 4096, 128)) -> None:
+    def __init__(
+        self, widths: tuple[int, ...] = (64, 128, 256, 256, 512, 512), fc: tuple[int, int, int] = (4096, 4096, 128)
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         in_ch = 1
@@ -58,8 +59,14 @@ class VGGish(nn.Module):
             in_ch = width
         # Sequential indices then match the published keys features.0, .3, .6, .8, .11, .13.
         self.features = nn.Sequential(*layers)
-        self.embeddings = nn.Sequential(nn.Linear(in_ch * 6 * 4, fc[0]), nn.ReLU(True), nn.Linear(fc[0], fc[1]),
-                                        nn.ReLU(True), nn.Linear(fc[1], fc[2]), nn.ReLU(True))
+        self.embeddings = nn.Sequential(
+            nn.Linear(in_ch * 6 * 4, fc[0]),
+            nn.ReLU(True),
+            nn.Linear(fc[0], fc[1]),
+            nn.ReLU(True),
+            nn.Linear(fc[1], fc[2]),
+            nn.ReLU(True),
+        )
 
     def forward(self, examples: torch.Tensor) -> torch.Tensor:
         """``[W, 1, 96, 64]`` -> ``[W, D]``."""
@@ -75,8 +82,9 @@ class VGGishEmbedder(AudioEmbedder):
     sample_rate = 16000
     num_classes = 0
 
-    def __init__(self, model: VGGish, pca: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 fingerprint: str = "") -> None:
+    def __init__(
+        self, model: VGGish, pca: tuple[torch.Tensor, torch.Tensor] | None = None, fingerprint: str = ""
+    ) -> None:
         self.model = model.eval()
         self.pca = pca
         self.dim = model.embeddings[4].out_features
@@ -135,8 +143,9 @@ def load_vggish(path: str | os.PathLike[str], pca_path: str | os.PathLike[str] |
     if not isinstance(state, dict):
         raise CheckpointError("not a VGGish state dict", path)
     state = strip_prefix(state, ("module.",))
-    conv_keys = sorted((k for k in state if k.startswith("features.") and k.endswith(".weight")),
-                       key=lambda k: int(k.split(".")[1]))
+    conv_keys = sorted(
+        (k for k in state if k.startswith("features.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1])
+    )
     if len(conv_keys) != 6 or not all(f"embeddings.{i}.weight" in state for i in (0, 2, 4)):
         raise CheckpointError("not a VGGish checkpoint (expects features.* six convs and embeddings.{0,2,4})", path)
     widths = tuple(int(state[k].shape[0]) for k in conv_keys)
