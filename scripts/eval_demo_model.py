@@ -10,8 +10,9 @@ For every clip of a SynthFoley folder (``NNNNN.mp4`` + ``NNNNN.json``) it scores
 * ``clean``: the true audio itself (checks the metric: onset F1 must be >= 0.99 here).
 
 Metrics (``foleygen.eval.onsets`` / ``event_classifier``): onset precision, recall, F1 within +-40 ms,
-mean absolute onset offset, and class accuracy of matched onsets; off-screen events excluded. It also
-times generation (real-time factor). Prints a Markdown table and writes JSON.
+mean absolute onset offset, and class accuracy of matched onsets; off-screen events excluded; and how
+many false alarms are doubled (within 100 ms of a hit). It also times generation (real-time factor).
+Prints a Markdown table and writes JSON.
 
     python scripts/eval_demo_model.py --model demo --clips runs/testclips --json out.json
 """
@@ -36,7 +37,7 @@ from foleygen.eval.event_classifier import (
     class_accuracy,
     load_event_classifier,
 )
-from foleygen.eval.onsets import aggregate_scores, evaluate_clip
+from foleygen.eval.onsets import DOUBLED_WINDOW, aggregate_scores, evaluate_clip
 from foleygen.io import read_audio, read_frames
 
 
@@ -52,6 +53,8 @@ def score(
         "recall": onset.recall,
         "f1": onset.f1,
         "offset_ms": onset.mean_abs_offset_ms,
+        "false_alarms": onset.false_alarms,
+        "doubled_false_alarms": onset.doubled,
         "class_acc": acc.accuracy if acc is not None else float("nan"),
     }
     if acc is not None and acc.total:
@@ -142,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['class_acc']:.3f} |"
         )
     print(f"generation: {results['generated']['rtf']:.2f}x real time ({len(clips)} clips)")
+    for name, r in results.items():
+        print(
+            f"false alarms, {name}: {r['false_alarms']}, of which {r['doubled_false_alarms']} doubled "
+            f"(within {DOUBLED_WINDOW * 1000:.0f} ms of a hit: one sound heard as two attacks)"
+        )
     for name, r in results.items():
         if "class_acc_by_class" in r:
             print(f"class accuracy by true class, {name}: {per_class_line(r['class_acc_by_class'])}")

@@ -77,4 +77,7 @@ def test_eval_script_reports_scores_and_per_class_confusion(tmp_path, capsys):
     assert len(counts) == len(clean["confusion"]["classes"]) == 6
     matched = sum(map(sum, counts))
     assert matched > 0 and abs(sum(counts[i][i] for i in range(6)) / matched - clean["class_acc"]) < 1e-9
-    assert "class accuracy by true class, clean:" in capsys.readouterr().out
+    for r in report["results"].values():
+        assert 0 <= r["doubled_false_alarms"] <= r["false_alarms"]
+    printed = capsys.readouterr().out
+    assert "class accuracy by true class, clean:" in printed and "false alarms, generated:" in printed

@@ -40,6 +40,8 @@ DEFAULT_TOLERANCE = 0.04
 DEFAULT_MIN_GAP = 0.03
 DEFAULT_GROUP_GAP = 0.05
 DEFAULT_EDGE = 0.02
+#: a false alarm this close (s) to a hit's prediction is "doubled": one sound heard as two attacks
+DOUBLED_WINDOW = 0.1
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,9 @@ class OnsetScore:
         mean_abs_offset_ms: mean |predicted - reference| over hits, in ms (nan without hits).
         matches: ``(pred_index, ref_index, offset_seconds)`` of each hit (offset = pred - ref).
         hits, false_alarms, misses: the counts behind the ratios (for micro-averaging).
+        doubled: false alarms within ``DOUBLED_WINDOW`` of a hit's prediction (a diagnosis, not a score:
+            a generated sound that starts early and attacks again, or a glitch in its decay, rather than
+            a sound where the video has none).
     """
 
     precision: float
@@ -192,6 +197,7 @@ class OnsetScore:
     hits: int = 0
     false_alarms: int = 0
     misses: int = 0
+    doubled: int = 0
 
     @classmethod
     def from_counts(
@@ -201,13 +207,14 @@ class OnsetScore:
         misses: int,
         abs_offsets: Sequence[float],
         matches: list[tuple[int, int, float]] | None = None,
+        doubled: int = 0,
     ) -> OnsetScore:
         """Build the ratios from counts (empty predictions and references score 1.0)."""
         precision = hits / (hits + false_alarms) if hits + false_alarms else 1.0
         recall = hits / (hits + misses) if hits + misses else 1.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         offset = float(np.mean(abs_offsets) * 1000.0) if len(abs_offsets) else float("nan")
-        return cls(precision, recall, f1, offset, list(matches or []), hits, false_alarms, misses)
+        return cls(precision, recall, f1, offset, list(matches or []), hits, false_alarms, misses, doubled)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain numbers (no match list) for JSON reports."""
@@ -219,6 +226,7 @@ class OnsetScore:
             "hits": self.hits,
             "false_alarms": self.false_alarms,
             "misses": self.misses,
+            "doubled_false_alarms": self.doubled,
         }
 
 
@@ -283,7 +291,8 @@ def match_groups(
                 continue
             available.append((float(t), g))
     matched_pred = {p for p, _ in pairs}
-    false_alarms = 0
+    hit_times = np.array([pred[p] for p, _, _ in matches])
+    false_alarms = doubled = 0
     for p in range(len(pred)):
         if p in matched_pred:
             continue
@@ -292,9 +301,10 @@ def match_groups(
             available.pop(min(near, key=lambda k: abs(pred[p] - available[k][0])))
         else:
             false_alarms += 1
+            doubled += bool(len(hit_times) and np.abs(hit_times - pred[p]).min() <= DOUBLED_WINDOW + 1e-9)
     hits = len(matches)
     return OnsetScore.from_counts(
-        hits, false_alarms, int(care_arr.sum()) - hits, [abs(o) for _, _, o in matches], matches
+        hits, false_alarms, int(care_arr.sum()) - hits, [abs(o) for _, _, o in matches], matches, doubled
     )
 
 
@@ -381,9 +391,9 @@ def care_mask(
 
 def aggregate_scores(scores: Iterable[OnsetScore]) -> OnsetScore:
     """Micro-average: sum hits / false alarms / misses over clips, then compute the ratios."""
-    hits = fa = miss = 0
+    hits = fa = miss = doubled = 0
     offsets: list[float] = []
     for s in scores:
-        hits, fa, miss = hits + s.hits, fa + s.false_alarms, miss + s.misses
+        hits, fa, miss, doubled = hits + s.hits, fa + s.false_alarms, miss + s.misses, doubled + s.doubled
         offsets.extend(abs(off) for _, _, off in s.matches)
-    return OnsetScore.from_counts(hits, fa, miss, offsets)
+    return OnsetScore.from_counts(hits, fa, miss, offsets, doubled=doubled)

@@ -28,6 +28,18 @@ def test_match_is_one_to_one_within_tolerance():
     assert sorted(m[1] for m in s.matches) == [0, 1]
 
 
+def test_doubled_false_alarms_are_counted_apart():
+    # a hit at 1.0 s with a second attack 60 ms after it (doubled), one 150 ms after (not doubled: a
+    # sound of its own), and a false alarm far from any hit
+    s = match_onsets([1.0, 1.06, 1.15, 3.0], [1.0, 2.0])
+    assert (s.hits, s.false_alarms, s.misses, s.doubled) == (1, 3, 1, 1)
+    assert s.as_dict()["doubled_false_alarms"] == 1
+    # an early start before the hit counts too; without any hit nothing is doubled
+    assert match_onsets([0.93, 1.0], [1.0]).doubled == 1
+    assert match_onsets([0.5], [1.0]).doubled == 0
+    assert aggregate_scores([match_onsets([0.93, 1.0], [1.0])] * 3).doubled == 3
+
+
 def test_match_prefers_more_pairs_over_closer_pairs():
     # greedy-by-distance would pair 0.12 with 0.10 and leave 0.07 and 0.15 unmatched: Hungarian finds 2
     s = match_onsets([0.07, 0.12], [0.10, 0.15], tolerance=0.031)
