@@ -37,14 +37,41 @@ def build(kind: str):
 
     common = dict(channels=1, dimension=128, n_residual_layers=1, norm="weight_norm", compress=2, lstm=2)
     if kind == "encodec_16k":  # AudioCraft's encodec_large_nq4_s320 at 16 kHz (AudioGen)
-        cfg = hf_config_from_seanet(sample_rate=16000, n_filters=64, ratios=[8, 5, 4, 2], n_q=4, bins=2048,
-                                    causal=False, pad_mode="constant", true_skip=True, **common)
+        cfg = hf_config_from_seanet(
+            sample_rate=16000,
+            n_filters=64,
+            ratios=[8, 5, 4, 2],
+            n_q=4,
+            bins=2048,
+            causal=False,
+            pad_mode="constant",
+            true_skip=True,
+            **common,
+        )
     elif kind == "encodec_24k":  # the encodec package's 24 kHz model at 6 kbit/s
-        cfg = hf_config_from_seanet(sample_rate=24000, n_filters=32, ratios=[8, 5, 4, 2], n_q=32, bins=1024,
-                                    causal=True, pad_mode="reflect", true_skip=False, **common)
+        cfg = hf_config_from_seanet(
+            sample_rate=24000,
+            n_filters=32,
+            ratios=[8, 5, 4, 2],
+            n_q=32,
+            bins=1024,
+            causal=True,
+            pad_mode="reflect",
+            true_skip=False,
+            **common,
+        )
     elif kind == "encodec_32k":  # MusicGen's 32 kHz EnCodec
-        cfg = hf_config_from_seanet(sample_rate=32000, n_filters=64, ratios=[8, 5, 4, 4], n_q=4, bins=2048,
-                                    causal=False, pad_mode="constant", true_skip=True, **common)
+        cfg = hf_config_from_seanet(
+            sample_rate=32000,
+            n_filters=64,
+            ratios=[8, 5, 4, 4],
+            n_q=4,
+            bins=2048,
+            causal=False,
+            pad_mode="constant",
+            true_skip=True,
+            **common,
+        )
     else:
         raise SystemExit(f"unknown codec {kind}")
     import transformers
@@ -70,9 +97,13 @@ def speed(codec, seconds: float, repeats: int) -> dict:
         dec_times.append(t2 - t1)
     enc, dec = min(enc_times), min(dec_times)
     return {
-        "sample_rate": codec.sample_rate, "frame_rate": codec.frame_rate, "num_codebooks": codec.num_codebooks,
-        "cardinality": codec.cardinality, "params_M": round(sum(p.numel() for p in codec.parameters()) / 1e6, 3),
-        "encode_s": round(enc, 4), "decode_s": round(dec, 4),
+        "sample_rate": codec.sample_rate,
+        "frame_rate": codec.frame_rate,
+        "num_codebooks": codec.num_codebooks,
+        "cardinality": codec.cardinality,
+        "params_M": round(sum(p.numel() for p in codec.parameters()) / 1e6, 3),
+        "encode_s": round(enc, 4),
+        "decode_s": round(dec, 4),
         "rtf_encode_decode": round(seconds / (enc + dec), 1),
     }
 
@@ -98,13 +129,16 @@ def quality(path: str, clips: int) -> dict:
     codes = torch.cat(all_codes, dim=-1)  # [1, K, total frames]
     usage = [round(len(torch.unique(codes[0, k])) / codec.cardinality, 3) for k in range(codes.shape[1])]
     result = {
-        "codec": path, "clips": clips, "seconds_each": config.duration,
+        "codec": path,
+        "clips": clips,
+        "seconds_each": config.duration,
         "mel_distance": round(mel_distance(y, x, codec.sample_rate), 4),
         "mrstft_distance": round(mrstft_distance(y, x), 4),
         "si_sdr_db": round(float(si_sdr(y, x).mean()), 2),
         "codebook_usage": usage,  # fraction of entries used on these clips, per codebook
-        "mel_distance_silence_baseline": round(mel_distance(torch.zeros_like(x) + 1e-4 * torch.randn_like(x),
-                                                            x, codec.sample_rate), 4),
+        "mel_distance_silence_baseline": round(
+            mel_distance(torch.zeros_like(x) + 1e-4 * torch.randn_like(x), x, codec.sample_rate), 4
+        ),
     }
     try:
         from foleygen.eval.onsets import aggregate_scores, detect_onsets, match_onsets
@@ -117,8 +151,11 @@ def quality(path: str, clips: int) -> dict:
         pred = detect_onsets(b.mean(0).numpy().astype(np.float32), codec.sample_rate)
         scores.append(match_onsets(pred, ref))
     agg = aggregate_scores(scores)
-    result["onsets_recon_vs_original"] = {"f1": round(agg.f1, 4), "precision": round(agg.precision, 4),
-                                          "recall": round(agg.recall, 4)}
+    result["onsets_recon_vs_original"] = {
+        "f1": round(agg.f1, 4),
+        "precision": round(agg.precision, 4),
+        "recall": round(agg.recall, 4),
+    }
     return result
 
 
@@ -134,8 +171,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    out: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
-                             "torch": torch.__version__}}
+    out: dict = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": args.threads,
+            "torch": torch.__version__,
+        }
+    }
     with torch.inference_mode():
         if not args.no_speed:
             out["speed"] = {kind: speed(build(kind), args.seconds, args.repeats) for kind in args.codecs}
