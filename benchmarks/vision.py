@@ -29,19 +29,39 @@ def build(kind: str, bf16: bool):
     from foleygen.vision.vit import ViTVisualEncoder, vit_default_transform
 
     if kind == "clip_vit_b32":
-        cfg = transformers.CLIPVisionConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                            num_attention_heads=12, image_size=224, patch_size=32, projection_dim=512)
+        cfg = transformers.CLIPVisionConfig(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=224,
+            patch_size=32,
+            projection_dim=512,
+        )
         model = transformers.CLIPVisionModelWithProjection(cfg).eval()
         return CLIPVisualEncoder(model, clip_default_transform(), chunk_size=32, bf16=bf16)
     if kind == "vit_b16":
-        cfg = transformers.ViTConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                     num_attention_heads=12, image_size=224, patch_size=16)
+        cfg = transformers.ViTConfig(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=224,
+            patch_size=16,
+        )
         model = transformers.ViTModel(cfg, add_pooling_layer=False).eval()
         return ViTVisualEncoder(model, vit_default_transform(), chunk_size=16, bf16=bf16)
     if kind == "videomae_b":
-        cfg = transformers.VideoMAEConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                          num_attention_heads=12, image_size=224, patch_size=16, num_frames=16,
-                                          tubelet_size=2)
+        cfg = transformers.VideoMAEConfig(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=224,
+            patch_size=16,
+            num_frames=16,
+            tubelet_size=2,
+        )
         model = transformers.VideoMAEModel(cfg).eval()
         return VideoMAEVisualEncoder(model, videomae_default_transform(), chunk_size=16, bf16=bf16)
     if kind == "compact":
@@ -82,14 +102,20 @@ def run(kind: str, bf16: bool, frames: int, repeats: int, device: str) -> dict:
         times.append(time.perf_counter() - t0)
     best = min(times)
     params = sum(p.numel() for p in enc.parameters())
-    return {"frames": frames, "features": list(out.shape[1:]), "params_M": round(params / 1e6, 1),
-            "best_s": round(best, 4), "frames_per_s": round(frames / best, 1)}
+    return {
+        "frames": frames,
+        "features": list(out.shape[1:]),
+        "params_M": round(params / 1e6, 1),
+        "best_s": round(best, 4),
+        "frames_per_s": round(frames / best, 1),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backends", nargs="+",
-                    default=["compact", "clip_vit_b32", "vit_b16", "videomae_b", "imagebind_h_vision"])
+    ap.add_argument(
+        "--backends", nargs="+", default=["compact", "clip_vit_b32", "vit_b16", "videomae_b", "imagebind_h_vision"]
+    )
     ap.add_argument("--frames", type=int, default=32, help="frames per timed call (ImageBind-H uses 1/4)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -99,8 +125,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     frames, repeats = (16, 1) if args.quick else (args.frames, args.repeats)
-    results: dict = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-                     "threads": args.threads, "device": args.device, "results": {}}
+    results: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "device": args.device,
+        "results": {},
+    }
     if args.device.startswith("cuda"):
         results["gpu"] = torch.cuda.get_device_name()
     for kind in args.backends:
