@@ -35,6 +35,7 @@ format: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check foleygen tests benchmarks
+	$(VENV)/bin/ruff format --check foleygen tests benchmarks
 	$(PY) scripts/ensure_browser.py
 	$(PY) -m pytest -q -m "not gpu" --timeout=600
 
