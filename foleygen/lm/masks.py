@@ -17,8 +17,9 @@ a snapshot. An impact at 1.25 s falls between the frames shown at 1.24 s (object
 1.28 s (object bounced); with lookahead 0 the audio at 1.25 s has seen only the first, so the model must
 guess *when* within those 40 ms the contact happens, and on SynthFoley it hedges: it starts many
 impacts at the frame boundary, early, and adds a second attack later. One frame of lookahead shows it
-the frame after the contact too, which brackets the impact between two frames it has seen. Offline video-to-audio has the whole video, so this costs nothing at inference
-(sliding windows pass the extra frames along, see ``AudioLM.generate_windowed``).
+the frame after the contact too, which brackets the impact between two frames it has seen. Offline
+video-to-audio has the whole video, so this costs nothing at inference (sliding windows pass the
+extra frames along, see ``AudioLM.generate_windowed``).
 
 This module is the one definition. With the delay pattern the LM applies it per *sequence step*: step
 s attends as audio frame s (the frame it predicts for stream 0). Since stream k at step s predicts
