@@ -145,11 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['class_acc']:.3f} |"
         )
     print(f"generation: {results['generated']['rtf']:.2f}x real time ({len(clips)} clips)")
-    for name, r in results.items():
-        print(
-            f"false alarms, {name}: {r['false_alarms']}, of which {r['doubled_false_alarms']} doubled "
-            f"(within {DOUBLED_WINDOW * 1000:.0f} ms of a hit: one sound heard as two attacks)"
-        )
+    counts = ", ".join(f"{name} {r['false_alarms']} ({r['doubled_false_alarms']})" for name, r in results.items())
+    print(f"false alarms (doubled: within {DOUBLED_WINDOW * 1000:.0f} ms of a hit, one sound heard twice): {counts}")
     for name, r in results.items():
         if "class_acc_by_class" in r:
             print(f"class accuracy by true class, {name}: {per_class_line(r['class_acc_by_class'])}")

@@ -80,4 +80,4 @@ def test_eval_script_reports_scores_and_per_class_confusion(tmp_path, capsys):
     for r in report["results"].values():
         assert 0 <= r["doubled_false_alarms"] <= r["false_alarms"]
     printed = capsys.readouterr().out
-    assert "class accuracy by true class, clean:" in printed and "false alarms, generated:" in printed
+    assert "class accuracy by true class, clean:" in printed and "false alarms (doubled:" in printed
