@@ -49,7 +49,7 @@ from foleygen.errors import CodecError, ConfigError
 from foleygen.lm.masks import KINDS, visual_attention_mask
 from foleygen.lm.patterns import build_delay_pattern, delay_valid_mask, revert_delay_pattern, sequence_length
 from foleygen.lm.sampling import guide, sample
-from foleygen.lm.transformer import KVCache, Linear, Transformer, decoding_kv_dtype, init_weights
+from foleygen.lm.transformer import KVCache, Linear, Transformer, decoding_dtype, init_weights
 
 
 @dataclass
@@ -116,7 +116,7 @@ class _DecodeState:
 
     rows: int  # batch rows (2B with classifier-free guidance)
     prefix: int  # P: prefix positions before the audio steps (0 for cross)
-    cos: torch.Tensor  # [L, hd] RoPE of audio steps 0..L-1
+    cos: torch.Tensor  # [L, hd] RoPE of audio steps 0..L-1, in the activations' dtype (decoding_dtype)
     sin: torch.Tensor
     caches: list[KVCache]
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # cross: per block (k, v) [rows, H, F, hd]
@@ -285,30 +285,30 @@ class AudioLM(nn.Module):
     def _start(self, memory: torch.Tensor, num_steps: int) -> _DecodeState:
         """Allocate caches and precompute positions and masks for ``num_steps`` audio steps."""
         rows, Fv, _ = memory.shape
-        device, dtype = memory.device, memory.dtype
-        kv_dtype = decoding_kv_dtype(dtype, device)
+        device = memory.device
+        dtype = decoding_dtype(memory.dtype, device)  # activations, caches and memory keys/values
         audio_pos = torch.arange(num_steps, device=device, dtype=torch.float64)
         cos, sin = self.transformer.rope(audio_pos, dtype)
         vis_pos = self.visual_positions(Fv, device)
         if self.config.conditioning == "cross":
             cross_mask = None if self.config.visual_attention == "full" else self._visual_mask(num_steps, Fv, device)
-            caches = self.transformer.new_caches(rows, num_steps, dtype=kv_dtype, device=device)
-            memory_kv = [(k.to(kv_dtype), v.to(kv_dtype)) for k, v in self.transformer.memory_kv(memory, vis_pos)]
+            caches = self.transformer.new_caches(rows, num_steps, dtype=dtype, device=device)
+            memory_kv = [(k.to(dtype), v.to(dtype)) for k, v in self.transformer.memory_kv(memory, vis_pos)]
             spans = None if cross_mask is None else _contiguous_spans(cross_mask)
             return _DecodeState(rows, 0, cos, sin, caches, memory_kv, cross_mask, None, spans)
-        caches = self.transformer.new_caches(rows, Fv + num_steps, dtype=kv_dtype, device=device)
+        caches = self.transformer.new_caches(rows, Fv + num_steps, dtype=dtype, device=device)
         self_mask = self._prefix_mask(num_steps, Fv, device)
         # The prefix goes through the blocks once; its keys/values stay in the caches.
         vcos, vsin = self.transformer.rope(vis_pos, dtype)
-        self.transformer(memory, vcos, vsin, self_mask=self_mask[:Fv, :Fv], caches=caches, pos=0)
+        self.transformer(memory.to(dtype), vcos, vsin, self_mask=self_mask[:Fv, :Fv], caches=caches, pos=0)
         return _DecodeState(rows, Fv, cos, sin, caches, None, None, self_mask)
 
     def _step(self, state: _DecodeState, tokens: torch.Tensor, start: int) -> torch.Tensor:
         """Feed ``tokens [rows, K, n]`` as steps ``start .. start + n - 1``; logits of the last: ``[rows, K, card]``."""
         n = tokens.shape[-1]
         end = start + n
-        x = self._embed(tokens)  # [rows, n, dim]
         cos, sin = state.cos[start:end], state.sin[start:end]
+        x = self._embed(tokens).to(cos.dtype)  # [rows, n, dim]
         if state.prefix:
             P = state.prefix
             h = self.transformer(

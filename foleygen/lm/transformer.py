@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foleygen.lm import native
+
 # Up to this many rows (one decoding step: a batch and its CFG rows), a CPU linear takes a path of its
 # own. Measured on the 2-core AMD EPYC dev machine (torch 2.13, one thread, weights that do not stay in
 # cache; benchmarks/generate.py): fp32 as (W @ x^T)^T reads the weights at ~20 GB/s against ~7 GB/s for
@@ -57,6 +59,8 @@ class Linear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
+        if x.dtype == torch.float32 and self.weight.dtype != torch.float32:
+            return self._mixed(x, rows)
         if rows > GEMV_MAX_ROWS or x.device.type != "cpu":
             return super().forward(x)
         if x.dtype == torch.float32:
@@ -70,6 +74,21 @@ class Linear(nn.Linear):
             )
             return y.view(*x.shape[:-1], self.out_features)
         return super().forward(x)
+
+    def _mixed(self, x: torch.Tensor, rows: int) -> torch.Tensor:
+        """float32 rows through bf16/fp16 weights (CPU decoding, :func:`decoding_dtype`) -> float32.
+
+        Up to :data:`GEMV_MAX_ROWS` rows and bf16 weights: the native kernel when it is available
+        (:mod:`foleygen.lm.native`). Otherwise the rows are rounded to the weight's dtype and take that
+        dtype's path (for a few bf16 rows oneDNN's packed one).
+        """
+        x2 = x.reshape(rows, self.in_features)
+        grad = torch.is_grad_enabled() and (self.weight.requires_grad or x.requires_grad)
+        if rows <= GEMV_MAX_ROWS and not grad and native.usable(x2, self.weight):
+            y = native.linear_bf16(x2, self.weight, self.bias)
+        else:
+            y = self.forward(x2.to(self.weight.dtype)).float()
+        return y.view(*x.shape[:-1], self.out_features)
 
     def _packs(self, x: torch.Tensor) -> bool:
         w = self.weight
@@ -96,12 +115,39 @@ class Linear(nn.Linear):
         return super()._apply(fn, *args, **kwargs)
 
 
-def decoding_kv_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
-    """dtype of the keys and values kept while decoding (KV caches, visual memory) for a model in ``dtype``.
+class LayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` (same parameters) that also normalises float32 inputs with bf16/fp16 parameters.
 
-    float32 for a bf16/fp16 model on the CPU: there PyTorch's fused attention kernel is slow in bf16 for
-    a few queries (measured on the dev machine, torch 2.13, one thread: 3-10x the float32 time for one
-    query over 200-1500 keys), and the caches are small next to the weights, which stay in bf16.
+    In CPU decoding the activations stay float32 while the weights are bf16 (:func:`decoding_dtype`);
+    the parameters are then used as float32 copies, made once and remade whenever they change.
+    """
+
+    _copies: tuple[tuple[int, int, int, int], torch.Tensor | None, torch.Tensor | None] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.weight, self.bias
+        if w is None or x.dtype == w.dtype or torch.is_grad_enabled():
+            return super().forward(x)
+        key = (w._version, w.data_ptr(), -1 if b is None else b._version, -1 if b is None else b.data_ptr())
+        if self._copies is None or self._copies[0] != key or self._copies[1].dtype != x.dtype:
+            self._copies = (key, w.detach().to(x.dtype), None if b is None else b.detach().to(x.dtype))
+        return F.layer_norm(x, self.normalized_shape, self._copies[1], self._copies[2], self.eps)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> LayerNorm:
+        self._copies = None
+        return super()._apply(fn, *args, **kwargs)
+
+
+def decoding_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """dtype of the activations, keys and values of a decoding step (KV caches, visual memory) for a model
+    whose weights are in ``dtype``.
+
+    float32 for a bf16/fp16 model on the CPU, where only the weights are worth keeping in 16 bits: a
+    decoding step streams every weight once, so halving their bytes is what makes it faster, while its
+    activations are a few rows. In float32 the many small ops of a step run faster than in bf16,
+    PyTorch's fused attention kernel is 3-10x faster (measured on the dev machine, torch 2.13, one
+    thread, one query over 200-1500 keys), and the linears read bf16 weights with float32 rows through
+    :mod:`foleygen.lm.native` at about twice the speed of PyTorch's bf16 paths. Elsewhere: ``dtype``.
     """
     if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
         return torch.float32
@@ -119,7 +165,7 @@ def attention(
     """``F.scaled_dot_product_attention`` of ``q [B, H, L, hd]`` over ``k, v [B, H, S, hd]`` -> ``[B, H, L, hd]``.
 
     ``mask [L, S]`` is True where a query may attend. Keys and values in another dtype than the queries
-    (float32 decoding caches, :func:`decoding_kv_dtype`) are attended in theirs; the result is in ``q``'s.
+    (float32 decoding caches, :func:`decoding_dtype`) are attended in theirs; the result is in ``q``'s.
     """
     if q.dtype == k.dtype:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
@@ -259,11 +305,11 @@ class Block(nn.Module):
         self, dim: int, num_heads: int, mlp_hidden: int, *, cross: bool, dropout: float = 0.0, bias: bool = False
     ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = LayerNorm(dim)
         self.attn = SelfAttention(dim, num_heads, dropout, bias)
-        self.norm_cross = nn.LayerNorm(dim) if cross else None
+        self.norm_cross = LayerNorm(dim) if cross else None
         self.cross = CrossAttention(dim, num_heads, dropout, bias) if cross else None
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
         self.mlp = MLP(dim, mlp_hidden, dropout, bias)
         self.resid_dropout = nn.Dropout(dropout)
 
@@ -309,7 +355,7 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(
             [Block(dim, num_heads, hidden, cross=cross, dropout=dropout, bias=bias) for _ in range(num_layers)]
         )
-        self.norm = nn.LayerNorm(dim)
+        self.norm = LayerNorm(dim)
 
     def rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """RoPE tables ``[L, hd]`` for ``positions [L]`` in audio steps."""

@@ -1,0 +1,124 @@
+"""``foleygen.lm.native``: the bf16-weight kernel for decoding, and Linear's float32-rows/bf16-weights path."""
+
+import os
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from foleygen.lm import native
+from foleygen.lm.transformer import GEMV_MAX_ROWS, Linear
+
+HAS_COMPILER = bool(os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"))
+ENABLED = os.environ.get("FOLEYGEN_NATIVE", "1") != "0"
+
+
+def test_the_kernel_builds_where_a_compiler_is():
+    assert native.available() == (HAS_COMPILER and ENABLED)
+
+
+@pytest.mark.skipif(not (HAS_COMPILER and ENABLED), reason="no C compiler, or FOLEYGEN_NATIVE=0")
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8])
+@pytest.mark.parametrize("shape", [(48, 32), (33, 17), (1, 1), (96, 130)])
+def test_kernel_matches_a_float32_matmul(rows, shape):
+    g = torch.Generator().manual_seed(rows)
+    weight = torch.randn(shape, generator=g).bfloat16()
+    bias = torch.randn(shape[0], generator=g).bfloat16()
+    x = torch.randn(rows, shape[1], generator=g)
+    ref = x.double() @ weight.double().T  # the bf16 weights are exact in float64
+    torch.testing.assert_close(native.linear_bf16(x, weight).double(), ref, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(native.linear_bf16(x, weight, bias).double(), ref + bias.double(), atol=1e-4, rtol=1e-5)
+    # non-contiguous inputs are made contiguous first
+    strided = native.linear_bf16(x.T.contiguous().T, weight.T.contiguous().T)
+    torch.testing.assert_close(strided, native.linear_bf16(x, weight))
+
+
+def test_kernel_rejects_what_it_cannot_compute():
+    if not native.available():
+        with pytest.raises(RuntimeError, match="not available"):
+            native.linear_bf16(torch.randn(2, 4), torch.randn(3, 4).bfloat16())
+        return
+    with pytest.raises(ValueError, match="float32 x and bf16 weight"):
+        native.linear_bf16(torch.randn(2, 4), torch.randn(3, 4))
+    with pytest.raises(ValueError, match=r"x \[rows, in\]"):
+        native.linear_bf16(torch.randn(2, 5), torch.randn(3, 4).bfloat16())
+
+
+def test_disabled_by_environment(monkeypatch):
+    native._library.cache_clear()
+    monkeypatch.setenv("FOLEYGEN_NATIVE", "0")
+    try:
+        assert not native.available()
+    finally:
+        native._library.cache_clear()
+
+
+def test_build_is_cached_and_shared(monkeypatch, tmp_path):
+    if not (HAS_COMPILER and ENABLED):
+        pytest.skip("no C compiler")
+    native._library.cache_clear()
+    monkeypatch.setenv("FOLEYGEN_CACHE", str(tmp_path))
+    try:
+        assert native.available()
+        built = sorted(p.name for p in native.cache_dir().iterdir())
+        assert len(built) == 1 and built[0].endswith(".so")  # the library only: no sources or temp files left
+        native._library.cache_clear()
+        assert native.available() and sorted(p.name for p in native.cache_dir().iterdir()) == built  # reused
+    finally:
+        native._library.cache_clear()
+
+
+def test_a_failing_compiler_leaves_pytorchs_paths(monkeypatch, tmp_path):
+    native._library.cache_clear()
+    monkeypatch.setenv("FOLEYGEN_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    try:
+        assert not native.available()
+        lin = Linear(16, 8).bfloat16()
+        x = torch.randn(2, 16)
+        with torch.inference_mode():
+            torch.testing.assert_close(lin(x), F.linear(x.bfloat16(), lin.weight, lin.bias).float())
+        assert not any(tmp_path.rglob("*.so"))
+    finally:
+        native._library.cache_clear()
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("rows", [1, 2, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_float32_rows_with_bf16_weights(rows, bias, one_thread, monkeypatch):
+    lin = Linear(32, 40, bias=bias).bfloat16()
+    x = torch.randn(rows, 1, 32)
+    calls = []
+    kernel = native.linear_bf16
+    monkeypatch.setattr(native, "linear_bf16", lambda *a: calls.append(a[0].shape) or kernel(*a))
+    with torch.inference_mode():
+        out = lin(x)
+    assert len(calls) == (rows <= GEMV_MAX_ROWS and native.available())  # the kernel takes a decoding step
+    assert out.dtype == torch.float32 and out.shape == (rows, 1, 40)
+    ref = F.linear(x.double(), lin.weight.double(), None if lin.bias is None else lin.bias.double())
+    # many rows are rounded to bf16 first (nn.Linear's path); a few go through the kernel unrounded
+    tol = 5e-2 if rows > GEMV_MAX_ROWS or not native.usable(x, lin.weight) else 1e-4
+    torch.testing.assert_close(out.double(), ref, atol=tol, rtol=tol)
+
+
+def test_kernel_only_on_one_thread(monkeypatch):
+    monkeypatch.setattr(native, "available", lambda: True)
+    x, w = torch.randn(2, 8), torch.randn(4, 8).bfloat16()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(native.MAX_THREADS)
+        assert native.usable(x, w)
+        torch.set_num_threads(native.MAX_THREADS + 1)
+        assert not native.usable(x, w)  # PyTorch's parallel linear then
+    finally:
+        torch.set_num_threads(threads)
+    assert not native.usable(x.bfloat16(), w) and not native.usable(x, w.float())
