@@ -58,37 +58,38 @@ class Linear(nn.Linear):
     _packed: tuple[int, int, torch.Tensor] | None = None  # (weight version, data pointer, packed weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // self.in_features
-        if x.dtype == torch.float32 and self.weight.dtype != torch.float32:
-            return self._mixed(x, rows)
+        w = self.weight  # read once: a module attribute lookup costs about a microsecond
+        rows = x.numel() // w.shape[1]
+        if x.dtype == torch.float32 and w.dtype != torch.float32:
+            return self._mixed(x, w, rows)
         if rows > GEMV_MAX_ROWS or x.device.type != "cpu":
             return super().forward(x)
         if x.dtype == torch.float32:
-            y = (self.weight @ x.reshape(rows, self.in_features).T).T.contiguous()  # [rows, out]
+            y = (w @ x.reshape(rows, w.shape[1]).T).T.contiguous()  # [rows, out]
             if self.bias is not None:
                 y = y + self.bias
-            return y.view(*x.shape[:-1], self.out_features)
+            return y.view(*x.shape[:-1], w.shape[0])
         if x.dtype == torch.bfloat16 and self._packs(x):
             y = torch.ops.mkldnn._linear_pointwise(
-                x.reshape(rows, self.in_features).contiguous(), self._packed_weight(), self.bias, "none", [], ""
+                x.reshape(rows, w.shape[1]).contiguous(), self._packed_weight(), self.bias, "none", [], ""
             )
-            return y.view(*x.shape[:-1], self.out_features)
+            return y.view(*x.shape[:-1], w.shape[0])
         return super().forward(x)
 
-    def _mixed(self, x: torch.Tensor, rows: int) -> torch.Tensor:
-        """float32 rows through bf16/fp16 weights (CPU decoding, :func:`decoding_dtype`) -> float32.
+    def _mixed(self, x: torch.Tensor, w: torch.Tensor, rows: int) -> torch.Tensor:
+        """float32 rows through bf16/fp16 weights ``w`` (CPU decoding, :func:`decoding_dtype`) -> float32.
 
         Up to :data:`GEMV_MAX_ROWS` rows and bf16 weights: the native kernel when it is available
         (:mod:`foleygen.lm.native`). Otherwise the rows are rounded to the weight's dtype and take that
         dtype's path (for a few bf16 rows oneDNN's packed one).
         """
-        x2 = x.reshape(rows, self.in_features)
-        grad = torch.is_grad_enabled() and (self.weight.requires_grad or x.requires_grad)
-        if rows <= GEMV_MAX_ROWS and not grad and native.usable(x2, self.weight):
-            y = native.linear_bf16(x2, self.weight, self.bias)
+        x2 = x.reshape(rows, w.shape[1]).contiguous()
+        grad = torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)
+        if rows <= GEMV_MAX_ROWS and not grad and w.is_contiguous() and native.usable(x2, w):
+            y = native.linear_bf16_unchecked(x2, w, self.bias)
         else:
-            y = self.forward(x2.to(self.weight.dtype)).float()
-        return y.view(*x.shape[:-1], self.out_features)
+            y = self.forward(x2.to(w.dtype)).float()
+        return y.view(*x.shape[:-1], w.shape[0])
 
     def _packs(self, x: torch.Tensor) -> bool:
         w = self.weight
