@@ -49,7 +49,7 @@ from foleygen.errors import CodecError, ConfigError
 from foleygen.lm.masks import KINDS, visual_attention_mask
 from foleygen.lm.patterns import build_delay_pattern, delay_valid_mask, revert_delay_pattern, sequence_length
 from foleygen.lm.sampling import guide, sample
-from foleygen.lm.transformer import KVCache, Linear, Transformer, decoding_dtype, init_weights
+from foleygen.lm.transformer import KVCache, Linear, Transformer, decoding_cache_dtype, decoding_dtype, init_weights
 
 
 @dataclass
@@ -286,17 +286,22 @@ class AudioLM(nn.Module):
         """Allocate caches and precompute positions and masks for ``num_steps`` audio steps."""
         rows, Fv, _ = memory.shape
         device = memory.device
-        dtype = decoding_dtype(memory.dtype, device)  # activations, caches and memory keys/values
+        dtype = decoding_dtype(memory.dtype, device)  # activations
+        kv_dtype = decoding_cache_dtype(memory.dtype, device)  # KV caches, memory keys/values
         audio_pos = torch.arange(num_steps, device=device, dtype=torch.float64)
         cos, sin = self.transformer.rope(audio_pos, dtype)
         vis_pos = self.visual_positions(Fv, device)
         if self.config.conditioning == "cross":
             cross_mask = None if self.config.visual_attention == "full" else self._visual_mask(num_steps, Fv, device)
-            caches = self.transformer.new_caches(rows, num_steps, dtype=dtype, device=device)
-            memory_kv = [(k.to(dtype), v.to(dtype)) for k, v in self.transformer.memory_kv(memory, vis_pos)]
+            caches = self.transformer.new_caches(rows, num_steps, dtype=kv_dtype, device=device)
+            # contiguous: v is a view into the fused kv projection; the native kernel wants plain rows
+            memory_kv = [
+                (k.to(kv_dtype).contiguous(), v.to(kv_dtype).contiguous())
+                for k, v in self.transformer.memory_kv(memory, vis_pos)
+            ]
             spans = None if cross_mask is None else _contiguous_spans(cross_mask)
             return _DecodeState(rows, 0, cos, sin, caches, memory_kv, cross_mask, None, spans)
-        caches = self.transformer.new_caches(rows, Fv + num_steps, dtype=dtype, device=device)
+        caches = self.transformer.new_caches(rows, Fv + num_steps, dtype=kv_dtype, device=device)
         self_mask = self._prefix_mask(num_steps, Fv, device)
         # The prefix goes through the blocks once; its keys/values stay in the caches.
         vcos, vsin = self.transformer.rope(vis_pos, dtype)

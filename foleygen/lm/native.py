@@ -1,4 +1,5 @@
-"""A native CPU kernel for decoding with bf16 weights: ``y = x @ W^T`` for a few float32 rows.
+"""Native CPU kernels for decoding: ``y = x @ W^T`` for a few float32 rows and bf16 weights, and attention
+of one query over a KV cache.
 
 Why. A decoding step multiplies one row per sequence (and its guidance row) by every weight matrix, so
 its cost is the time to stream the weights from memory. bf16 weights halve those bytes, but none of
@@ -8,6 +9,9 @@ for a tiny weight, while the small ops around the linears run slower in bf16 tha
 kernel keeps the activations in float32 and reads the bf16 weights directly, widening each to float32 on
 the fly (a bf16 number is the top half of a float32), at ~16-21 GB/s there: about twice the oneDNN
 speed, so a bf16 step approaches half the bytes of a float32 step (``benchmarks/generate.py``).
+The second kernel attends one query per row and head over cached keys and values, float32 or bf16
+(:func:`attend_one`): cheaper than PyTorch's fused kernel for one query, and with bf16 caches it
+reads half the bytes, which matters late in long clips, where attention outweighs the linears.
 
 How. The C source below is compiled on first use with the system's C compiler (``$CC``, else ``cc``)
 into ``$FOLEYGEN_CACHE/native`` (default ``~/.cache/foleygen/native``), once per source, flags and
@@ -45,6 +49,7 @@ MAX_THREADS = 2
 
 _SOURCE = r"""
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 static inline float widen(uint16_t h) {  /* bf16 -> float32: the bf16 bits are the top half */
@@ -98,6 +103,49 @@ static void rows_4(const uint16_t *W, const float *x, float *y, int64_t out, int
         y[(r0 + 2) * out + o] = a2;
         y[(r0 + 3) * out + o] = a3;
     }
+}
+
+/* Attention of one query per (batch row, head) over S keys: out[bh] = softmax(scale * K[bh] q[bh]) V[bh].
+   q, out float32 [BH, hd] contiguous; K, V [BH, S, hd] with rows of hd contiguous, (bh, s) strides in
+   elements; float32 or bf16 (kv_bf16). scores: caller's float32 buffer of S. */
+#define ATTEND(NAME, T, LOAD)                                                                   \
+static void NAME(const float *q, const T *K, const T *V, float *out, int64_t BH, int64_t S,     \
+                 int64_t hd, int64_t k_bh, int64_t k_s, int64_t v_bh, int64_t v_s,              \
+                 float scale, float *scores) {                                                  \
+    for (int64_t bh = 0; bh < BH; bh++) {                                                       \
+        const float *qb = q + bh * hd;                                                          \
+        const T *kb = K + bh * k_bh, *vb = V + bh * v_bh;                                       \
+        float top = -1e30f;                                                                     \
+        for (int64_t s = 0; s < S; s++) {                                                       \
+            const T *kr = kb + s * k_s;                                                         \
+            float d = 0.f;                                                                      \
+            for (int64_t i = 0; i < hd; i++) d += qb[i] * LOAD(kr[i]);                          \
+            d *= scale;                                                                         \
+            scores[s] = d;                                                                      \
+            if (d > top) top = d;                                                               \
+        }                                                                                       \
+        float total = 0.f;                                                                      \
+        for (int64_t s = 0; s < S; s++) { scores[s] = expf(scores[s] - top); total += scores[s]; } \
+        float *ob = out + bh * hd;                                                              \
+        for (int64_t i = 0; i < hd; i++) ob[i] = 0.f;                                           \
+        for (int64_t s = 0; s < S; s++) {                                                       \
+            const T *vr = vb + s * v_s;                                                         \
+            float p = scores[s] / total;                                                        \
+            for (int64_t i = 0; i < hd; i++) ob[i] += p * LOAD(vr[i]);                          \
+        }                                                                                       \
+    }                                                                                           \
+}
+#define SAME(x) (x)
+ATTEND(attend_f32, float, SAME)
+ATTEND(attend_bf16, uint16_t, widen)
+
+void foleygen_attend_one(const float *q, const void *K, const void *V, float *out, int64_t BH,
+                         int64_t S, int64_t hd, int64_t k_bh, int64_t k_s, int64_t v_bh, int64_t v_s,
+                         float scale, int kv_bf16, float *scores) {
+    if (kv_bf16)
+        attend_bf16(q, (const uint16_t *)K, (const uint16_t *)V, out, BH, S, hd, k_bh, k_s, v_bh, v_s, scale, scores);
+    else
+        attend_f32(q, (const float *)K, (const float *)V, out, BH, S, hd, k_bh, k_s, v_bh, v_s, scale, scores);
 }
 
 /* W bf16 [out, in], x float32 [rows, in], y float32 [rows, out]; all contiguous. */
@@ -171,6 +219,9 @@ def _library() -> ctypes.CDLL | None:
         fn = lib.foleygen_linear_bf16
         fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3
         fn.restype = None
+        fn = lib.foleygen_attend_one
+        fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 7 + [ctypes.c_float, ctypes.c_int, ctypes.c_void_p]
+        fn.restype = None
         return lib
     return None
 
@@ -215,3 +266,60 @@ def linear_bf16_unchecked(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     if bias is not None:
         y += bias
     return y
+
+
+def attention_usable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether :func:`attend_one` applies: one float32 query per row and head, float32 or bf16 keys and
+    values (``[B, H, S, hd]`` with contiguous rows and heads at a fixed stride, as a KV cache's prefix),
+    on the CPU, few threads."""
+    return (
+        q.dtype == torch.float32
+        and q.dim() == 4
+        and q.shape[2] == 1
+        and k.dtype in (torch.float32, torch.bfloat16)
+        and v.dtype == k.dtype
+        and q.device.type == "cpu"
+        and k.device.type == "cpu"
+        and v.device.type == "cpu"
+        and k.shape[:2] == q.shape[:2]
+        and k.shape == v.shape
+        and k.shape[-1] == q.shape[-1]
+        and k.stride(-1) == 1
+        and v.stride(-1) == 1
+        and k.stride(0) == k.shape[1] * k.stride(1)
+        and v.stride(0) == v.shape[1] * v.stride(1)
+        and torch.get_num_threads() <= MAX_THREADS
+        and available()
+    )
+
+
+def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Scaled dot-product attention of one query: ``q [B, H, 1, hd]`` over ``k, v [B, H, S, hd]`` -> float32
+    ``[B, H, 1, hd]`` (no mask: the caller passes the keys the query may see).
+
+    For a decoding step, where PyTorch's fused CPU kernel costs ~1.3-2x this loop (dev machine, one
+    thread, S = 25-1250) and bf16 keys and values would make it slower still; here bf16 caches halve
+    the bytes read. Callers check :func:`attention_usable` first.
+    """
+    B, H, _, hd = q.shape
+    S = k.shape[2]
+    q = q.contiguous()
+    out = torch.empty(B, H, 1, hd, dtype=torch.float32)
+    scores = torch.empty(max(S, 1), dtype=torch.float32)
+    _library().foleygen_attend_one(
+        q.data_ptr(),
+        k.data_ptr(),
+        v.data_ptr(),
+        out.data_ptr(),
+        B * H,
+        S,
+        hd,
+        k.stride(1),
+        k.stride(2),
+        v.stride(1),
+        v.stride(2),
+        hd**-0.5,
+        int(k.dtype == torch.bfloat16),
+        scores.data_ptr(),
+    )
+    return out

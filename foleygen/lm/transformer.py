@@ -155,6 +155,15 @@ def decoding_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     return dtype
 
 
+def decoding_cache_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """dtype of the KV caches and visual keys/values of a decoding step for a model whose weights are in
+    ``dtype``: bf16 for a bf16 model on the CPU when the native attention kernel is there (it reads bf16
+    caches at half the bytes), else :func:`decoding_dtype`."""
+    if device.type == "cpu" and dtype == torch.bfloat16 and native.available():
+        return torch.bfloat16
+    return decoding_dtype(dtype, device)
+
+
 def attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -165,12 +174,19 @@ def attention(
 ) -> torch.Tensor:
     """``F.scaled_dot_product_attention`` of ``q [B, H, L, hd]`` over ``k, v [B, H, S, hd]`` -> ``[B, H, L, hd]``.
 
-    ``mask [L, S]`` is True where a query may attend. Keys and values in another dtype than the queries
-    (float32 decoding caches, :func:`decoding_dtype`) are attended in theirs; the result is in ``q``'s.
+    ``mask [L, S]`` is True where a query may attend. One float32 query per row over float32 or bf16
+    keys (a CPU decoding step, :func:`decoding_cache_dtype`) takes the native kernel when it is there
+    (:func:`foleygen.lm.native.attend_one`). Queries and keys of different dtypes are attended in float32
+    when either is float32; the result is in ``q``'s dtype.
     """
+    if mask is None and not is_causal and dropout_p == 0.0 and native.attention_usable(q, k, v):
+        return native.attend_one(q, k, v)
     if q.dtype == k.dtype:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
-    y = F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
+    wide = torch.float32 if torch.float32 in (q.dtype, k.dtype) else k.dtype
+    y = F.scaled_dot_product_attention(
+        q.to(wide), k.to(wide), v.to(wide), attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p
+    )
     return y.to(q.dtype)
 
 

@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from foleygen.lm import AudioLM, LMConfig
-from foleygen.lm.transformer import LayerNorm, Transformer, attention, decoding_dtype
+from foleygen.lm import AudioLM, LMConfig, native
+from foleygen.lm.transformer import LayerNorm, Transformer, attention, decoding_cache_dtype, decoding_dtype
 
 
 def test_decoding_dtype():
@@ -55,7 +55,26 @@ def test_bf16_decoding_steps_match_teacher_forcing(monkeypatch):
         # greedy decoding with float32 caches picks what teacher forcing ranks first (bf16 ties aside)
         top = logits.float().argmax(-1)
         assert (top == codes).float().mean() >= 0.9, conditioning
-    assert cache_dtypes == [torch.float32, torch.float32]  # bf16 weights, float32 keys and values
+    # bf16 weights; bf16 caches where the native attention kernel reads them, else float32
+    assert cache_dtypes == [torch.bfloat16 if native.available() else torch.float32] * 2
+
+
+def test_decoding_cache_dtype():
+    cpu = torch.device("cpu")
+    assert decoding_cache_dtype(torch.bfloat16, cpu) == (torch.bfloat16 if native.available() else torch.float32)
+    assert decoding_cache_dtype(torch.float16, cpu) == torch.float32
+    assert decoding_cache_dtype(torch.float32, cpu) == torch.float32
+    assert decoding_cache_dtype(torch.bfloat16, torch.device("cuda")) == torch.bfloat16
+
+
+def test_mixed_dtypes_fall_back_to_float32_attention():
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(2, 3, 1, 16, generator=g)
+    k, v = torch.randn(2, 3, 9, 16, generator=g).bfloat16(), torch.randn(2, 3, 9, 16, generator=g).bfloat16()
+    mask = torch.rand(1, 9, generator=g) > 0.3  # a mask: never the native kernel
+    out = attention(q, k, v, mask)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k.float(), v.float(), attn_mask=mask))
 
 
 def test_bf16_decoding_runs_float32_activations_through_bf16_weights(monkeypatch):

@@ -122,3 +122,33 @@ def test_kernel_only_on_one_thread(monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert not native.usable(x.bfloat16(), w) and not native.usable(x, w.float())
+
+
+@pytest.mark.skipif(not (HAS_COMPILER and ENABLED), reason="no C compiler, or FOLEYGEN_NATIVE=0")
+@pytest.mark.parametrize("kv_dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("S", [1, 7, 64, 300])
+def test_attend_one_matches_sdpa_over_a_cache_prefix(kv_dtype, S, one_thread):
+    g = torch.Generator().manual_seed(S)
+    cache_k = torch.randn(2, 3, 320, 16, generator=g).to(kv_dtype)  # [B, H, L_max, hd]
+    cache_v = torch.randn(2, 3, 320, 16, generator=g).to(kv_dtype)
+    q = torch.randn(2, 3, 1, 16, generator=g)
+    k, v = cache_k[:, :, :S], cache_v[:, :, :S]  # what a decoding step attends to: a strided prefix
+    assert native.attention_usable(q, k, v)
+    ref = F.scaled_dot_product_attention(q, k.float(), v.float())
+    torch.testing.assert_close(native.attend_one(q, k, v), ref, atol=1e-5, rtol=1e-4)
+    # through the model's attention function as well
+    from foleygen.lm.transformer import attention
+
+    torch.testing.assert_close(attention(q, k, v), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_attention_kernel_declines_what_it_does_not_do(one_thread):
+    q, k = torch.randn(2, 2, 1, 8), torch.randn(2, 2, 5, 8)
+    assert native.attention_usable(q, k, k) == native.available()
+    assert not native.attention_usable(torch.randn(2, 2, 3, 8), k, k)  # several queries
+    assert not native.attention_usable(q.bfloat16(), k, k)  # bf16 queries
+    assert not native.attention_usable(q, k.half(), k.half())  # fp16 keys
+    assert not native.attention_usable(
+        q, k.transpose(0, 1).contiguous().transpose(0, 1), k
+    )  # heads not at a fixed stride
+    assert not native.attention_usable(q, k, k.bfloat16())  # keys and values differ
