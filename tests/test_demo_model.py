@@ -2,9 +2,11 @@
 
 The embedded model's measured quality is in docs/RESULTS.md. Here, on the three example clips, its
 audio must keep hitting the true impacts: onset F1 at or above ``MIN_ONSET_F1`` and far above the
-same model given the wrong clip's video (the shuffled baseline). The floor sits below the figure
-measured on these clips when the model was shipped (see RESULTS.md), leaving room for sampling noise
-across machines; a model or decoding change that breaks timing falls well below it.
+same model given the wrong clip's video (the shuffled baseline). The acceptance bar itself (onset F1
+>= 0.80 over 200 held-out clips) is checked by the command in RESULTS.md: three clips cannot resolve it.
+On these three the shipped model (v8) scores 0.825 with seed 0 and 0.776-0.825 over seeds 0-3, so the
+floor sits 0.05 below the bar, leaving room for sampling noise across machines; a model or decoding
+change that breaks timing falls well below it.
 """
 
 import json
@@ -19,7 +21,7 @@ from foleygen.io import read_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.mp4"))
-MIN_ONSET_F1 = 0.45
+MIN_ONSET_F1 = 0.75
 MIN_MARGIN_OVER_SHUFFLED = 0.2
 
 pytestmark = pytest.mark.slow
