@@ -27,6 +27,14 @@ def test_mixed_dtypes_attend_in_the_keys_dtype():
     )
 
 
+def tiny_bf16_lm(conditioning: str) -> AudioLM:
+    """A seeded 2-layer LM (2 codebooks of 16, 10 Hz audio, 5 fps, causal mask) in bf16, eval mode."""
+    torch.manual_seed(0)
+    dims = dict(dim=32, num_layers=2, num_heads=4, num_codebooks=2, cardinality=16, frame_rate=10.0, fps=5.0)
+    config = LMConfig(**dims, visual_dim=8, conditioning=conditioning, visual_attention="causal")
+    return AudioLM(config).eval().bfloat16()
+
+
 def test_bf16_decoding_steps_match_teacher_forcing(monkeypatch):
     cache_dtypes = []
     new_caches = Transformer.new_caches
@@ -34,25 +42,12 @@ def test_bf16_decoding_steps_match_teacher_forcing(monkeypatch):
         Transformer, "new_caches", lambda self, *a, **kw: cache_dtypes.append(kw["dtype"]) or new_caches(self, *a, **kw)
     )
     for conditioning in ("cross", "prefix"):
-        torch.manual_seed(0)
-        config = LMConfig(
-            dim=32,
-            num_layers=2,
-            num_heads=4,
-            num_codebooks=2,
-            cardinality=16,
-            frame_rate=10.0,
-            fps=5.0,
-            visual_dim=8,
-            conditioning=conditioning,
-            visual_attention="causal",
-        )
-        lm = AudioLM(config).eval().bfloat16()
+        lm = tiny_bf16_lm(conditioning)
         visual = torch.randn(1, 3, 8).bfloat16()
         with torch.inference_mode():
             codes = lm.generate(visual, 6, temperature=0.0, cfg_coef=1.0)  # greedy: [1, K, 6]
             logits = lm.compute_logits(codes, visual)  # [1, K, 6, card], teacher-forced in bf16
-        # greedy decoding with float32 caches picks what teacher forcing ranks first (bf16 ties aside)
+        # greedy decoding with float32 activations picks what teacher forcing ranks first (bf16 ties aside)
         top = logits.float().argmax(-1)
         assert (top == codes).float().mean() >= 0.9, conditioning
     # bf16 weights; bf16 caches where the native attention kernel reads them, else float32
@@ -79,11 +74,7 @@ def test_mixed_dtypes_fall_back_to_float32_attention():
 
 def test_bf16_decoding_runs_float32_activations_through_bf16_weights(monkeypatch):
     """A decoding step's hidden states are float32 while every weight stays bf16; logits come out float32."""
-    torch.manual_seed(0)
-    config = LMConfig(
-        dim=32, num_layers=2, num_heads=4, num_codebooks=2, cardinality=16, frame_rate=10.0, fps=5.0, visual_dim=8
-    )
-    lm = AudioLM(config).eval().bfloat16()
+    lm = tiny_bf16_lm("cross")
     seen = []
     for blk in lm.transformer.blocks:
         blk.mlp.fc.register_forward_pre_hook(lambda mod, args: seen.append((args[0].dtype, mod.weight.dtype)))
