@@ -127,8 +127,10 @@ class LayerNorm(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self.weight, self.bias
-        if w is None or x.dtype == w.dtype or torch.is_grad_enabled():
+        if w is None or x.dtype == w.dtype:
             return super().forward(x)
+        if torch.is_grad_enabled():  # differentiable, no cached copies
+            return F.layer_norm(x, self.normalized_shape, w.to(x.dtype), None if b is None else b.to(x.dtype), self.eps)
         key = (w._version, w.data_ptr(), -1 if b is None else b._version, -1 if b is None else b.data_ptr())
         if self._copies is None or self._copies[0] != key or self._copies[1].dtype != x.dtype:
             self._copies = (key, w.detach().to(x.dtype), None if b is None else b.detach().to(x.dtype))

@@ -101,4 +101,8 @@ def test_layer_norm_with_bf16_parameters_normalises_float32_inputs():
         norm.weight.mul_(2.0)  # the float32 copies follow a change of the parameters
         torch.testing.assert_close(norm(x), F.layer_norm(x, (24,), norm.weight.float(), norm.bias.float(), norm.eps))
         assert norm(x.bfloat16()).dtype == torch.bfloat16  # same dtype: nn.LayerNorm's own path
+    with torch.enable_grad():  # with autograd: differentiable through the bf16 parameters
+        x.requires_grad_(True)
+        norm(x).sum().backward()
+    assert norm.weight.grad is not None and x.grad is not None
     assert norm.float()._copies is None  # a dtype change drops the copies
