@@ -19,6 +19,9 @@ import time
 
 import torch
 
+# The Base size that the published CLIP ViT-B, ViT-B/16 and VideoMAE-B share (224 px input).
+BASE_SIZE = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224)
+
 
 def build(kind: str, bf16: bool):
     import transformers
@@ -29,39 +32,15 @@ def build(kind: str, bf16: bool):
     from foleygen.vision.vit import ViTVisualEncoder, vit_default_transform
 
     if kind == "clip_vit_b32":
-        cfg = transformers.CLIPVisionConfig(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            image_size=224,
-            patch_size=32,
-            projection_dim=512,
-        )
+        cfg = transformers.CLIPVisionConfig(**BASE_SIZE, patch_size=32, projection_dim=512)
         model = transformers.CLIPVisionModelWithProjection(cfg).eval()
         return CLIPVisualEncoder(model, clip_default_transform(), chunk_size=32, bf16=bf16)
     if kind == "vit_b16":
-        cfg = transformers.ViTConfig(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            image_size=224,
-            patch_size=16,
-        )
+        cfg = transformers.ViTConfig(**BASE_SIZE, patch_size=16)
         model = transformers.ViTModel(cfg, add_pooling_layer=False).eval()
         return ViTVisualEncoder(model, vit_default_transform(), chunk_size=16, bf16=bf16)
     if kind == "videomae_b":
-        cfg = transformers.VideoMAEConfig(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            image_size=224,
-            patch_size=16,
-            num_frames=16,
-            tubelet_size=2,
-        )
+        cfg = transformers.VideoMAEConfig(**BASE_SIZE, patch_size=16, num_frames=16, tubelet_size=2)
         model = transformers.VideoMAEModel(cfg).eval()
         return VideoMAEVisualEncoder(model, videomae_default_transform(), chunk_size=16, bf16=bf16)
     if kind == "compact":
