@@ -1,10 +1,13 @@
-"""Small helpers shared across the package: seeding, progress bars, devices, threads."""
+"""Small helpers shared across the package: seeding, progress bars, devices, temporary files."""
 
 from __future__ import annotations
 
+import os
 import random
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -45,3 +48,46 @@ def resolve_device(device: str | None = None) -> Any:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (``/proc/self/status``).
+
+    Elsewhere it is read by setting and restoring it, which is not atomic but only ever briefly
+    applies the common default (022) to a file another thread creates at that instant.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_file_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
+    """Create an empty temporary file in ``path``'s directory, to be renamed over ``path`` later.
+
+    :func:`tempfile.mkstemp` makes the file readable by its owner only (0600); after the rename that
+    would be the output's mode, so the file gets the mode a plain ``open(path, "w")`` would give
+    (0666 less the umask): results, checkpoints and caches stay readable by a group or a web server.
+    """
+    target = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
+def temp_dir_beside(path: str | os.PathLike[str]) -> Path:
+    """Create an empty temporary directory beside ``path`` with the mode ``mkdir`` would give (0777 less
+    the umask, not :func:`tempfile.mkdtemp`'s 0700), to be renamed over ``path`` when complete."""
+    target = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.chmod(0o777 & ~current_umask())
+    return tmp

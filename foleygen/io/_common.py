@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
@@ -20,6 +19,7 @@ from typing import Any
 import av
 
 from foleygen.errors import MediaError
+from foleygen.utils import temp_file_beside
 
 PathLike = str | os.PathLike[str]
 
@@ -226,11 +226,9 @@ def atomic_output(path: PathLike, suffix: str) -> Iterator[Path]:
     if not parent.is_dir():
         raise MediaError("output directory does not exist", target)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=parent)
+        tmp = temp_file_beside(target, f".tmp{suffix}")
     except OSError as err:
         raise MediaError(f"cannot write here ({err.strerror})", target) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from foleygen.data.cache import CacheReader
 from foleygen.errors import ConfigError
 from foleygen.eval.onsets import OnsetDetectorConfig, detect_onsets
+from foleygen.utils import temp_file_beside
 
 SIDECAR = "onsets.json"
 
@@ -114,8 +114,8 @@ def load_or_compute_onsets(
     onsets = compute_onsets(reader, decode, sample_rate, batch_size=batch_size, detector=detector)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".onsets-", suffix=".json", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
+        tmp = temp_file_beside(path, ".json")
+        with open(tmp, "w") as f:
             json.dump({"key": key, "clips": onsets}, f)
         os.replace(tmp, path)
     except OSError:  # a read-only cache (or a full disk): use the onsets of this run only, leave no debris

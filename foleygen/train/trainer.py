@@ -39,7 +39,6 @@ import random
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from foleygen.train import distributed as fdist
 from foleygen.train.ema import EMA
 from foleygen.train.optim import build_optimizer, build_scheduler
 from foleygen.train.task import TASKS, TrainTask
+from foleygen.utils import temp_dir_beside
 
 #: Modules that register the built-in tasks, imported on demand (``task: lm`` needs the LM stack only).
 BUILTIN_TASK_MODULES = {"lm": "foleygen.train.lm_task", "codec": "foleygen.codecs.training"}
@@ -555,7 +555,7 @@ class Trainer:
             root = self.out_dir / CHECKPOINT_DIRNAME
             root.mkdir(parents=True, exist_ok=True)
             path = root / f"step_{self.step:08d}"
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=root))
+            tmp = temp_dir_beside(path)
             try:
                 with preserved_rng(self.info.device):
                     save_file(_cpu_state(self.model.state_dict()), str(tmp / "model.safetensors"))
@@ -683,7 +683,7 @@ def _fsync_dir(path: Path) -> None:
 def _copy_atomic(source: Path, directory: Path) -> None:
     """Copy the directory ``source`` to ``directory`` via a temp copy and a rename."""
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    tmp = temp_dir_beside(directory)
     try:
         shutil.copytree(source, tmp / "out")
         if directory.exists():

@@ -27,6 +27,7 @@ from foleygen.config import atomic_write_text
 from foleygen.data.synthfoley.config import GENERATOR_VERSION, SynthFoleyConfig
 from foleygen.data.synthfoley.generator import SynthClip
 from foleygen.errors import DataError, MediaError
+from foleygen.utils import temp_file_beside
 
 _VIDEO_CODECS = ("libx264", "mpeg4")
 
@@ -90,9 +91,7 @@ def write_clip(clip: SynthClip, out_dir: str | os.PathLike[str], stem: str | Non
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or f"{clip.index:05d}"
     mp4 = out_dir / f"{stem}.mp4"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp.mp4", dir=out_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_file_beside(mp4, ".tmp.mp4")
     try:
         _encode_mp4(tmp, clip.frames, clip.audio, clip.fps, clip.sample_rate)
         os.replace(tmp, mp4)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from foleygen.eval.embedders.base import AudioEmbedder, EmbedderOutput
+from foleygen.utils import temp_file_beside
 
 __all__ = ["EmbeddingCache", "content_hash"]
 
@@ -68,11 +68,11 @@ class EmbeddingCache:
         arrays = {"embeddings": output.embeddings}
         if output.logits is not None:
             arrays["logits"] = output.logits
-        fd, tmp = tempfile.mkstemp(prefix=".entry.", suffix=".npz", dir=file.parent)
+        tmp = temp_file_beside(file, ".npz")
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
             os.replace(tmp, file)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
