@@ -6,7 +6,8 @@ The pipeline is the one a user follows with their own data, command for command:
 1. ``foleygen synth``   SynthFoley train/val clips (mp4 + events json), in parallel processes;
 2. ``foleygen train configs/codec_compact.yaml``  the compact codec (16 kHz, 50 Hz, 4 x 1024);
 3. ``foleygen prepare`` codec tokens + 64x64 frames into a memory-mapped cache, one shard per process;
-4. ``foleygen train configs/synthfoley_demo.yaml``  the LM and its compact visual encoder, jointly;
+4. ``foleygen train configs/synthfoley_demo_model.yaml``  the LM and its compact visual encoder, jointly
+   (the demo LM of ``synthfoley_demo.yaml`` with the shipped model's lookahead, label and onset losses);
 5. install: the LM checkpoint (with the codec in ``codec/``) is copied to ``foleygen/assets/demo/``
    with its weights stored in float16 (half the size; the model computes in float32 either way).
 
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec-steps", type=int, default=None)
     p.add_argument("--codec-minutes", type=float, default=30.0)
     p.add_argument("--codec-batch", type=int, default=None, help="codec batch size (default: the config's)")
-    p.add_argument("--lm-config", default="configs/synthfoley_demo.yaml")
+    p.add_argument("--lm-config", default="configs/synthfoley_demo_model.yaml")
     p.add_argument("--lm-steps", type=int, default=None)
     p.add_argument("--lm-minutes", type=float, default=75.0)
     p.add_argument("--lm-batch", type=int, default=None, help="LM batch size (default: the config's)")

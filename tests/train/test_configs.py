@@ -46,3 +46,18 @@ def test_paper_setting_and_variants():
     demo = load_yaml(root / "synthfoley_demo.yaml")
     assert demo["visual"]["config"]["image_size"] == 64 and demo["lm"]["visual_attention"] == "causal"
     assert (demo["lm"]["dim"], demo["lm"]["num_layers"], demo["lm"]["num_heads"]) == (256, 6, 4)
+
+
+def test_the_demo_model_recipe_matches_the_shipped_model():
+    """``make demo-model``'s config trains the architecture and decoding of ``foleygen/assets/demo``."""
+    import json
+
+    root = CONFIGS[0].parent
+    recipe = load_yaml(root / "synthfoley_demo_model.yaml")
+    shipped = json.loads((root.parent / "foleygen" / "assets" / "demo" / "config.json").read_text())
+    assert recipe["visual"] == shipped["visual"]
+    for key, value in recipe["lm"].items():
+        assert shipped["lm"][key] == value, key
+    for key in ("top_k", "temperature", "cfg_coef"):
+        assert shipped["generation"][key] == recipe["generation"][key], key
+    assert recipe["labels"]["weight"] > 0 and recipe["onsets"]["weight"] > 0
