@@ -79,8 +79,11 @@ def temp_file_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
-    finally:
+    except BaseException:
         os.close(fd)
+        os.unlink(name)
+        raise
+    os.close(fd)
     return Path(name)
 
 
@@ -89,5 +92,9 @@ def temp_dir_beside(path: str | os.PathLike[str]) -> Path:
     the umask, not :func:`tempfile.mkdtemp`'s 0700), to be renamed over ``path`` when complete."""
     target = Path(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    tmp.chmod(0o777 & ~current_umask())
+    try:
+        tmp.chmod(0o777 & ~current_umask())
+    except BaseException:
+        tmp.rmdir()
+        raise
     return tmp

@@ -68,3 +68,16 @@ def test_embedding_cache_entries_are_readable(tmp_path: Path, umask: int) -> Non
     (entry,) = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert entry.name == "k.npz"
     assert mode(entry) == 0o666 & ~umask
+
+
+def test_a_failing_chmod_leaves_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise PermissionError("chmod not supported here")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    monkeypatch.setattr(Path, "chmod", refuse)
+    with pytest.raises(PermissionError):
+        temp_file_beside(tmp_path / "out.wav")
+    with pytest.raises(PermissionError):
+        temp_dir_beside(tmp_path / "ckpt")
+    assert not list(tmp_path.iterdir())
