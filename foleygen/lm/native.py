@@ -184,7 +184,7 @@ def _compile(compiler: str, arch: list[str]) -> Path | None:
     """The shared library for this source, compiler and flags: reused if present, else built atomically."""
     flags = [*_FLAGS, *arch]
     key = hashlib.sha256("\0".join([_SOURCE, compiler, *flags, platform.machine(), platform.node()]).encode())
-    target = cache_dir() / f"linear_bf16-{key.hexdigest()[:16]}.so"
+    target = cache_dir() / f"kernels-{key.hexdigest()[:16]}.so"  # both kernels, one library
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

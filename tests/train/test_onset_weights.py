@@ -203,7 +203,10 @@ def test_a_read_only_cache_still_gets_its_onsets(click_cache, monkeypatch, faili
     def refuse(*args, **kwargs):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(*((ow, "temp_file_beside") if failing == "temp_file_beside" else (ow.os, "replace")), refuse)
+    if failing == "temp_file_beside":
+        monkeypatch.setattr(ow, "temp_file_beside", refuse)
+    else:
+        monkeypatch.setattr(ow.os, "replace", refuse)
     onsets = load_or_compute_onsets(CacheReader(click_cache), click_decode, SR, "clicks")
     assert set(onsets) == set(CLICKS) and not (click_cache / SIDECAR).exists()
     assert not list(click_cache.glob(f".{SIDECAR}*"))
