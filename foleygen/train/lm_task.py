@@ -67,6 +67,8 @@ class LMDataConfig:
         duration: seconds per training clip (crops of longer clips, padding of shorter ones).
         train_splits / val_splits: manifest splits used for training / validation.
         allow_partial: also train on unfinished cache shards.
+        hflip: probability of mirroring a training clip's frames left-right (caches of frames only;
+            see :mod:`foleygen.data.datasets`).
     """
 
     cache: str
@@ -74,6 +76,7 @@ class LMDataConfig:
     train_splits: list[str] = field(default_factory=lambda: ["train"])
     val_splits: list[str] = field(default_factory=lambda: ["val"])
     allow_partial: bool = False
+    hflip: float = 0.0
 
 
 @dataclass
@@ -338,7 +341,9 @@ class LMTask:
 
     def build_datasets(self) -> tuple[CachedClipDataset, CachedClipDataset | None]:
         """Train/validation crops of ``data.duration`` from the cache."""
-        train = CachedClipDataset(self.reader, self.data.train_splits, self.data.duration, train=True, seed=self.seed)
+        train = CachedClipDataset(
+            self.reader, self.data.train_splits, self.data.duration, train=True, seed=self.seed, hflip=self.data.hflip
+        )
         if len(train) == 0:
             raise ConfigError(
                 f"no clips of split(s) {self.data.train_splits} in the cache (it has {train.split_names()})",

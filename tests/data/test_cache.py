@@ -122,3 +122,51 @@ def test_build_cached_datasets_split_errors(tmp_path):
         build_cached_datasets(cache, 1.0, train_splits="nope", val_splits=None)
     with pytest.raises(DataError, match="not a foleygen cache"):
         CacheReader(tmp_path)
+
+
+def make_frames_cache(path, seconds=2.0, size=4):
+    """A cache of frames (trainable encoder): frame f's pixel (y, x) holds f * 10 + x in every channel."""
+    init_cache(path, make_fingerprint(codec=CODEC, visual={**VISUAL, "trainable": True}, duration=4.0))
+    w = ShardWriter(path, 0, 1)
+    codes, _ = clip(seconds)
+    F = round(seconds * 25)
+    frames = np.broadcast_to(
+        (np.arange(F)[:, None, None, None] * 10 + np.arange(size)[None, None, :, None]).astype(np.uint8),
+        (F, size, size, 3),
+    ).copy()
+    for i in range(8):
+        w.add(f"c{i}", codes, frames, split="train", label=None, seconds=seconds)
+    w.finalize()
+    return path
+
+
+def test_hflip_mirrors_the_width_axis_reproducibly_and_leaves_the_crop(tmp_path):
+    cache = make_frames_cache(tmp_path / "c")
+    plain = CachedClipDataset(cache, "train", 1.0, train=True, seed=3)
+    flip = CachedClipDataset(cache, "train", 1.0, train=True, seed=3, hflip=0.5)
+    mirrored = 0
+    for epoch in range(4):
+        plain.set_epoch(epoch)
+        flip.set_epoch(epoch)
+        for i in range(len(flip)):
+            a, b = plain[i], flip[i]
+            assert torch.equal(a["codes"], b["codes"])  # same crop: the flip draws from its own stream
+            assert torch.equal(b["visual"], flip[i]["visual"])  # a pure function of (seed, epoch, index)
+            if torch.equal(b["visual"], a["visual"]):
+                continue
+            assert torch.equal(b["visual"], a["visual"].flip(2))  # [F, S, S, 3]: left-right only
+            assert int(b["visual"][0, 0, 0, 0]) % 10 == 3  # the rightmost column came first
+            mirrored += 1
+    assert 8 <= mirrored <= 24  # about half of 32 items
+    always = CachedClipDataset(cache, "train", 1.0, train=True, seed=3, hflip=1.0)
+    plain.set_epoch(0)
+    assert torch.equal(always[0]["visual"], plain[0]["visual"].flip(2))
+    val = CachedClipDataset(cache, "train", 1.0, train=False, hflip=1.0)  # validation never mirrors
+    assert int(val[0]["visual"][0, 0, 0, 0]) == 0
+
+
+def test_hflip_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"probability in \[0, 1\], got 1.5"):
+        CachedClipDataset(make_frames_cache(tmp_path / "f"), "train", 1.0, train=True, hflip=1.5)
+    with pytest.raises(ConfigError, match="c: data.hflip mirrors stored frames, but this cache holds"):
+        CachedClipDataset(make_cache(tmp_path / "c"), "train", 1.0, train=True, hflip=0.5)

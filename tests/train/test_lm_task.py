@@ -290,3 +290,17 @@ def test_init_from_a_checkpoint_without_the_label_head(labelled_frames_cache, tm
     task.load_pretrained(model, tmp_path / "ckpt")
     for name, p in source.state_dict().items():
         assert torch.equal(model.state_dict()[name], p), name
+
+
+def test_data_hflip_reaches_the_training_crops_only(labelled_frames_cache, feature_cache):
+    cfg = labelled_config(labelled_frames_cache)
+    cfg["data"]["hflip"] = 1.0
+    train, val = LMTask(cfg).build_datasets()
+    plain_train, _ = LMTask(labelled_config(labelled_frames_cache)).build_datasets()
+    plain = plain_train[0]["visual"]  # [F, S, S, 3], a red square left of centre in some frames
+    assert not torch.equal(plain, plain.flip(2)) and torch.equal(train[0]["visual"], plain.flip(2))
+    assert train.hflip == 1.0 and val.hflip == 0.0
+    bad = lm_config(feature_cache)
+    bad["data"]["hflip"] = 0.5
+    with pytest.raises(ConfigError, match="data.hflip mirrors stored frames"):
+        LMTask(bad).build_datasets()
