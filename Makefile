@@ -26,16 +26,16 @@ demo: $(STAMP)
 	$(VENV)/bin/foleygen quickstart
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check foleygen tests benchmarks
-	$(VENV)/bin/ruff format --check foleygen tests benchmarks
+	$(VENV)/bin/ruff check foleygen tests benchmarks scripts
+	$(VENV)/bin/ruff format --check foleygen tests benchmarks scripts
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format foleygen tests benchmarks
-	$(VENV)/bin/ruff check --fix foleygen tests benchmarks
+	$(VENV)/bin/ruff format foleygen tests benchmarks scripts
+	$(VENV)/bin/ruff check --fix foleygen tests benchmarks scripts
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check foleygen tests benchmarks
-	$(VENV)/bin/ruff format --check foleygen tests benchmarks
+	$(VENV)/bin/ruff check foleygen tests benchmarks scripts
+	$(VENV)/bin/ruff format --check foleygen tests benchmarks scripts
 	$(PY) scripts/ensure_browser.py
 	$(PY) -m pytest -q -m "not gpu" --timeout=600
 

@@ -62,8 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, wavs in audio.items():
         acc = aggregate_accuracy([class_accuracy(w, sr, e, classifier) for w, e in zip(wavs, events, strict=True)])
         by_class = acc.per_class(classifier.classes)
-        report[name] = {"class_acc": acc.accuracy, "matched": acc.total, "by_class": by_class,
-                        "confusion": acc.confusion.tolist()}
+        report[name] = {
+            "class_acc": acc.accuracy,
+            "matched": acc.total,
+            "by_class": by_class,
+            "confusion": acc.confusion.tolist(),
+        }
         shown = " | ".join(f"{c} {'-' if v is None else f'{v:.2f}'}" for c, v in by_class.items())
         print(f"{name:15s} class acc {acc.accuracy:.3f} ({acc.total} onsets)  {shown}")
     if args.json:
