@@ -37,6 +37,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "foleygen" / "assets" / "demo"
 
+# What ``prepare`` stores per clip: the compact encoder's raw frames (S x S x 3 bytes, VISUAL_FPS per
+# second) of the first CLIP_SECONDS; the codes are a rounding error beside them.
+IMAGE_SIZE, VISUAL_FPS, CLIP_SECONDS = 64, 25, 4.0
+CACHE_BYTES_PER_CLIP = int(CLIP_SECONDS * VISUAL_FPS) * IMAGE_SIZE * IMAGE_SIZE * 3
+CLIP_FILE_BYTES = 100_000  # a SynthFoley mp4 (128 px video + FLAC) and its json: about 91 kB measured
+CHECKPOINT_BYTES = 600_000_000  # codec + LM checkpoints (the last two of each) and the installed copy
+
 
 def sh(*args: str, env: dict[str, str] | None = None) -> None:
     """Run ``python -m foleygen ARGS`` (or a raw command), failing loudly."""
@@ -153,11 +160,11 @@ def prepare(work: Path, data: Path, codec: Path, args: argparse.Namespace) -> Pa
         "--visual",
         "compact",
         "--image-size",
-        "64",
+        str(IMAGE_SIZE),
         "--visual-fps",
-        "25",
+        str(VISUAL_FPS),
         "--duration",
-        "4",
+        str(CLIP_SECONDS),
         "-o",
         str(cache),
         "--device",
@@ -182,6 +189,29 @@ def prepare(work: Path, data: Path, codec: Path, args: argparse.Namespace) -> Pa
             raise SystemExit(f"prepare failed in shard(s) {[i for i, c in enumerate(codes) if c]}")
     (work / "cache.done").write_text("ok\n")
     return cache
+
+
+def disk_needed(work: Path, num_train: int, num_val: int) -> int:
+    """Bytes the phases still to run will write into ``work`` (clips, cache, checkpoints), roughly."""
+    need = CHECKPOINT_BYTES
+    for split, num in (("train", num_train), ("val", num_val)):
+        if not (work / "synthfoley" / f"{split}.done").exists():
+            need += num * CLIP_FILE_BYTES
+    if not (work / "cache.done").exists():
+        written = sum(f.stat().st_size for f in (work / "cache").rglob("*") if f.is_file())
+        need += max(0, (num_train + num_val) * CACHE_BYTES_PER_CLIP - written)
+    return need
+
+
+def check_disk(work: Path, num_train: int, num_val: int) -> None:
+    """Stop before the first phase when the disk cannot hold the run (``prepare`` would fail hours in)."""
+    need, free = disk_needed(work, num_train, num_val), shutil.disk_usage(work).free
+    if free < need:
+        raise SystemExit(
+            f"{work}: this run needs about {need / 1e9:.1f} GB of free disk, {free / 1e9:.1f} GB are free "
+            f"(the prepared cache takes {CACHE_BYTES_PER_CLIP / 1e6:.1f} MB per clip): free some space, "
+            "choose another --workdir, or lower --num-train"
+        )
 
 
 def install(lm_final: Path, dest: Path) -> None:
@@ -246,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     quiet = ["--quiet"] if args.quiet else []
     workers = min(args.workers, 8)
+    check_disk(work, args.num_train, args.num_val)
 
     data = synth(work, args)
     print(f"[demo-model] data ready ({time.time() - t0:.0f} s)", flush=True)

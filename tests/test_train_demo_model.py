@@ -54,3 +54,24 @@ def test_the_recipe_trains_installs_and_resumes(tmp_path: Path, capfd: pytest.Ca
     assert script.main(argv) == 0  # every phase is done: nothing is synthesised or trained again
     second = capfd.readouterr().out
     assert "$" not in second and "installed" in second
+
+
+def test_a_disk_too_small_stops_the_run_before_its_first_phase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = load_script()
+    work = tmp_path / "work"
+    need = script.disk_needed(work, 9000, 200)
+    assert need == script.CHECKPOINT_BYTES + 9200 * (script.CLIP_FILE_BYTES + 64 * 64 * 3 * 100)  # about 12 GB
+    usage = script.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(script.shutil, "disk_usage", lambda path: usage._replace(free=need - 1))
+    with pytest.raises(SystemExit, match=r"work: this run needs about 12.8 GB of free disk, 12.8 GB are free"):
+        script.main(["--workdir", str(work), "--num-train", "9000", "--quiet"])
+    assert [p.name for p in work.iterdir()] == []  # nothing synthesised
+
+    (work / "synthfoley").mkdir()
+    for split in ("train", "val"):
+        (work / "synthfoley" / f"{split}.done").write_text("ok\n")
+    (work / "cache").mkdir()
+    (work / "cache" / "part.bin").write_bytes(b"\0" * 1000)  # a prepare that stopped part-way counts
+    assert script.disk_needed(work, 9000, 200) == need - 9200 * script.CLIP_FILE_BYTES - 1000
+    (work / "cache.done").write_text("ok\n")
+    assert script.disk_needed(work, 9000, 200) == script.CHECKPOINT_BYTES
