@@ -126,9 +126,9 @@ class CachedClipDataset(Dataset):
         out_codes[:, : codes.shape[1]] = torch.from_numpy(codes)
         codes_mask = torch.zeros(T, dtype=torch.bool)
         codes_mask[: codes.shape[1]] = True
-        if visual.dtype == np.uint8 and self._mirrored(index):
-            visual = visual[:, :, ::-1]  # [F, S, S, 3]: the width axis
         if visual.dtype == np.uint8:
+            if self._mirrored(index):
+                visual = visual[:, :, ::-1]  # [F, S, S, 3]: the width axis
             out_visual = torch.zeros((F, *visual.shape[1:]), dtype=torch.uint8)
             out_visual[: visual.shape[0]] = torch.from_numpy(visual.copy())
         else:
