@@ -16,7 +16,6 @@ kept beside the cache in ``onsets.json`` (a read-only cache just recomputes them
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from foleygen.config import atomic_write_text
 from foleygen.data.cache import CacheReader
 from foleygen.errors import ConfigError
 from foleygen.eval.onsets import OnsetDetectorConfig, detect_onsets
-from foleygen.utils import temp_file_beside
 
 SIDECAR = "onsets.json"
 
@@ -112,15 +111,10 @@ def load_or_compute_onsets(
         if stored.get("key") == key and all(c.id in clips for c in reader.clips):
             return {c.id: list(clips[c.id]) for c in reader.clips}
     onsets = compute_onsets(reader, decode, sample_rate, batch_size=batch_size, detector=detector)
-    tmp = None
     try:
-        tmp = temp_file_beside(path, ".json")
-        with open(tmp, "w") as f:
-            json.dump({"key": key, "clips": onsets}, f)
-        os.replace(tmp, path)
-    except OSError:  # a read-only cache (or a full disk): use the onsets of this run only, leave no debris
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write_text(path, json.dumps({"key": key, "clips": onsets}))
+    except OSError:  # a read-only cache (or a full disk): use the onsets of this run only (no debris is left)
+        pass
     return onsets
 
 

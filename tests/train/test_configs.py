@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,6 @@ def test_paper_setting_and_variants():
 
 def test_the_demo_model_recipe_matches_the_shipped_model():
     """``make demo-model``'s config trains the architecture and decoding of ``foleygen/assets/demo``."""
-    import json
-
     root = CONFIGS[0].parent
     recipe = load_yaml(root / "synthfoley_demo_model.yaml")
     shipped = json.loads((root.parent / "foleygen" / "assets" / "demo" / "config.json").read_text())

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from foleygen.config import atomic_write
 from foleygen.eval.embedders.base import AudioEmbedder, EmbedderOutput
-from foleygen.utils import temp_file_beside
 
 __all__ = ["EmbeddingCache", "content_hash"]
 
@@ -68,11 +68,4 @@ class EmbeddingCache:
         arrays = {"embeddings": output.embeddings}
         if output.logits is not None:
             arrays["logits"] = output.logits
-        tmp = temp_file_beside(file, ".npz")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, file)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write(file, lambda fh: np.savez(fh, **arrays))
