@@ -74,7 +74,7 @@ class BenchTask:
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int) -> Any:
         mask = torch.ones(batch["codes"].shape[0], batch["codes"].shape[2], dtype=torch.bool)
-        logits, _ = model(batch["codes"], batch["visual"])  # (logits, label logits: None here)
+        logits, _ = model(batch["codes"], batch["visual"])  # (logits, training-only heads: none here)
         return masked_codebook_metrics(logits, batch["codes"], mask)
 
     def validate(self, model: torch.nn.Module, batch: Any) -> dict[str, float]:

@@ -20,13 +20,20 @@ Onset-weighted code loss (``onsets.weight > 0``, :mod:`foleygen.train.onset_weig
 around each onset of the true audio count ``1 + weight`` in the codes' cross-entropy, because impacts
 decide a Foley track's timing and timbre while being a small share of its frames.
 
+Visual onset loss for a jointly trained encoder (``onsets.visual_weight > 0``): the same onsets, as one
+target per video frame (an onset of the true audio falls within it, or not). A head of one 1-D
+convolution over five neighbouring frames' features (the contact shows in the frame after an impact
+as often as in its own) scores every frame, and their binary cross-entropy over the real frames is
+added with that weight. Like the label head, it exists only in training.
+
 Config sections (see configs/*.yaml)::
 
     data:   {cache, duration, train_splits, val_splits, allow_partial}
     codec:  {path, num_codebooks}        # default path: the codec the cache was made with
     visual: {kind, path, options}        # frozen: how the checkpoint reloads it; compact: {kind, config}
     labels: {weight, separator}           # clip-label loss on a compact encoder's frames (0: off)
-    onsets: {weight, before, after}       # extra weight of the frames near onsets (0: off)
+    onsets: {weight, before, after, visual_weight}   # extra weight of the frames near onsets (0: off);
+                                          # visual onset loss on a compact encoder's frames (0: off)
     lm:     LMConfig fields; num_codebooks/cardinality/frame_rate/fps/visual_dim default to the cache's
     generation: {top_k, top_p, temperature, cfg_coef}   # TensorBoard samples and the saved checkpoint
     samples: {num}                        # validation clips generated for TensorBoard
@@ -50,7 +57,12 @@ from foleygen.data.cache import CacheReader
 from foleygen.data.datasets import CachedClipDataset, collate_clips
 from foleygen.errors import ConfigError
 from foleygen.lm.model import AudioLM, LMConfig
-from foleygen.train.onset_weights import OnsetLossConfig, load_or_compute_onsets, onset_frame_weights
+from foleygen.train.onset_weights import (
+    OnsetLossConfig,
+    load_or_compute_onsets,
+    onset_frame_targets,
+    onset_frame_weights,
+)
 from foleygen.train.task import register_task
 from foleygen.vision.base import VisualEncoder
 
@@ -96,18 +108,22 @@ class LabelLossConfig:
 class LMWithVisual(nn.Module):
     """The trained module: ``lm`` (AudioLM) and, when trained jointly, ``visual`` (compact encoder).
 
-    ``forward(codes [B, K, T], visual)`` -> ``(logits [B, K, T, card], label_logits [B, C] or None)``,
-    where ``visual`` is features ``[B, F, D]`` (frozen encoder, from the cache) or uint8 frames
-    ``[B, F, S, S, 3]`` (``visual`` set); ``label_logits`` come from ``label_head`` when the run has
-    ``num_labels`` classes. Parameter names (``lm.*``, ``visual.*``) are those of a FoleyGen checkpoint;
-    ``label_head.*`` is training-only.
+    ``forward(codes [B, K, T], visual)`` -> ``(logits [B, K, T, card], heads)``, where ``visual`` is
+    features ``[B, F, D]`` (frozen encoder, from the cache) or uint8 frames ``[B, F, S, S, 3]``
+    (``visual`` set), and ``heads`` holds the training-only heads' scores: ``"labels"`` (clip scores
+    ``[B, C]``, when the run has ``num_labels`` classes) and ``"onsets"`` (frame scores ``[B, F]``, with
+    ``onset_head``). Parameter names (``lm.*``, ``visual.*``) are those of a FoleyGen checkpoint;
+    ``label_head.*`` and ``onset_head.*`` are training-only (:data:`TRAINING_ONLY`).
     """
 
-    def __init__(self, lm: AudioLM, visual: VisualEncoder | None = None, num_labels: int = 0) -> None:
+    def __init__(
+        self, lm: AudioLM, visual: VisualEncoder | None = None, num_labels: int = 0, onset_head: bool = False
+    ) -> None:
         super().__init__()
         self.lm = lm
         self.visual = visual
         self.label_head = nn.Linear(lm.visual_dim, num_labels) if num_labels else None
+        self.onset_head = nn.Conv1d(lm.visual_dim, 1, kernel_size=5, padding=2) if onset_head else None
 
     def features(self, visual: torch.Tensor) -> torch.Tensor:
         """Features ``[B, F, D]`` from what the cache stores."""
@@ -126,17 +142,30 @@ class LMWithVisual(nn.Module):
             per_frame = per_frame.masked_fill(~visual_mask[:, :, None], float("-inf"))
         return per_frame.amax(dim=1)
 
+    def onset_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Frame scores ``[B, F]`` (an onset of the audio falls within frame f) from ``features [B, F, D]``."""
+        assert self.onset_head is not None
+        return self.onset_head(features.float().transpose(1, 2))[:, 0]
+
     def forward(
         self,
         codes: torch.Tensor,
         visual: torch.Tensor,
         drop_condition: torch.Tensor | None = None,
         visual_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         features = self.features(visual)
         logits = self.lm.compute_logits(codes, features, drop_condition=drop_condition)
-        labels = None if self.label_head is None else self.label_logits(features, visual_mask)
-        return logits, labels
+        heads = {}
+        if self.label_head is not None:
+            heads["labels"] = self.label_logits(features, visual_mask)
+        if self.onset_head is not None:
+            heads["onsets"] = self.onset_logits(features)
+        return logits, heads
+
+
+#: parameter-name prefixes of :class:`LMWithVisual`'s training-only heads (not in a FoleyGen checkpoint)
+TRAINING_ONLY = ("label_head.", "onset_head.")
 
 
 class _FrozenEncoderSpec(VisualEncoder):
@@ -217,7 +246,11 @@ class LMTask:
         self.onset_loss = from_dict(OnsetLossConfig, dict(config.get("onsets") or {}), "onsets")
         self._codec: Any = None
         self._onsets: dict[str, list[float]] | None = None
-        if self.onset_loss.weight > 0:
+        if self.onset_loss.visual_weight > 0 and not self.trainable_visual:
+            raise ConfigError(
+                "onsets.visual_weight > 0 trains the visual encoder on the audio's onsets; set visual.kind: compact"
+            )
+        if self.onset_loss.weight > 0 or self.onset_loss.visual_weight > 0:
             self.clip_onsets()  # before training starts (decoding the cache takes a while the first time)
 
     # ------------------------------------------------------------------------------ config checks
@@ -300,6 +333,26 @@ class LMTask:
         )
         return weights.to(batch["codes"].device)
 
+    def _visual_onset_loss(
+        self, onset_logits: torch.Tensor, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Binary cross-entropy of ``onset_logits [B, F]`` against the frames holding a true onset, over
+        the real frames, with the frame-level F1 of ``logit > 0`` (all of the batch's frames counted)."""
+        onsets = self.clip_onsets()
+        rate, fps = float(self.lm_config.frame_rate), float(self.lm_config.fps)
+        starts = [a / rate for a in batch.get("audio_starts") or [0] * len(batch["ids"])]
+        targets = onset_frame_targets([onsets.get(i, []) for i in batch["ids"]], starts, onset_logits.shape[1], fps)
+        targets = targets.to(onset_logits.device)
+        real = batch.get("visual_mask")
+        real = torch.ones_like(targets, dtype=torch.bool) if real is None else real.to(onset_logits.device)
+        bce = F.binary_cross_entropy_with_logits(onset_logits.float(), targets, reduction="none")
+        loss = (bce * real).sum() / real.sum().clamp_min(1)
+        with torch.no_grad():
+            said = (onset_logits > 0) & real
+            hits = float((said & (targets > 0)).sum())
+            f1 = 2 * hits / max(float(said.sum()) + float(((targets > 0) & real).sum()), 1.0)
+        return loss, {"visual_onset_loss": float(loss.detach()), "visual_onset_f1": f1}
+
     def _lm_config(self, lm: dict[str, Any]) -> LMConfig:
         r = self.reader
         data_side = {
@@ -337,7 +390,12 @@ class LMTask:
             from foleygen.vision.compact import CompactVisualEncoder
 
             visual = CompactVisualEncoder(self._visual_config())
-        return LMWithVisual(AudioLM(self.lm_config), visual, num_labels=len(self.label_classes))
+        return LMWithVisual(
+            AudioLM(self.lm_config),
+            visual,
+            num_labels=len(self.label_classes),
+            onset_head=self.onset_loss.visual_weight > 0,
+        )
 
     def build_datasets(self) -> tuple[CachedClipDataset, CachedClipDataset | None]:
         """Train/validation crops of ``data.duration`` from the cache."""
@@ -359,32 +417,40 @@ class LMTask:
     def loss(self, model: nn.Module, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked cross-entropy (+ ``labels.weight`` x the clip-label loss); the call goes through ``model(...)``.
 
-        With labels, the logged ``loss`` is the total and ``code_loss`` the codes' cross-entropy alone
-        (comparable with runs without labels). With onset weights the loss optimised is the weighted
-        cross-entropy (``weighted_loss``); ``code_loss`` and the per-codebook metrics stay unweighted.
+        With labels or the visual onset loss, the logged ``loss`` is the total and ``code_loss`` the
+        codes' cross-entropy alone (comparable with runs without them). With onset weights the loss
+        optimised is the weighted cross-entropy (``weighted_loss``); ``code_loss`` and the per-codebook
+        metrics stay unweighted.
         """
-        logits, label_logits = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
+        logits, heads = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
         weights = self.frame_weights(batch)
         loss, metrics = masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"], weights)
         K = batch["codes"].shape[1]
         if weights is not None:
             metrics["weighted_loss"] = float(loss.detach())
             metrics["code_loss"] = sum(metrics[f"loss_cb{k}"] for k in range(K)) / K  # unweighted
-        if label_logits is not None:
-            label_loss, label_metrics = self._label_loss(label_logits, batch["labels"])
-            metrics.update(label_metrics)
+        if heads:
             metrics.setdefault("code_loss", float(loss.detach()))
+        if "labels" in heads:
+            label_loss, label_metrics = self._label_loss(heads["labels"], batch["labels"])
+            metrics.update(label_metrics)
             loss = loss + self.labels.weight * label_loss
+        if "onsets" in heads:
+            onset_loss, onset_metrics = self._visual_onset_loss(heads["onsets"], batch)
+            metrics.update(onset_metrics)
+            loss = loss + self.onset_loss.visual_weight * onset_loss
         return loss, metrics
 
     @torch.no_grad()
     def validate(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, float]:
-        """Conditional loss/accuracy (eval mode: no condition dropout), per codebook too (and label metrics)."""
-        logits, label_logits = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
+        """Conditional loss/accuracy (eval mode: no condition dropout), per codebook too (and the heads' metrics)."""
+        logits, heads = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
         loss, metrics = masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"])
         metrics["loss"] = float(loss)
-        if label_logits is not None:
-            metrics.update(self._label_loss(label_logits, batch["labels"])[1])
+        if "labels" in heads:
+            metrics.update(self._label_loss(heads["labels"], batch["labels"])[1])
+        if "onsets" in heads:
+            metrics.update(self._visual_onset_loss(heads["onsets"], batch)[1])
         return metrics
 
     # ---------------------------------------------------------------------------- checkpoints
@@ -463,12 +529,12 @@ class LMTask:
             if diff:
                 raise CheckpointError(f"its LM config differs from this run's ({'; '.join(diff[:4])})", directory)
         inner: LMWithVisual = getattr(model, "module", model)
-        wanted = {k for k in inner.state_dict() if not k.startswith("label_head.")}  # training-only, starts fresh
+        wanted = {k for k in inner.state_dict() if not k.startswith(TRAINING_ONLY)}  # the heads start fresh
         picked = {k: v for k, v in state.items() if k in wanted}
         missing = sorted(wanted - set(picked))
         if missing:
             raise CheckpointError(f"lacks weights {missing[:4]} of this model", directory)
-        inner.load_state_dict(picked, strict=False)  # all but label_head.*, checked above
+        inner.load_state_dict(picked, strict=False)  # all but the training-only heads, checked above
 
     @torch.no_grad()
     def log_samples(self, model: nn.Module, writer: Any, step: int) -> None:

@@ -11,6 +11,13 @@ Where onsets come from: the cache's own codes, decoded with the run's codec, thr
 onset detector (:func:`foleygen.eval.onsets.detect_onsets`). So any cache works, without annotations,
 and the onsets are those the codec can reproduce. They are computed once per cache and detector and
 kept beside the cache in ``onsets.json`` (a read-only cache just recomputes them each run).
+
+The same onsets also give a jointly trained visual encoder a signal of its own (``visual_weight > 0``,
+used by :mod:`foleygen.train.lm_task`): a small head on the visual features predicts, for every video
+frame, whether the true audio has an onset within that frame (:func:`onset_frame_targets`). Through the
+codes' loss alone the encoder learns *when* things hit only once the LM has learnt to listen to it,
+which takes most of a CPU budget; the frame targets tell it directly from the first step, again
+without annotations.
 """
 
 from __future__ import annotations
@@ -41,17 +48,20 @@ class OnsetLossConfig:
         before: seconds before an onset that count as near it.
         after: seconds after an onset that count as near it.
         batch_size: clips decoded at once when the onsets are first computed.
+        visual_weight: weight of the visual onset loss (see the module docstring; 0 = off). Needs a
+            jointly trained (``compact``) visual encoder.
     """
 
     weight: float = 0.0
     before: float = 0.06
     after: float = 0.1
     batch_size: int = 32
+    visual_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.weight < 0 or self.before < 0 or self.after < 0:
-            got = f"{self.weight}, {self.before}, {self.after}"
-            raise ConfigError(f"onsets: weight, before and after must be >= 0 (got {got})")
+        if min(self.weight, self.before, self.after, self.visual_weight) < 0:
+            got = f"{self.weight}, {self.before}, {self.after}, {self.visual_weight}"
+            raise ConfigError(f"onsets: weight, before, after and visual_weight must be >= 0 (got {got})")
 
 
 def compute_onsets(
@@ -149,3 +159,23 @@ def onset_frame_weights(
             if first < last:
                 weights[b, first:last] = 1.0 + config.weight
     return weights
+
+
+def onset_frame_targets(
+    onsets: Sequence[Sequence[float]], starts: Sequence[float], num_frames: int, fps: float
+) -> torch.Tensor:
+    """Per video frame, whether an onset falls in it: ``float [B, F]`` (``F = num_frames``) of 0 and 1.
+
+    Args:
+        onsets: per clip, its onset times (s) from the clip's start.
+        starts: per clip, where its crop starts (s) in the clip.
+        num_frames: video frames per crop.
+        fps: video frames per second; frame ``f`` spans ``[f, f + 1) / fps`` of crop time.
+    """
+    targets = torch.zeros(len(onsets), num_frames)
+    for b, (times, start) in enumerate(zip(onsets, starts, strict=True)):
+        for t in times:
+            f = int(np.floor((float(t) - float(start)) * fps + 1e-6))  # (float noise, as above)
+            if 0 <= f < num_frames:
+                targets[b, f] = 1.0
+    return targets

@@ -13,6 +13,7 @@ from foleygen.train.onset_weights import (
     OnsetLossConfig,
     compute_onsets,
     load_or_compute_onsets,
+    onset_frame_targets,
     onset_frame_weights,
 )
 
@@ -210,3 +211,96 @@ def test_a_read_only_cache_still_gets_its_onsets(click_cache, monkeypatch, faili
     onsets = load_or_compute_onsets(CacheReader(click_cache), click_decode, SR, "clicks")
     assert set(onsets) == set(CLICKS) and not (click_cache / SIDECAR).exists()
     assert not list(click_cache.glob(f".{SIDECAR}*"))
+
+
+# ------------------------------------------------------------------------------ visual onset loss
+FPS = 10.0
+COMPACT = {"fps": FPS, "image_size": 16, "dim": 8, "channels": [8], "groups": 4}
+#: audio frames (50 Hz) of each flash clip's sounds; clip f5 is the validation clip
+FLASHES = [[6, 31], [17], [42, 12], [26], [3, 36], [21]]
+
+
+def test_frame_targets_mark_the_video_frame_holding_each_onset():
+    # a crop from 0.1 s at 10 fps: 0.05 s is before it, 0.39 s is crop time 0.29 (frame 2), 1.2 s lies
+    # past its 10 frames
+    t = onset_frame_targets([[0.05, 0.39, 1.2], []], [0.1, 0.0], 10, FPS)
+    assert t.shape == (2, 10)
+    assert torch.nonzero(t[0]).flatten().tolist() == [2]
+    assert t[1].sum() == 0
+    # 0.29 * 100 = 28.999999999999996, yet 0.29 s lies in frame 29 of a 100 fps video
+    assert torch.nonzero(onset_frame_targets([[0.29]], [0.0], 40, 100.0)[0]).flatten().tolist() == [29]
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        OnsetLossConfig(visual_weight=-0.5)
+
+
+@pytest.fixture
+def flash_cache(tmp_path):
+    """6 frames clips of 1 s: grey frames, and a white one with each sound (code 7 at FLASHES)."""
+    visual = {**VISUAL, "kind": "compact", "path": None, "trainable": True, "store": "frames"}
+    init_cache(tmp_path / "f", make_fingerprint(codec=CODEC, visual=visual, duration=1.0))
+    w = ShardWriter(tmp_path / "f", 0, 1)
+    for i, audio_frames in enumerate(FLASHES):
+        codes = np.zeros((2, 50), dtype=np.int64)
+        codes[0, audio_frames] = 7
+        frames = np.full((10, 16, 16, 3), 60, dtype=np.uint8)
+        for a in audio_frames:
+            frames[int(a / RATE * FPS)] = 250
+        w.add(f"f{i}", codes, frames, split="val" if i == 5 else "train", label=None, seconds=1.0)
+    w.finalize()
+    return tmp_path / "f"
+
+
+def flash_config(cache):
+    cfg = click_task_config(cache, onsets={"visual_weight": 1.0})
+    cfg["visual"] = {"kind": "compact", "config": COMPACT}
+    return cfg
+
+
+def test_visual_onset_loss_teaches_the_encoder_when_sounds_start(flash_cache, monkeypatch):
+    monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
+    task = LMTask(flash_config(flash_cache))
+    torch.manual_seed(0)
+    model = task.build_model()
+    assert model.onset_head is not None and model.label_head is None
+    train, val = task.build_datasets()
+    batch = task.collate([train[i] for i in range(len(train))])
+    loss, metrics = task.loss(model, batch, 0)
+    assert {"code_loss", "visual_onset_loss", "visual_onset_f1"} <= set(metrics)
+    assert float(loss.detach()) == pytest.approx(metrics["code_loss"] + metrics["visual_onset_loss"], rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.onset_head.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.visual.parameters())
+    # the encoder and its head alone (the LM's loss has nothing to do with this and costs most)
+    opt = torch.optim.Adam([*model.visual.parameters(), *model.onset_head.parameters()], lr=1e-2)
+    for _ in range(80):
+        loss, metrics = task._visual_onset_loss(model.onset_logits(model.features(batch["visual"])), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert metrics["visual_onset_f1"] == 1.0 and metrics["visual_onset_loss"] < 0.1
+    model.eval()
+    held_out = task.validate(model, task.collate([val[0]]))
+    assert held_out["visual_onset_f1"] == 1.0  # the white frame of an unseen clip, at its own time
+
+
+def test_visual_onset_head_needs_a_trained_encoder_and_stays_out_of_checkpoints(flash_cache, click_cache, tmp_path):
+    from media_helpers import tiny_codec_dir
+
+    with pytest.raises(ConfigError, match="set visual.kind: compact"):
+        LMTask(click_task_config(click_cache, onsets={"visual_weight": 1.0}))
+    cfg = flash_config(flash_cache)
+    cfg["codec"] = {"path": str(tiny_codec_dir(tmp_path / "codec"))}
+    task = LMTask(cfg)
+    torch.manual_seed(2)
+    source = task.build_model()
+    task.save_pretrained(source, tmp_path / "ckpt")
+    from foleygen.checkpoint import load_checkpoint_dir
+
+    _, state = load_checkpoint_dir(tmp_path / "ckpt")
+    assert any(k.startswith("visual.") for k in state)
+    assert not any(k.startswith("onset_head.") for k in state)
+    again = task.build_model()
+    task.load_pretrained(again, tmp_path / "ckpt")  # the head starts fresh, all else is the checkpoint's
+    for name, p in source.state_dict().items():
+        if not name.startswith("onset_head."):
+            assert torch.equal(again.state_dict()[name], p), name
