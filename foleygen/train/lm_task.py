@@ -337,7 +337,7 @@ class LMTask:
         self, onset_logits: torch.Tensor, batch: dict[str, Any]
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Binary cross-entropy of ``onset_logits [B, F]`` against the frames holding a true onset, over
-        the real frames, with the frame-level F1 of ``logit > 0`` (all of the batch's frames counted)."""
+        the real frames, with the F1 of ``logit > 0`` as a frame-level detector (pooled over the batch)."""
         onsets = self.clip_onsets()
         rate, fps = float(self.lm_config.frame_rate), float(self.lm_config.fps)
         starts = [a / rate for a in batch.get("audio_starts") or [0] * len(batch["ids"])]
