@@ -321,15 +321,22 @@ class LMTask:
             )
         return self._onsets
 
+    def _crop_starts(self, batch: dict[str, Any]) -> list[float]:
+        """Where each of the batch's crops starts in its clip, in seconds."""
+        rate = float(self.lm_config.frame_rate)
+        return [a / rate for a in batch.get("audio_starts") or [0] * len(batch["ids"])]
+
     def frame_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
         """Loss weights ``float [B, T]`` of a batch's audio frames (``None`` when onset weighting is off)."""
         if self.onset_loss.weight <= 0:
             return None
         onsets = self.clip_onsets()
-        rate = float(self.lm_config.frame_rate)
-        starts = [a / rate for a in batch.get("audio_starts") or [0] * len(batch["ids"])]
         weights = onset_frame_weights(
-            [onsets.get(i, []) for i in batch["ids"]], starts, batch["codes"].shape[-1], rate, self.onset_loss
+            [onsets.get(i, []) for i in batch["ids"]],
+            self._crop_starts(batch),
+            batch["codes"].shape[-1],
+            float(self.lm_config.frame_rate),
+            self.onset_loss,
         )
         return weights.to(batch["codes"].device)
 
@@ -339,10 +346,12 @@ class LMTask:
         """Binary cross-entropy of ``onset_logits [B, F]`` against the frames holding a true onset, over
         the real frames, with the F1 of ``logit > 0`` as a frame-level detector (pooled over the batch)."""
         onsets = self.clip_onsets()
-        rate, fps = float(self.lm_config.frame_rate), float(self.lm_config.fps)
-        starts = [a / rate for a in batch.get("audio_starts") or [0] * len(batch["ids"])]
-        targets = onset_frame_targets([onsets.get(i, []) for i in batch["ids"]], starts, onset_logits.shape[1], fps)
-        targets = targets.to(onset_logits.device)
+        targets = onset_frame_targets(
+            [onsets.get(i, []) for i in batch["ids"]],
+            self._crop_starts(batch),
+            onset_logits.shape[1],
+            float(self.lm_config.fps),
+        ).to(onset_logits.device)
         real = batch.get("visual_mask")
         real = torch.ones_like(targets, dtype=torch.bool) if real is None else real.to(onset_logits.device)
         bce = F.binary_cross_entropy_with_logits(onset_logits.float(), targets, reduction="none")
@@ -415,7 +424,8 @@ class LMTask:
         return collate_clips(items)
 
     def loss(self, model: nn.Module, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Masked cross-entropy (+ ``labels.weight`` x the clip-label loss); the call goes through ``model(...)``.
+        """Masked cross-entropy (+ ``labels.weight`` x the clip-label loss + ``onsets.visual_weight`` x the
+        visual onset loss); the call goes through ``model(...)``.
 
         With labels or the visual onset loss, the logged ``loss`` is the total and ``code_loss`` the
         codes' cross-entropy alone (comparable with runs without them). With onset weights the loss
