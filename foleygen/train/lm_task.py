@@ -312,11 +312,15 @@ class LMTask:
         if self._onsets is None:
             codec = self.codec()
             device = next(codec.parameters()).device
+            # the sidecar is keyed by the codec: one codec directory named two ways (relative, absolute,
+            # through a link) is one key, so neither run recomputes and overwrites the other's onsets
+            name = str(self.codec_cfg.get("path"))
+            where = Path(name)
             self._onsets = load_or_compute_onsets(
                 self.reader,
                 lambda codes: codec.decode(codes.to(device)),
                 int(codec.sample_rate),
-                str(self.codec_cfg.get("path")),
+                str(where.resolve()) if where.exists() else name,
                 batch_size=self.onset_loss.batch_size,
             )
         return self._onsets

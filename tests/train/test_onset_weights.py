@@ -304,3 +304,23 @@ def test_visual_onset_head_needs_a_trained_encoder_and_stays_out_of_checkpoints(
     for name, p in source.state_dict().items():
         if not name.startswith("onset_head."):
             assert torch.equal(again.state_dict()[name], p), name
+
+
+def test_one_codec_directory_named_two_ways_shares_the_onsets(click_cache, monkeypatch, tmp_path):
+    calls = []
+
+    class CountingCodec(ClickCodec):
+        def decode(self, codes):
+            calls.append(codes.shape[0])
+            return click_decode(codes)
+
+    monkeypatch.setattr(LMTask, "codec", lambda self: CountingCodec())
+    (tmp_path / "codec").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "codec")
+    first = LMTask(click_task_config(click_cache, codec={"path": str(tmp_path / "codec")}, onsets={"weight": 1.0}))
+    assert calls and set(first.clip_onsets()) == set(CLICKS)
+    decoded = len(calls)
+    LMTask(click_task_config(click_cache, codec={"path": str(tmp_path / "link")}, onsets={"weight": 1.0}))
+    assert len(calls) == decoded  # read from the sidecar, not decoded again
+    LMTask(click_task_config(click_cache, codec={"path": "another-codec"}, onsets={"weight": 1.0}))
+    assert len(calls) > decoded  # a different codec is decoded afresh
