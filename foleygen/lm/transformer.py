@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from foleygen.lm import native
+from foleygen.utils import native_bf16
 
 # Up to this many rows (one decoding step: a batch and its CFG rows), a CPU linear takes a path of its
 # own. Measured on the 2-core AMD EPYC dev machine (torch 2.13, one thread, weights that do not stay in
@@ -36,14 +37,7 @@ from foleygen.lm import native
 GEMV_MAX_ROWS = 8
 
 
-def _onednn_bf16() -> bool:
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
-
-
-PACKED_BF16 = _onednn_bf16()
+PACKED_BF16 = native_bf16(torch.device("cpu"))
 
 
 class Linear(nn.Linear):

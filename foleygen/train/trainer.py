@@ -56,7 +56,7 @@ from foleygen.train import distributed as fdist
 from foleygen.train.ema import EMA
 from foleygen.train.optim import build_optimizer, build_scheduler
 from foleygen.train.task import TASKS, TrainTask
-from foleygen.utils import temp_dir_beside
+from foleygen.utils import native_bf16, temp_dir_beside
 
 #: Modules that register the built-in tasks, imported on demand (``task: lm`` needs the LM stack only).
 BUILTIN_TASK_MODULES = {"lm": "foleygen.train.lm_task", "codec": "foleygen.codecs.training"}
@@ -81,7 +81,10 @@ class TrainConfig:
         betas: AdamW betas.
         eps: AdamW epsilon.
         grad_clip: max global gradient norm (0 = no clipping; the norm is logged anyway).
-        precision: ``fp32`` or ``bf16`` (autocast; weights and optimiser stay fp32).
+        precision: ``fp32``, ``bf16`` (autocast; weights and optimiser stay fp32) or ``auto``: bf16 where
+            the device computes it natively (:func:`foleygen.utils.native_bf16`), fp32 elsewhere. An
+            explicit ``bf16`` on a device without native bf16 is honoured with a warning: it is emulated
+            there, and many times slower than fp32.
         ema_decay: EMA of the weights when > 0; exported checkpoints then carry the EMA weights.
         log_every: steps between logged training metrics.
         val_every: steps between validations (0 = only at the end).
@@ -111,7 +114,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     grad_clip: float = 1.0
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     ema_decay: float = 0.0
     log_every: int = 10
     val_every: int = 0
@@ -276,6 +279,13 @@ class Trainer:
             torch.set_num_threads(self.cfg.num_threads)
         if self.cfg.deterministic:
             torch.use_deterministic_algorithms(True)
+        native = native_bf16(self.info.device)
+        self.bf16 = self.cfg.precision == "bf16" or (self.cfg.precision == "auto" and native)
+        if self.cfg.precision == "bf16" and not native:
+            self._warn(
+                f"precision bf16 on {self.info.device.type}, which has no native bf16: it is emulated and many "
+                "times slower than fp32 (train.precision=auto picks bf16 only where it is native)"
+            )
         self.task = task if task is not None else build_task(config)
 
         self.train_set, self.val_set = self.task.build_datasets()
@@ -331,9 +341,7 @@ class Trainer:
             print(f"[foleygen train] warning: {message}", file=sys.stderr, flush=True)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        return torch.autocast(
-            device_type=self.info.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"
-        )
+        return torch.autocast(device_type=self.info.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _train_batches(self) -> Iterator[Any]:
         """Batches forever, epoch after epoch, starting at ``(self.epoch, self.batch_in_epoch)``."""

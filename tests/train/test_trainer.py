@@ -186,3 +186,33 @@ def test_init_from_a_pretrained_directory(tmp_path):
     second = Trainer(cfg, quiet=True)
     for name, value in first.model.state_dict().items():
         assert torch.equal(second.model.state_dict()[name], value)
+
+
+@pytest.mark.parametrize(
+    ("precision", "native", "bf16", "warned"),
+    [
+        ("auto", True, True, False),
+        ("auto", False, False, False),
+        ("bf16", True, True, False),
+        ("bf16", False, True, True),  # honoured, but the user is told it is emulated
+        ("fp32", True, False, False),
+    ],
+)
+def test_precision_auto_takes_bf16_only_where_native(tmp_path, monkeypatch, capsys, precision, native, bf16, warned):
+    import foleygen.train.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: native)
+    trainer = Trainer(tiny_config(tmp_path / "run", precision=precision, steps=1), quiet=True)
+    assert trainer.bf16 is bf16
+    with trainer._autocast():
+        y = torch.nn.functional.linear(torch.randn(2, 3), torch.randn(4, 3))
+    assert y.dtype == (torch.bfloat16 if bf16 else torch.float32)
+    assert ("no native bf16" in capsys.readouterr().err) is warned
+
+
+def test_native_bf16_matches_onednn_on_cpu():
+    from foleygen.utils import native_bf16
+
+    expected = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert native_bf16(torch.device("cpu")) is expected
+    assert native_bf16(torch.device("meta")) is False
