@@ -14,13 +14,14 @@ The pipeline is the one a user follows with their own data, command for command:
    with its weights stored in float16 (half the size; the model computes in float32 either way).
 
 Every phase is skipped when its output exists, and each ``foleygen train`` resumes from its newest
-checkpoint, so the script can be stopped at any time and run again to continue (``make demo-model``
-within about 2 hours on a 2-core CPU, in as many parts as you like).
+checkpoint, so the script can be stopped at any time and run again to continue (``make demo-model``:
+about 2 hours on the 2-core dev CPU, in as many parts as you like).
 
 Step counts can be given directly (``--codec-steps``/``--lm-steps``) or as a time budget
 (``--codec-minutes``/``--lm-minutes``): the trainer is then first run for a few steps to measure this
-machine's speed, and the step count is chosen to fill the budget. By default the codec gets a step count
-(``CODEC_STEPS``: what it needs to keep every sound class) and the LM a time budget. A measured budget
+machine's speed, and the step count is chosen to fill the budget. By default both get step counts
+(``CODEC_STEPS``, ``LM_STEPS``: what the measured recipe ran), so the model, not the time, is fixed: about
+2 hours on the dev machine's 2 AVX-512 cores, about 4 on 2 AVX2-only cores. A measured budget
 makes the run depend on the machine's speed; the chosen step counts are printed and written to
 ``WORKDIR/plan.json`` so any run can be repeated exactly with ``--codec-steps``/``--lm-steps``.
 """
@@ -49,6 +50,10 @@ CHECKPOINT_BYTES = 600_000_000  # codec + LM checkpoints (the last two of each) 
 # is heard in its reconstructions only after some 4000-6000 steps of batch 8, whatever the machine's
 # speed (docs/codecs.md). 3500 steps left a glass ceiling of 0.29 and the LM's class accuracy with it.
 CODEC_STEPS = 6000
+# The LM's default is a step count too: the one the measured recipe ran (docs/RESULTS.md), which 75 min
+# gave on the AVX-512 dev machine (0.66 steps/s, bf16). A time budget would silently train a weaker model
+# on a slower CPU: on a 2-core AVX2-only EPYC the same 75 min gave 1160 steps (0.26 steps/s, fp32).
+LM_STEPS = 3054
 
 
 def sh(*args: str, env: dict[str, str] | None = None) -> None:
@@ -119,13 +124,24 @@ def measured_steps_per_s(config: str, out: Path, overrides: list[str], probe_ste
 
 
 def plan_steps(
-    name: str, steps: int | None, minutes: float | None, config: str, work: Path, overrides: list[str], plan: dict
+    name: str,
+    steps: int | None,
+    minutes: float | None,
+    default: int,
+    config: str,
+    work: Path,
+    overrides: list[str],
+    plan: dict,
 ) -> int:
+    """The step count of phase ``name``: the one already in ``plan`` (a resumed run), else ``steps``,
+    else what fills ``minutes`` at this machine's probed speed, else ``default``; recorded in ``plan``."""
     if name in plan:
         return int(plan[name])
+    if steps is None and minutes is None:
+        steps = default
     if steps is None:
         rate = measured_steps_per_s(config, work / f"probe_{name}", overrides, probe_steps=40)
-        steps = max(100, int(rate * 60 * float(minutes or 10)))
+        steps = max(100, int(rate * 60 * float(minutes)))
         print(f"[demo-model] {name}: {rate:.2f} steps/s measured -> {steps} steps for {minutes} min", flush=True)
     plan[name] = int(steps)
     (work / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
@@ -263,8 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec-minutes", type=float, default=None, help="codec time budget (probes this machine's speed)")
     p.add_argument("--codec-batch", type=int, default=None, help="codec batch size (default: the config's)")
     p.add_argument("--lm-config", default="configs/synthfoley_demo_model.yaml")
-    p.add_argument("--lm-steps", type=int, default=None)
-    p.add_argument("--lm-minutes", type=float, default=75.0)
+    p.add_argument(
+        "--lm-steps",
+        type=int,
+        default=None,
+        help=f"LM training steps (default {LM_STEPS}, unless --lm-minutes gives a time budget)",
+    )
+    p.add_argument("--lm-minutes", type=float, default=None, help="LM time budget (probes this machine's speed)")
     p.add_argument("--lm-batch", type=int, default=None, help="LM batch size (default: the config's)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra overrides for the LM config")
     p.add_argument("--codec-set", nargs="*", default=[], metavar="KEY=VALUE", help="extra codec config overrides")
@@ -301,9 +322,15 @@ def main(argv: list[str] | None = None) -> int:
         codec_over.append(f"train.batch_size={args.codec_batch}")
     codec_out = work / "codec"
     if not (codec_out / "final").exists():
-        codec_steps = args.codec_steps if args.codec_steps or args.codec_minutes else CODEC_STEPS
         steps = plan_steps(
-            "codec_steps", codec_steps, args.codec_minutes, "configs/codec_compact.yaml", work, codec_over, plan
+            "codec_steps",
+            args.codec_steps,
+            args.codec_minutes,
+            CODEC_STEPS,
+            "configs/codec_compact.yaml",
+            work,
+            codec_over,
+            plan,
         )
         train_with_limit(
             "configs/codec_compact.yaml",
@@ -336,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         lm_over.append(f"train.batch_size={args.lm_batch}")
     lm_out = work / "lm"
     if not (lm_out / "final").exists():
-        steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, args.lm_config, work, lm_over, plan)
+        steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, LM_STEPS, args.lm_config, work, lm_over, plan)
         train_with_limit(
             args.lm_config,
             lm_out,

@@ -75,3 +75,28 @@ def test_a_disk_too_small_stops_the_run_before_its_first_phase(tmp_path: Path, m
     assert script.disk_needed(work, 9000, 200) == need - 9200 * script.CLIP_FILE_BYTES - 1000
     (work / "cache.done").write_text("ok\n")
     assert script.disk_needed(work, 9000, 200) == script.CHECKPOINT_BYTES
+
+
+def test_plan_steps_defaults_to_a_step_count_and_probes_only_for_a_time_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = load_script()
+    probes: list[str] = []
+
+    def fake_probe(config: str, out: Path, overrides: list[str], probe_steps: int) -> float:
+        probes.append(config)
+        return 2.0  # steps/s
+
+    monkeypatch.setattr(script, "measured_steps_per_s", fake_probe)
+    plan: dict = {}
+
+    def plan_steps(name: str, steps: int | None, minutes: float | None) -> int:
+        return script.plan_steps(name, steps, minutes, 6000, "cfg.yaml", tmp_path, [], plan)
+
+    assert plan_steps("a", None, None) == 6000  # neither given: the default count, no probe
+    assert plan_steps("b", 123, None) == 123
+    assert plan_steps("c", None, 10.0) == 1200  # 10 min at 2 steps/s
+    assert probes == ["cfg.yaml"]
+    assert plan_steps("c", None, 99.0) == 1200  # a resumed run keeps its planned count
+    assert json.loads((tmp_path / "plan.json").read_text()) == {"a": 6000, "b": 123, "c": 1200}
+    assert script.CODEC_STEPS == 6000 and script.LM_STEPS == 3054
