@@ -1,5 +1,5 @@
-"""Native CPU kernels for decoding: ``y = x @ W^T`` for a few float32 rows and bf16 weights, and attention
-of one query over a KV cache.
+"""Native CPU kernels for decoding: ``y = x @ W^T`` for a few float32 rows and bf16 or float16 weights, and
+attention of one query over a KV cache.
 
 Why. A decoding step multiplies one row per sequence (and its guidance row) by every weight matrix, so
 its cost is the time to stream the weights from memory. bf16 weights halve those bytes, but none of
@@ -8,7 +8,10 @@ bf16 linear on a packed weight reads the weights at ~7-11 GB/s, and every bf16 m
 for a tiny weight, while the small ops around the linears run slower in bf16 than in float32. This
 kernel keeps the activations in float32 and reads the bf16 weights directly, widening each to float32 on
 the fly (a bf16 number is the top half of a float32), at ~16-21 GB/s there: about twice the oneDNN
-speed, so a bf16 step approaches half the bytes of a float32 step (``benchmarks/generate.py``).
+speed, so a bf16 step approaches half the bytes of a float32 step (``benchmarks/generate.py``). float16
+weights (``model.half()``) take the same kernel with their own exact widening; PyTorch's path rounds the
+rows to float16 instead (the demo LM in float16, one thread, AVX2-only EPYC: 1.89 s against 2.03 s for a
+4 s clip).
 The second kernel attends one query per row and head over cached keys and values, float32 or bf16
 (:func:`attend_one`): cheaper than PyTorch's fused kernel for one query, and with bf16 caches it
 reads half the bytes, which matters late in long clips, where attention outweighs the linears.
@@ -59,51 +62,73 @@ static inline float widen(uint16_t h) {  /* bf16 -> float32: the bf16 bits are t
     return f;
 }
 
-/* y[r, o] = sum_i x[r, i] * W[o, i] for rows r0 .. r0 + R - 1, reading each weight row once. One
-   named accumulator per row (not an array) is what lets compilers vectorise the sums. */
-static void rows_1(const uint16_t *W, const float *x, float *y, int64_t out, int64_t in, int64_t r0) {
-    const float *x0 = x + r0 * in;
-    for (int64_t o = 0; o < out; o++) {
-        const uint16_t *w = W + o * in;
-        float a0 = 0.f;
-        for (int64_t i = 0; i < in; i++) a0 += widen(w[i]) * x0[i];
-        y[r0 * out + o] = a0;
-    }
+/* float16 -> float32, exactly. Normal numbers: the exponent and mantissa bits move into place and
+   the exponent is rebiased by 127 - 15; infinities and NaNs get the all-ones exponent; zeros and
+   subnormals are their mantissa times 2^-24 (no float subnormals, so flushing them cannot bite). Plain
+   integer and float operations and selects, which the loops below vectorise on any compiler, unlike
+   _Float16, whose availability and conversions vary by compiler and target. */
+static inline float widen_f16(uint16_t h) {
+    uint32_t em = h & 0x7fffu;
+    uint32_t u = em >= 0x7c00u ? (em << 13) | 0x7f800000u : (em << 13) + (112u << 23);
+    float f;
+    memcpy(&f, &u, 4);
+    if (em < 0x400u) f = (float)em * 0x1p-24f;
+    memcpy(&u, &f, 4);
+    u |= (uint32_t)(h & 0x8000u) << 16;
+    memcpy(&f, &u, 4);
+    return f;
 }
 
-static void rows_2(const uint16_t *W, const float *x, float *y, int64_t out, int64_t in, int64_t r0) {
-    const float *x0 = x + r0 * in, *x1 = x0 + in;
-    for (int64_t o = 0; o < out; o++) {
-        const uint16_t *w = W + o * in;
-        float a0 = 0.f, a1 = 0.f;
-        for (int64_t i = 0; i < in; i++) {
-            float wi = widen(w[i]);
-            a0 += wi * x0[i];
-            a1 += wi * x1[i];
-        }
-        y[r0 * out + o] = a0;
-        y[(r0 + 1) * out + o] = a1;
-    }
+/* y[r, o] = sum_i x[r, i] * W[o, i] for rows r0 .. r0 + R - 1, reading each weight row once; W holds
+   16-bit numbers that WIDEN turns into float32. One named accumulator per row (not an array) is what
+   lets compilers vectorise the sums. */
+#define ROWS(SUFFIX, WIDEN)                                                                      \
+static void rows_1##SUFFIX(const uint16_t *W, const float *x, float *y, int64_t out, int64_t in,  \
+                           int64_t r0) {                                                          \
+    const float *x0 = x + r0 * in;                                                                \
+    for (int64_t o = 0; o < out; o++) {                                                           \
+        const uint16_t *w = W + o * in;                                                           \
+        float a0 = 0.f;                                                                           \
+        for (int64_t i = 0; i < in; i++) a0 += WIDEN(w[i]) * x0[i];                               \
+        y[r0 * out + o] = a0;                                                                     \
+    }                                                                                             \
+}                                                                                                 \
+static void rows_2##SUFFIX(const uint16_t *W, const float *x, float *y, int64_t out, int64_t in,  \
+                           int64_t r0) {                                                          \
+    const float *x0 = x + r0 * in, *x1 = x0 + in;                                                 \
+    for (int64_t o = 0; o < out; o++) {                                                           \
+        const uint16_t *w = W + o * in;                                                           \
+        float a0 = 0.f, a1 = 0.f;                                                                 \
+        for (int64_t i = 0; i < in; i++) {                                                        \
+            float wi = WIDEN(w[i]);                                                               \
+            a0 += wi * x0[i];                                                                     \
+            a1 += wi * x1[i];                                                                     \
+        }                                                                                         \
+        y[r0 * out + o] = a0;                                                                     \
+        y[(r0 + 1) * out + o] = a1;                                                               \
+    }                                                                                             \
+}                                                                                                 \
+static void rows_4##SUFFIX(const uint16_t *W, const float *x, float *y, int64_t out, int64_t in,  \
+                           int64_t r0) {                                                          \
+    const float *x0 = x + r0 * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;                   \
+    for (int64_t o = 0; o < out; o++) {                                                           \
+        const uint16_t *w = W + o * in;                                                           \
+        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;                                             \
+        for (int64_t i = 0; i < in; i++) {                                                        \
+            float wi = WIDEN(w[i]);                                                               \
+            a0 += wi * x0[i];                                                                     \
+            a1 += wi * x1[i];                                                                     \
+            a2 += wi * x2[i];                                                                     \
+            a3 += wi * x3[i];                                                                     \
+        }                                                                                         \
+        y[r0 * out + o] = a0;                                                                     \
+        y[(r0 + 1) * out + o] = a1;                                                               \
+        y[(r0 + 2) * out + o] = a2;                                                               \
+        y[(r0 + 3) * out + o] = a3;                                                               \
+    }                                                                                             \
 }
-
-static void rows_4(const uint16_t *W, const float *x, float *y, int64_t out, int64_t in, int64_t r0) {
-    const float *x0 = x + r0 * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
-    for (int64_t o = 0; o < out; o++) {
-        const uint16_t *w = W + o * in;
-        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
-        for (int64_t i = 0; i < in; i++) {
-            float wi = widen(w[i]);
-            a0 += wi * x0[i];
-            a1 += wi * x1[i];
-            a2 += wi * x2[i];
-            a3 += wi * x3[i];
-        }
-        y[r0 * out + o] = a0;
-        y[(r0 + 1) * out + o] = a1;
-        y[(r0 + 2) * out + o] = a2;
-        y[(r0 + 3) * out + o] = a3;
-    }
-}
+ROWS(_bf16, widen)
+ROWS(_f16, widen_f16)
 
 /* Attention of one query per (batch row, head) over S keys: out[bh] = softmax(scale * K[bh] q[bh]) V[bh].
    q, out float32 [BH, hd] contiguous; K, V [BH, S, hd] with rows of hd contiguous, (bh, s) strides in
@@ -148,13 +173,20 @@ void foleygen_attend_one(const float *q, const void *K, const void *V, float *ou
         attend_f32(q, (const float *)K, (const float *)V, out, BH, S, hd, k_bh, k_s, v_bh, v_s, scale, scores);
 }
 
-/* W bf16 [out, in], x float32 [rows, in], y float32 [rows, out]; all contiguous. */
-void foleygen_linear_bf16(const uint16_t *W, const float *x, float *y,
-                          int64_t out, int64_t in, int64_t rows) {
+/* W bf16 (w_f16 = 0) or float16 (w_f16 = 1) [out, in], x float32 [rows, in], y float32 [rows, out];
+   all contiguous. */
+void foleygen_linear_half(const uint16_t *W, const float *x, float *y,
+                          int64_t out, int64_t in, int64_t rows, int w_f16) {
     int64_t r = 0;
-    for (; r + 4 <= rows; r += 4) rows_4(W, x, y, out, in, r);
-    for (; r + 2 <= rows; r += 2) rows_2(W, x, y, out, in, r);
-    for (; r < rows; r++) rows_1(W, x, y, out, in, r);
+    if (w_f16) {
+        for (; r + 4 <= rows; r += 4) rows_4_f16(W, x, y, out, in, r);
+        for (; r + 2 <= rows; r += 2) rows_2_f16(W, x, y, out, in, r);
+        for (; r < rows; r++) rows_1_f16(W, x, y, out, in, r);
+    } else {
+        for (; r + 4 <= rows; r += 4) rows_4_bf16(W, x, y, out, in, r);
+        for (; r + 2 <= rows; r += 2) rows_2_bf16(W, x, y, out, in, r);
+        for (; r < rows; r++) rows_1_bf16(W, x, y, out, in, r);
+    }
 }
 """
 
@@ -216,8 +248,8 @@ def _library() -> ctypes.CDLL | None:
         except (OSError, subprocess.SubprocessError) as err:
             log.debug("native kernel: %s", err)
             continue
-        fn = lib.foleygen_linear_bf16
-        fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3
+        fn = lib.foleygen_linear_half
+        fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3 + [ctypes.c_int]
         fn.restype = None
         fn = lib.foleygen_attend_one
         fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 7 + [ctypes.c_float, ctypes.c_int, ctypes.c_void_p]
@@ -231,11 +263,15 @@ def available() -> bool:
     return _library() is not None
 
 
+HALF_DTYPES = (torch.bfloat16, torch.float16)
+
+
 def usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether :func:`linear_bf16` applies: float32 rows, a bf16 weight, both on the CPU, one thread."""
+    """Whether :func:`linear_half` applies: float32 rows, a bf16 or float16 weight, both on the CPU, few
+    threads."""
     return (
         x.dtype == torch.float32
-        and weight.dtype == torch.bfloat16
+        and weight.dtype in HALF_DTYPES
         and x.device.type == "cpu"
         and weight.device.type == "cpu"
         and torch.get_num_threads() <= MAX_THREADS
@@ -243,26 +279,31 @@ def usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def linear_bf16(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``x [rows, in] @ weight[out, in]^T + bias [out]`` -> ``[rows, out]``: float32 x, bf16 weight, float32 out.
+def linear_half(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x [rows, in] @ weight[out, in]^T + bias [out]`` -> ``[rows, out]``: float32 x, bf16 or float16
+    weight, float32 out.
 
-    Accumulates in float32. Raises ``RuntimeError`` if the kernel is not :func:`available`.
+    Each weight is widened to float32 exactly and the sums accumulate in float32, so the result is that
+    of the float32 product with the widened weight, up to rounding order. Raises ``RuntimeError`` if the
+    kernel is not :func:`available`.
     """
     if _library() is None:
-        raise RuntimeError("the native bf16 kernel is not available (no C compiler, or FOLEYGEN_NATIVE=0)")
+        raise RuntimeError("the native linear kernel is not available (no C compiler, or FOLEYGEN_NATIVE=0)")
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"need x [rows, in] and weight [out, in], got {tuple(x.shape)} and {tuple(weight.shape)}")
-    if x.dtype != torch.float32 or weight.dtype != torch.bfloat16:
-        raise ValueError(f"need float32 x and bf16 weight, got {x.dtype} and {weight.dtype}")
-    return linear_bf16_unchecked(x.contiguous(), weight.contiguous(), bias)
+    if x.dtype != torch.float32 or weight.dtype not in HALF_DTYPES:
+        raise ValueError(f"need float32 x and a bf16 or float16 weight, got {x.dtype} and {weight.dtype}")
+    return linear_half_unchecked(x.contiguous(), weight.contiguous(), bias)
 
 
-def linear_bf16_unchecked(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """:func:`linear_bf16` for callers that have checked :func:`usable`, shapes and contiguity (a decoding
+def linear_half_unchecked(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """:func:`linear_half` for callers that have checked :func:`usable`, shapes and contiguity (a decoding
     step calls it ~50 times, where each microsecond of checks is worth saving)."""
     rows, out = x.shape[0], weight.shape[0]
     y = torch.empty(rows, out, dtype=torch.float32)
-    _library().foleygen_linear_bf16(weight.data_ptr(), x.data_ptr(), y.data_ptr(), out, x.shape[1], rows)
+    _library().foleygen_linear_half(
+        weight.data_ptr(), x.data_ptr(), y.data_ptr(), out, x.shape[1], rows, int(weight.dtype == torch.float16)
+    )
     if bias is not None:
         y += bias
     return y

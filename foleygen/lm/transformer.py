@@ -80,7 +80,7 @@ class Linear(nn.Linear):
         x2 = x.reshape(rows, w.shape[1]).contiguous()
         grad = torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)
         if rows <= GEMV_MAX_ROWS and not grad and w.is_contiguous() and native.usable(x2, w):
-            y = native.linear_bf16_unchecked(x2, w, self.bias)
+            y = native.linear_half_unchecked(x2, w, self.bias)
         else:
             y = self.forward(x2.to(w.dtype)).float()
         return y.view(*x.shape[:-1], w.shape[0])

@@ -1,4 +1,4 @@
-"""``foleygen.lm.native``: the bf16-weight kernel for decoding, and Linear's float32-rows/bf16-weights path."""
+"""``foleygen.lm.native``: the bf16/float16-weight kernel for decoding, and Linear's float32-rows paths through it."""
 
 import os
 import shutil
@@ -19,30 +19,53 @@ def test_the_kernel_builds_where_a_compiler_is():
 
 
 @pytest.mark.skipif(not (HAS_COMPILER and ENABLED), reason="no C compiler, or FOLEYGEN_NATIVE=0")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8])
 @pytest.mark.parametrize("shape", [(48, 32), (33, 17), (1, 1), (96, 130)])
-def test_kernel_matches_a_float32_matmul(rows, shape):
+def test_kernel_matches_a_float32_matmul(rows, shape, dtype):
     g = torch.Generator().manual_seed(rows)
-    weight = torch.randn(shape, generator=g).bfloat16()
-    bias = torch.randn(shape[0], generator=g).bfloat16()
+    weight = torch.randn(shape, generator=g).to(dtype)
+    bias = torch.randn(shape[0], generator=g).to(dtype)
     x = torch.randn(rows, shape[1], generator=g)
-    ref = x.double() @ weight.double().T  # the bf16 weights are exact in float64
-    torch.testing.assert_close(native.linear_bf16(x, weight).double(), ref, atol=1e-4, rtol=1e-5)
-    torch.testing.assert_close(native.linear_bf16(x, weight, bias).double(), ref + bias.double(), atol=1e-4, rtol=1e-5)
+    ref = x.double() @ weight.double().T  # the 16-bit weights are exact in float64
+    torch.testing.assert_close(native.linear_half(x, weight).double(), ref, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(native.linear_half(x, weight, bias).double(), ref + bias.double(), atol=1e-4, rtol=1e-5)
     # non-contiguous inputs are made contiguous first
-    strided = native.linear_bf16(x.T.contiguous().T, weight.T.contiguous().T)
-    torch.testing.assert_close(strided, native.linear_bf16(x, weight))
+    strided = native.linear_half(x.T.contiguous().T, weight.T.contiguous().T)
+    torch.testing.assert_close(strided, native.linear_half(x, weight))
+
+
+@pytest.mark.skipif(not (HAS_COMPILER and ENABLED), reason="no C compiler, or FOLEYGEN_NATIVE=0")
+def test_float16_weights_widen_exactly_including_subnormals_and_infinities():
+    bits = torch.arange(0, 1 << 16, dtype=torch.int32)
+    every = bits.to(torch.int16).view(torch.float16)  # all 65536 float16 numbers, NaNs included
+    finite = every[torch.isfinite(every)]
+    eye = torch.eye(1)
+    # one row times a [N, 1] weight reads each weight once: y[0, n] = 1.0 * w[n]
+    got = native.linear_half(eye, finite[:, None])[0]
+    assert torch.equal(got, finite.float())  # exact, subnormals and signed zeros' values included
+    inf = torch.tensor([float("inf"), float("-inf")], dtype=torch.float16)
+    assert torch.equal(native.linear_half(eye, inf[:, None])[0], inf.float())
+    nan = every[torch.isnan(every)][:8]
+    assert torch.isnan(native.linear_half(eye, nan[:, None])[0]).all()
+    subnormal = finite[(finite != 0) & (finite.abs() < 2**-14)]
+    assert subnormal.numel() == 2 * 1023
+    if torch.set_flush_denormal(True):  # the CPU flushes float subnormals now: float16's must survive
+        try:
+            assert torch.equal(native.linear_half(eye, subnormal[:, None])[0], subnormal.float())
+        finally:
+            torch.set_flush_denormal(False)
 
 
 def test_kernel_rejects_what_it_cannot_compute():
     if not native.available():
         with pytest.raises(RuntimeError, match="not available"):
-            native.linear_bf16(torch.randn(2, 4), torch.randn(3, 4).bfloat16())
+            native.linear_half(torch.randn(2, 4), torch.randn(3, 4).bfloat16())
         return
-    with pytest.raises(ValueError, match="float32 x and bf16 weight"):
-        native.linear_bf16(torch.randn(2, 4), torch.randn(3, 4))
+    with pytest.raises(ValueError, match="float32 x and a bf16 or float16 weight"):
+        native.linear_half(torch.randn(2, 4), torch.randn(3, 4))
     with pytest.raises(ValueError, match=r"x \[rows, in\]"):
-        native.linear_bf16(torch.randn(2, 5), torch.randn(3, 4).bfloat16())
+        native.linear_half(torch.randn(2, 5), torch.randn(3, 4).bfloat16())
 
 
 def test_disabled_by_environment(monkeypatch):
@@ -92,20 +115,21 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("rows", [1, 2, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 3])
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_float32_rows_with_bf16_weights(rows, bias, one_thread, monkeypatch):
-    lin = Linear(32, 40, bias=bias).bfloat16()
+def test_linear_float32_rows_with_16_bit_weights(rows, bias, dtype, one_thread, monkeypatch):
+    lin = Linear(32, 40, bias=bias).to(dtype)
     x = torch.randn(rows, 1, 32)
     calls = []
-    kernel = native.linear_bf16_unchecked
-    monkeypatch.setattr(native, "linear_bf16_unchecked", lambda *a: calls.append(a[0].shape) or kernel(*a))
+    kernel = native.linear_half_unchecked
+    monkeypatch.setattr(native, "linear_half_unchecked", lambda *a: calls.append(a[0].shape) or kernel(*a))
     with torch.inference_mode():
         out = lin(x)
     assert len(calls) == (rows <= GEMV_MAX_ROWS and native.available())  # the kernel takes a decoding step
     assert out.dtype == torch.float32 and out.shape == (rows, 1, 40)
     ref = F.linear(x.double(), lin.weight.double(), None if lin.bias is None else lin.bias.double())
-    # many rows are rounded to bf16 first (nn.Linear's path); a few go through the kernel unrounded
+    # many rows are rounded to the weight dtype first (nn.Linear's path); a few go through the kernel unrounded
     tol = 5e-2 if rows > GEMV_MAX_ROWS or not native.usable(x, lin.weight) else 1e-4
     torch.testing.assert_close(out.double(), ref, atol=tol, rtol=tol)
 
