@@ -54,8 +54,8 @@ def native_bf16(device: Any) -> bool:
     """Whether ``device`` (a ``torch.device``) computes bfloat16 matrix products natively.
 
     A CUDA GPU that supports bf16; a CPU where oneDNN has bf16 kernels (AVX-512 BF16 or AMX). Elsewhere
-    (an AVX2-only CPU, for one) bf16 is emulated: an autocast training step was measured ~40x slower
-    than fp32 on a 2-core AMD EPYC without AVX-512, its matrix products alone 7x.
+    (an AVX2-only CPU, for one) bf16 is emulated: a training step of the demo LM under autocast took about a
+    minute (~18x fp32's 3.6 s) on a 2-core AMD EPYC without AVX-512, and a bf16 matrix product 7x as long.
     """
     import torch
 
