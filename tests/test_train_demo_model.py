@@ -99,4 +99,3 @@ def test_plan_steps_defaults_to_a_step_count_and_probes_only_for_a_time_budget(
     assert probes == ["cfg.yaml"]
     assert plan_steps("c", None, 99.0) == 1200  # a resumed run keeps its planned count
     assert json.loads((tmp_path / "plan.json").read_text()) == {"a": 6000, "b": 123, "c": 1200}
-    assert script.CODEC_STEPS == 6000 and script.LM_STEPS == 3054

@@ -210,9 +210,19 @@ def test_precision_auto_takes_bf16_only_where_native(tmp_path, monkeypatch, caps
     assert ("no native bf16" in capsys.readouterr().err) is warned
 
 
-def test_native_bf16_matches_onednn_on_cpu():
+def test_native_bf16_follows_the_devices_own_report(monkeypatch):
     from foleygen.utils import native_bf16
 
-    expected = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    assert native_bf16(torch.device("cpu")) is expected
+    cpu = torch.device("cpu")
+    for answer in (True, False):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda answer=answer: answer)
+        assert native_bf16(cpu) is (answer and torch.backends.mkldnn.is_available())
+
+    def no_onednn():
+        raise RuntimeError("built without oneDNN")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", no_onednn)
+    assert native_bf16(cpu) is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert native_bf16(torch.device("cuda")) is False
     assert native_bf16(torch.device("meta")) is False
