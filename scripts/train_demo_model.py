@@ -15,13 +15,14 @@ The pipeline is the one a user follows with their own data, command for command:
 
 Every phase is skipped when its output exists, and each ``foleygen train`` resumes from its newest
 checkpoint, so the script can be stopped at any time and run again to continue (``make demo-model``:
-about 2 hours on the 2-core dev CPU, in as many parts as you like).
+about 4 hours on a 2-core AVX2 CPU, in as many parts as you like; docs/RESULTS.md has the run).
 
 Step counts can be given directly (``--codec-steps``/``--lm-steps``) or as a time budget
 (``--codec-minutes``/``--lm-minutes``): the trainer is then first run for a few steps to measure this
 machine's speed, and the step count is chosen to fill the budget. By default both get step counts
 (``CODEC_STEPS``, ``LM_STEPS``: what the measured recipe ran), so the model, not the time, is fixed: about
-2 hours on the dev machine's 2 AVX-512 cores, about 4 on 2 AVX2-only cores. A measured budget
+4 hours on 2 AVX2-only cores (measured), about 2 h 25 min on the dev machine's 2 AVX-512 cores with
+native bf16 (estimated from its earlier runs). A measured budget
 makes the run depend on the machine's speed; the chosen step counts are printed and written to
 ``WORKDIR/plan.json`` so any run can be repeated exactly with ``--codec-steps``/``--lm-steps``.
 """
