@@ -14,17 +14,17 @@ The pipeline is the one a user follows with their own data, command for command:
    with its weights stored in float16 (half the size; the model computes in float32 either way).
 
 Every phase is skipped when its output exists, and each ``foleygen train`` resumes from its newest
-checkpoint, so the script can be stopped at any time and run again to continue (``make demo-model``:
-about 4 hours on a 2-core AVX2 CPU, in as many parts as you like; docs/RESULTS.md has the run).
+checkpoint, so the script can be stopped at any time and run again to continue, in as many parts as you
+like (how long it takes: below; docs/RESULTS.md has the measured run).
 
 Step counts can be given directly (``--codec-steps``/``--lm-steps``) or as a time budget
 (``--codec-minutes``/``--lm-minutes``): the trainer is then first run for a few steps to measure this
 machine's speed, and the step count is chosen to fill the budget. By default both get step counts
 (``CODEC_STEPS``, ``LM_STEPS``: what the measured recipe ran), so the model, not the time, is fixed: about
 4 hours on 2 AVX2-only cores (measured), about 2 h 25 min on the dev machine's 2 AVX-512 cores with
-native bf16 (estimated from its earlier runs). A measured budget
-makes the run depend on the machine's speed; the chosen step counts are printed and written to
-``WORKDIR/plan.json`` so any run can be repeated exactly with ``--codec-steps``/``--lm-steps``.
+native bf16 (estimated from its earlier runs). A measured budget makes the run depend on the machine's
+speed; the chosen step counts are printed and written to ``WORKDIR/plan.json`` so any run can be
+repeated exactly with ``--codec-steps``/``--lm-steps``.
 """
 
 from __future__ import annotations
