@@ -59,6 +59,7 @@ from foleygen.errors import ConfigError
 from foleygen.lm.model import AudioLM, LMConfig
 from foleygen.train.onset_weights import (
     OnsetLossConfig,
+    codec_key,
     load_or_compute_onsets,
     onset_frame_targets,
     onset_frame_weights,
@@ -312,15 +313,11 @@ class LMTask:
         if self._onsets is None:
             codec = self.codec()
             device = next(codec.parameters()).device
-            # the sidecar is keyed by the codec: one codec directory named two ways (relative, absolute,
-            # through a link) is one key, so neither run recomputes and overwrites the other's onsets
-            name = str(self.codec_cfg.get("path"))
-            where = Path(name)
             self._onsets = load_or_compute_onsets(
                 self.reader,
                 lambda codes: codec.decode(codes.to(device)),
                 int(codec.sample_rate),
-                str(where.resolve()) if where.exists() else name,
+                codec_key(str(self.codec_cfg.get("path"))),
                 batch_size=self.onset_loss.batch_size,
             )
         return self._onsets

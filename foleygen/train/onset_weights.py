@@ -93,6 +93,13 @@ def compute_onsets(
     return out
 
 
+def codec_key(path: str) -> str:
+    """The name that keys a codec's onsets in the sidecar: one codec directory named two ways (relative,
+    absolute, through a link) is one key, so neither run recomputes and overwrites the other's onsets."""
+    where = Path(path)
+    return str(where.resolve()) if where.exists() else path
+
+
 def _sidecar_key(codec_name: str, detector: OnsetDetectorConfig) -> dict[str, Any]:
     return {"codec": codec_name, "detector": asdict(detector)}
 

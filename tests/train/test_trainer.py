@@ -226,3 +226,67 @@ def test_native_bf16_follows_the_devices_own_report(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert native_bf16(torch.device("cuda")) is False
     assert native_bf16(torch.device("meta")) is False
+
+
+def _losses(run_dir):
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if r["split"] == "train"]
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_and_saves_the_same_names(tmp_path, monkeypatch):
+    import torch._inductor.config
+
+    # the tiny net has dropout: draw its masks as eager does, so that the two runs can be compared
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+    eager = train(tiny_config(tmp_path / "eager", steps=10, log_every=1), quiet=True)
+    compiled = train(tiny_config(tmp_path / "compiled", steps=10, log_every=1, compile=True), quiet=True)
+    assert compiled._step_model is not compiled.model  # it really ran compiled (no fallback)
+    assert _losses(tmp_path / "compiled") == pytest.approx(_losses(tmp_path / "eager"), rel=1e-4, abs=1e-6)
+    saved = load_file(str(tmp_path / "compiled" / "final" / "model.safetensors"))
+    reference = load_file(str(tmp_path / "eager" / "final" / "model.safetensors"))
+    assert saved.keys() == reference.keys()  # no "_orig_mod." prefixes
+    for name in saved:
+        torch.testing.assert_close(saved[name], reference[name], rtol=1e-3, atol=1e-5)
+    assert eager.step == compiled.step == 10
+
+
+def test_a_failing_compilation_falls_back_to_eager_with_one_warning(tmp_path, monkeypatch, capsys):
+    import foleygen.train.trainer as trainer_module
+
+    class Broken(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args, **kwargs):
+            raise RuntimeError("InductorError: no working C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(trainer_module.torch, "compile", lambda model: Broken(model))
+    train(tiny_config(tmp_path / "eager", steps=6, log_every=1), quiet=True)
+    trainer = train(tiny_config(tmp_path / "fallback", steps=6, log_every=1, compile=True), quiet=True)
+    err = capsys.readouterr().err
+    assert err.count("train.compile: the compiled step failed") == 1 and "no working C++ compiler" in err
+    assert trainer._step_model is trainer.model
+    assert _losses(tmp_path / "fallback") == _losses(tmp_path / "eager")  # the same run, bit for bit
+
+
+def test_an_error_in_a_proven_compiled_step_is_raised(tmp_path, monkeypatch):
+    import foleygen.train.trainer as trainer_module
+
+    calls = {"n": 0}
+
+    class FailsLater(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("a real error in step 3")
+            return self.inner(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.torch, "compile", lambda model: FailsLater(model))
+    with pytest.raises(RuntimeError, match="a real error in step 3"):
+        train(tiny_config(tmp_path / "run", steps=6, compile=True), quiet=True)
