@@ -1,19 +1,17 @@
 """scripts/average_checkpoints.py: the weighted mean of checkpoints, written as a loadable checkpoint."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from script_loader import load_script
 
 from foleygen import FoleyGen
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("average_checkpoints", ROOT / "scripts" / "average_checkpoints.py")
-avg = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(avg)
+avg = load_script("average_checkpoints")
 
 
 def test_weighted_mean_keeps_dtypes_and_integer_tensors():

@@ -12,6 +12,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_benchmark(args: list[str], env: dict[str, str] | None = None) -> dict:
+    """``benchmarks/train.py ARGS`` in a subprocess; its JSON report."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
 def test_train_benchmark_runs_and_reports_throughput():
     args = [
         "--dim",
@@ -37,15 +51,7 @@ def test_train_benchmark_runs_and_reports_throughput():
         "--precisions",
         "fp32",
     ]
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "train.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    report = json.loads(out.stdout)
+    report = run_benchmark(args)
     runs = next(v for v in report.values() if isinstance(v, list))
     assert runs and all(math.isfinite(r["final_loss"]) and r["audio_seconds_per_s"] > 0 for r in runs)
 
@@ -55,17 +61,8 @@ def test_train_benchmark_compares_the_compact_encoder_step_eager_and_compiled():
     args = ["--dim", "32", "--layers", "1", "--heads", "2", "--cardinality", "16", "--visual-dim", "16",
             "--visual", "compact", "--image-size", "16", "--seconds", "0.5", "--batch", "2", "--steps", "2",
             "--warmup", "1", "--threads", "1", "--precisions", "fp32", "--compile"]  # fmt: skip
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "train.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        # condition dropout draws inside the compiled graph: as eager does, so the losses can be compared
-        env={**os.environ, "TORCHINDUCTOR_FALLBACK_RANDOM": "1"},
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    report = json.loads(out.stdout)
+    # condition dropout draws inside the compiled graph: as eager does, so the losses can be compared
+    report = run_benchmark(args, env={"TORCHINDUCTOR_FALLBACK_RANDOM": "1"})
     assert report["model"]["visual"] == "compact 16x16"
     assert [r["compiled"] for r in report["results"]] == [False, True]
     eager, compiled = report["results"]

@@ -64,11 +64,9 @@ def test_shipped_model_hits_the_true_impacts(model, clips):
 
 def test_eval_script_reports_scores_and_per_class_confusion(tmp_path, capsys):
     """scripts/eval_demo_model.py on one example clip: the JSON holds every metric and a confusion matrix."""
-    import importlib.util
+    from script_loader import load_script
 
-    spec = importlib.util.spec_from_file_location("eval_demo_model", ROOT / "scripts" / "eval_demo_model.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("eval_demo_model")
     out = tmp_path / "r.json"
     assert script.main(["--model", "demo", "--clips", str(ROOT / "examples"), "--num", "1", "--json", str(out)]) == 0
     report = json.loads(out.read_text())

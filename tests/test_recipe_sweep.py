@@ -3,27 +3,19 @@ checkpoint is scored, finals included, with the reached step in the summary."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("recipe_sweep", ROOT / "scripts" / "recipe_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["recipe_sweep"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_variant_is_a_name_and_its_overrides() -> None:
-    sweep = load_script()
+    sweep = load_script("recipe_sweep")
     assert sweep.parse_variant("small=lm.dim=192,lm.num_layers=4") == ("small", ["lm.dim=192", "lm.num_layers=4"])
     assert sweep.parse_variant("base=") == ("base", [])
     for bad in ("no-equals", "=lm.dim=2", "bad name=x=1", "v=lm.dim"):
@@ -32,7 +24,7 @@ def test_a_variant_is_a_name_and_its_overrides() -> None:
 
 
 def test_the_caches_to_prepare_onsets_for_are_the_default_and_each_override() -> None:
-    sweep = load_script()
+    sweep = load_script("recipe_sweep")
     variants = {"a": ["train.steps=3"], "b": ["data.cache=c48", "lm.dim=8"], "c": ["data.cache=c48"]}
     assert sweep.variant_caches(variants, Path("c64")) == [Path("c64"), Path("c48")]
 
@@ -43,7 +35,7 @@ def foleygen(*args: str) -> None:
 
 @pytest.mark.slow
 def test_two_variants_train_and_their_checkpoints_are_scored(tmp_path: Path) -> None:
-    sweep = load_script()
+    sweep = load_script("recipe_sweep")
     data, test = tmp_path / "data", tmp_path / "test"
     for split, folder, num in (("train", data / "train", 4), ("val", data / "val", 2), ("test", test, 2)):
         foleygen("synth", str(folder), "--split", split, "--num", str(num), "--duration", "1", "--quiet")

@@ -3,30 +3,21 @@ second run resumes instead of redoing the work."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+from script_loader import load_script
 
 from foleygen import FoleyGen
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_demo_model", ROOT / "scripts" / "train_demo_model.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_demo_model"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_the_recipe_trains_installs_and_resumes(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    script = load_script()
+    script = load_script("train_demo_model")
     work, dest = tmp_path / "work", tmp_path / "installed"
     argv = [
         "--workdir", str(work), "--install-to", str(dest), "--num-train", "6", "--num-val", "2",
@@ -57,7 +48,7 @@ def test_the_recipe_trains_installs_and_resumes(tmp_path: Path, capfd: pytest.Ca
 
 
 def test_a_disk_too_small_stops_the_run_before_its_first_phase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    script = load_script()
+    script = load_script("train_demo_model")
     work = tmp_path / "work"
     need = script.disk_needed(work, 9000, 200)
     assert need == script.CHECKPOINT_BYTES + 9200 * (script.CLIP_FILE_BYTES + 64 * 64 * 3 * 100)  # about 12 GB
@@ -80,7 +71,7 @@ def test_a_disk_too_small_stops_the_run_before_its_first_phase(tmp_path: Path, m
 def test_plan_steps_defaults_to_a_step_count_and_probes_only_for_a_time_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = load_script()
+    script = load_script("train_demo_model")
     probes: list[str] = []
 
     def fake_probe(config: str, out: Path, overrides: list[str], probe_steps: int) -> float:
