@@ -57,13 +57,20 @@ def train_command(name: str, overrides: list[str], args: argparse.Namespace) -> 
     ]  # fmt: skip
 
 
-def variant_caches(variants: dict[str, list[str]], default: Path) -> list[Path]:
-    """The distinct caches the variants train on (``data.cache=`` in their overrides, else ``default``)."""
-    caches = [default]
+def caches_needing_onsets(config: str, variants: dict[str, list[str]], default: Path) -> list[Path]:
+    """The distinct caches of the variants whose config weights frames by onsets (``onsets.weight`` or
+    ``onsets.visual_weight`` > 0): ``data.cache=`` in their overrides, else ``default``."""
+    from foleygen.config import load_yaml
+
+    caches = []
     for overrides in variants.values():
-        for o in overrides:
-            if o.startswith("data.cache="):
-                caches.append(Path(o.partition("=")[2]))
+        cfg = load_yaml(ROOT / config if not Path(config).is_absolute() else config, overrides)
+        onsets = cfg.get("onsets") or {}
+        if float(onsets.get("weight", 0)) > 0 or float(onsets.get("visual_weight", 0)) > 0:
+            cache = next(
+                (Path(o.partition("=")[2]) for o in reversed(overrides) if o.startswith("data.cache=")), default
+            )
+            caches.append(cache)
     return list(dict.fromkeys(caches))
 
 
@@ -221,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--variant: each NAME must be given once")
     args.out.mkdir(parents=True, exist_ok=True)
 
+    precompute_onsets(caches_needing_onsets(args.config, variants, args.cache), args.codec, args.device)
     t0 = time.monotonic()
-    precompute_onsets(variant_caches(variants, args.cache), args.codec, args.device)
     status = train_all(variants, args)
     train_s = time.monotonic() - t0
     scores = evaluate_all(variants, args)

@@ -23,10 +23,17 @@ def test_a_variant_is_a_name_and_its_overrides() -> None:
             sweep.parse_variant(bad)
 
 
-def test_the_caches_to_prepare_onsets_for_are_the_default_and_each_override() -> None:
+def test_onsets_are_prepared_once_per_cache_of_the_variants_that_weight_by_them() -> None:
     sweep = load_script("recipe_sweep")
-    variants = {"a": ["train.steps=3"], "b": ["data.cache=c48", "lm.dim=8"], "c": ["data.cache=c48"]}
-    assert sweep.variant_caches(variants, Path("c64")) == [Path("c64"), Path("c48")]
+    variants = {
+        "a": ["train.steps=3"],
+        "b": ["data.cache=c48", "lm.dim=8"],
+        "c": ["data.cache=c48"],
+        "d": ["data.cache=c32", "onsets.weight=0", "onsets.visual_weight=0"],
+    }
+    config = "configs/synthfoley_demo_model.yaml"  # onset weights on
+    assert sweep.caches_needing_onsets(config, variants, Path("c64")) == [Path("c64"), Path("c48")]
+    assert sweep.caches_needing_onsets("configs/synthfoley_demo.yaml", variants, Path("c64")) == []  # off there
 
 
 def foleygen(*args: str) -> None:

@@ -99,9 +99,8 @@ class TrainConfig:
         deterministic: ``torch.use_deterministic_algorithms`` (slower on GPU; CPU is deterministic).
         tensorboard: write TensorBoard event files under ``OUT/tb``.
         compile: run the training step's forward (and its backward) through ``torch.compile``
-            (Inductor). On a 2-core CPU the demo LM's step was 1.4-1.5x faster in ``benchmarks/train.py
-            --visual compact --compile`` and 1.1-1.2x in its recipe's training on real data; the first
-            step pays for the compilation (seconds to a minute).
+            (Inductor). What it gains depends on the model and the machine (docs/training.md has the
+            measurements); the first step pays for the compilation (seconds to a minute).
             Checkpoints are the same either way. Random draws (dropout, condition dropout) come from
             Inductor's own generator, so a compiled run is reproducible but not bit-identical to an
             uncompiled one. If the first compiled step fails (no C++ compiler, an op it cannot handle),
