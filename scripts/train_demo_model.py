@@ -24,7 +24,8 @@ machine's speed, and the step count is chosen to fill the budget. By default bot
 4 hours on 2 AVX2-only cores (measured with an eager LM; with the LM config's ``train.compile``, about
 3 h 50 min, estimated from a partial run), about 2 h 25 min on the dev machine's 2 AVX-512 cores
 with native bf16 (estimated from its earlier runs). Cut to 2 hours on the AVX2 cores, the recipe missed
-both acceptance bars (docs/RESULTS.md), so the step counts stay. A measured budget makes the run depend on
+both acceptance bars, and so did a smaller LM (d=192, 4 layers) given those 2 hours (docs/RESULTS.md), so
+the step counts and the LM's size stay. A measured budget makes the run depend on
 the machine's speed; the chosen step counts are printed and written to ``WORKDIR/plan.json`` so any run
 can be repeated exactly with ``--codec-steps``/``--lm-steps``.
 """
