@@ -64,7 +64,7 @@ def caches_needing_onsets(config: str, variants: dict[str, list[str]], default: 
 
     caches = []
     for overrides in variants.values():
-        cfg = load_yaml(ROOT / config if not Path(config).is_absolute() else config, overrides)
+        cfg = load_yaml(ROOT / config, overrides)  # an absolute config path stays itself under ROOT /
         onsets = cfg.get("onsets") or {}
         if float(onsets.get("weight", 0)) > 0 or float(onsets.get("visual_weight", 0)) > 0:
             cache = next(

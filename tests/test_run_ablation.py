@@ -31,3 +31,17 @@ def test_each_variant_changes_one_thing_under_the_shared_budget() -> None:
         "full": [*budget, "lm.visual_attention=full"],
     }
     assert argv[argv.index("--config") + 1] == "configs/synthfoley_demo.yaml" and "--baselines" in argv
+
+
+def test_its_variants_are_the_shipped_variant_configs() -> None:
+    """``configs/synthfoley_demo_{full,frame_specific,prefix}.yaml`` train the same models by hand."""
+    from foleygen.config import load_yaml
+
+    ablation = load_script("run_ablation")
+    root = Path(__file__).resolve().parents[1]
+    for name, overrides in ablation.VARIANTS.items():
+        if not overrides:
+            continue
+        by_hand = load_yaml(root / f"configs/synthfoley_demo_{name}.yaml")
+        derived = load_yaml(root / ablation.CONFIG, overrides)
+        assert {k: v for k, v in by_hand.items() if k != "out"} == {k: v for k, v in derived.items() if k != "out"}
