@@ -26,14 +26,19 @@ convolution over five neighbouring frames' features (the contact shows in the fr
 as often as in its own) scores every frame, and their binary cross-entropy over the real frames is
 added with that weight. Like the label head, it exists only in training.
 
+Visual onset-class loss (``onsets.class_weight > 0`` with ``onsets.events``, a directory of SynthFoley-style
+event files): a third head, of the same shape, scores every frame for every class (an on-screen impact
+of that class falls within the frame), with a binary cross-entropy over the real frames of the clips
+that have an event file. It tells the encoder which object is hitting now, not only which are in the clip.
+
 Config sections (see configs/*.yaml)::
 
     data:   {cache, duration, train_splits, val_splits, allow_partial}
     codec:  {path, num_codebooks}        # default path: the codec the cache was made with
     visual: {kind, path, options}        # frozen: how the checkpoint reloads it; compact: {kind, config}
     labels: {weight, separator}           # clip-label loss on a compact encoder's frames (0: off)
-    onsets: {weight, before, after, visual_weight}   # extra weight of the frames near onsets (0: off);
-                                          # visual onset loss on a compact encoder's frames (0: off)
+    onsets: {weight, before, after, visual_weight,   # extra weight of the frames near onsets (0: off);
+             class_weight, events}        # visual onset (and onset-class) loss on a compact encoder's frames
     lm:     LMConfig fields; num_codebooks/cardinality/frame_rate/fps/visual_dim default to the cache's
     generation: {top_k, top_p, temperature, cfg_coef}   # TensorBoard samples and the saved checkpoint
     samples: {num}                        # validation clips generated for TensorBoard
@@ -60,7 +65,9 @@ from foleygen.lm.model import AudioLM, LMConfig
 from foleygen.train.onset_weights import (
     OnsetLossConfig,
     codec_key,
+    load_clip_impacts,
     load_or_compute_onsets,
+    onset_class_targets,
     onset_frame_targets,
     onset_frame_weights,
 )
@@ -112,19 +119,29 @@ class LMWithVisual(nn.Module):
     ``forward(codes [B, K, T], visual)`` -> ``(logits [B, K, T, card], heads)``, where ``visual`` is
     features ``[B, F, D]`` (frozen encoder, from the cache) or uint8 frames ``[B, F, S, S, 3]``
     (``visual`` set), and ``heads`` holds the training-only heads' scores: ``"labels"`` (clip scores
-    ``[B, C]``, when the run has ``num_labels`` classes) and ``"onsets"`` (frame scores ``[B, F]``, with
-    ``onset_head``). Parameter names (``lm.*``, ``visual.*``) are those of a FoleyGen checkpoint;
-    ``label_head.*`` and ``onset_head.*`` are training-only (:data:`TRAINING_ONLY`).
+    ``[B, C]``, when the run has ``num_labels`` classes), ``"onsets"`` (frame scores ``[B, F]``, with
+    ``onset_head``) and ``"onset_classes"`` (frame-and-class scores ``[B, F, C']``, with
+    ``num_onset_classes`` = C'). Parameter names (``lm.*``, ``visual.*``) are those of a FoleyGen
+    checkpoint; ``label_head.*``, ``onset_head.*`` and ``onset_class_head.*`` are training-only
+    (:data:`TRAINING_ONLY`).
     """
 
     def __init__(
-        self, lm: AudioLM, visual: VisualEncoder | None = None, num_labels: int = 0, onset_head: bool = False
+        self,
+        lm: AudioLM,
+        visual: VisualEncoder | None = None,
+        num_labels: int = 0,
+        onset_head: bool = False,
+        num_onset_classes: int = 0,
     ) -> None:
         super().__init__()
         self.lm = lm
         self.visual = visual
         self.label_head = nn.Linear(lm.visual_dim, num_labels) if num_labels else None
         self.onset_head = nn.Conv1d(lm.visual_dim, 1, kernel_size=5, padding=2) if onset_head else None
+        self.onset_class_head = (
+            nn.Conv1d(lm.visual_dim, num_onset_classes, kernel_size=5, padding=2) if num_onset_classes else None
+        )
 
     def features(self, visual: torch.Tensor) -> torch.Tensor:
         """Features ``[B, F, D]`` from what the cache stores."""
@@ -162,11 +179,13 @@ class LMWithVisual(nn.Module):
             heads["labels"] = self.label_logits(features, visual_mask)
         if self.onset_head is not None:
             heads["onsets"] = self.onset_logits(features)
+        if self.onset_class_head is not None:
+            heads["onset_classes"] = self.onset_class_head(features.float().transpose(1, 2)).transpose(1, 2)
         return logits, heads
 
 
 #: parameter-name prefixes of :class:`LMWithVisual`'s training-only heads (not in a FoleyGen checkpoint)
-TRAINING_ONLY = ("label_head.", "onset_head.")
+TRAINING_ONLY = ("label_head.", "onset_head.", "onset_class_head.")
 
 
 class _FrozenEncoderSpec(VisualEncoder):
@@ -253,6 +272,23 @@ class LMTask:
             )
         if self.onset_loss.weight > 0 or self.onset_loss.visual_weight > 0:
             self.clip_onsets()  # before training starts (decoding the cache takes a while the first time)
+        self.clip_impacts: dict[str, list[tuple[float, str]]] = {}
+        self.onset_classes: list[str] = []
+        if self.onset_loss.class_weight > 0:
+            if not self.trainable_visual:
+                raise ConfigError(
+                    "onsets.class_weight > 0 trains the visual encoder on the events' classes; set visual.kind: compact"
+                )
+            assert self.onset_loss.events is not None  # (OnsetLossConfig checks it)
+            self.clip_impacts = load_clip_impacts(self.onset_loss.events, [c.id for c in self.reader.clips])
+            train = set(self.data.train_splits)
+            self.onset_classes = sorted(
+                {name for c in self.reader.clips if c.split in train for _, name in self.clip_impacts.get(c.id, [])}
+            )
+            if not self.onset_classes:
+                raise ConfigError(
+                    "onsets.class_weight > 0 but no training clip has an on-screen impact", self.onset_loss.events
+                )
 
     # ------------------------------------------------------------------------------ config checks
     def _visual_config(self) -> Any:
@@ -363,6 +399,32 @@ class LMTask:
             f1 = 2 * hits / max(float(said.sum()) + float(((targets > 0) & real).sum()), 1.0)
         return loss, {"visual_onset_loss": float(loss.detach()), "visual_onset_f1": f1}
 
+    def _visual_onset_class_loss(
+        self, class_logits: torch.Tensor, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Binary cross-entropy of ``class_logits [B, F, C]`` against the frames' on-screen impact classes,
+        over the real frames of clips with an event file, and the share of impact frames whose best-scored
+        class is a true one (pooled over the batch)."""
+        targets, known = onset_class_targets(
+            [self.clip_impacts.get(i) for i in batch["ids"]],
+            self._crop_starts(batch),
+            class_logits.shape[1],
+            float(self.lm_config.fps),
+            {c: i for i, c in enumerate(self.onset_classes)},
+        )
+        targets, known = targets.to(class_logits.device), known.to(class_logits.device)
+        real = batch.get("visual_mask")
+        real = torch.ones(targets.shape[:2], dtype=torch.bool, device=targets.device) if real is None else real
+        real = real.to(class_logits.device) & known[:, None]  # [B, F]
+        bce = F.binary_cross_entropy_with_logits(class_logits.float(), targets, reduction="none").mean(dim=2)
+        loss = (bce * real).sum() / real.sum().clamp_min(1)
+        with torch.no_grad():
+            impact = (targets.sum(dim=2) > 0) & real  # [B, F]
+            best = class_logits.argmax(dim=2, keepdim=True)  # [B, F, 1]
+            right = targets.gather(2, best)[..., 0] > 0
+            acc = float((right & impact).sum()) / max(float(impact.sum()), 1.0)
+        return loss, {"visual_onset_class_loss": float(loss.detach()), "visual_onset_class_acc": acc}
+
     def _lm_config(self, lm: dict[str, Any]) -> LMConfig:
         r = self.reader
         data_side = {
@@ -405,6 +467,7 @@ class LMTask:
             visual,
             num_labels=len(self.label_classes),
             onset_head=self.onset_loss.visual_weight > 0,
+            num_onset_classes=len(self.onset_classes),
         )
 
     def build_datasets(self) -> tuple[CachedClipDataset, CachedClipDataset | None]:
@@ -426,7 +489,8 @@ class LMTask:
 
     def loss(self, model: nn.Module, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked cross-entropy (+ ``labels.weight`` x the clip-label loss + ``onsets.visual_weight`` x the
-        visual onset loss); the call goes through ``model(...)``.
+        visual onset loss + ``onsets.class_weight`` x the visual onset-class loss); the call goes through
+        ``model(...)``.
 
         With labels or the visual onset loss, the logged ``loss`` is the total and ``code_loss`` the
         codes' cross-entropy alone (comparable with runs without them). With onset weights the loss
@@ -450,6 +514,10 @@ class LMTask:
             onset_loss, onset_metrics = self._visual_onset_loss(heads["onsets"], batch)
             metrics.update(onset_metrics)
             loss = loss + self.onset_loss.visual_weight * onset_loss
+        if "onset_classes" in heads:
+            class_loss, class_metrics = self._visual_onset_class_loss(heads["onset_classes"], batch)
+            metrics.update(class_metrics)
+            loss = loss + self.onset_loss.class_weight * class_loss
         return loss, metrics
 
     @torch.no_grad()
@@ -462,6 +530,8 @@ class LMTask:
             metrics.update(self._label_loss(heads["labels"], batch["labels"])[1])
         if "onsets" in heads:
             metrics.update(self._visual_onset_loss(heads["onsets"], batch)[1])
+        if "onset_classes" in heads:
+            metrics.update(self._visual_onset_class_loss(heads["onset_classes"], batch)[1])
         return metrics
 
     # ---------------------------------------------------------------------------- checkpoints

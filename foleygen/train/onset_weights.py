@@ -18,6 +18,13 @@ frame, whether the true audio has an onset within that frame (:func:`onset_frame
 codes' loss alone the encoder learns *when* things hit only once the LM has learnt to listen to it,
 which takes most of a CPU budget; the frame targets tell it directly from the first step, again
 without annotations.
+
+Where a data set knows *what* made each sound (SynthFoley's event files: time, class, on screen or not),
+the encoder can be told that too (``class_weight > 0`` with ``events`` naming the directory of those
+files): a second head predicts, for every video frame, which classes have an on-screen impact within
+it (:func:`onset_class_targets`). The clip labels say which objects a clip holds; only these frame
+targets say which of them is the one hitting now, which the codes' loss alone teaches only after
+thousands of steps (the timbre of the right object at the right frame is what class accuracy scores).
 """
 
 from __future__ import annotations
@@ -50,6 +57,10 @@ class OnsetLossConfig:
         batch_size: clips decoded at once when the onsets are first computed.
         visual_weight: weight of the visual onset loss (see the module docstring; 0 = off). Needs a
             jointly trained (``compact``) visual encoder.
+        class_weight: weight of the visual onset-class loss (see the module docstring; 0 = off). Needs
+            a jointly trained encoder and ``events``.
+        events: directory of per-clip event files, ``<events>/<clip id>.json`` in SynthFoley's format
+            (``{"events": [{"time", "class", "kind", "offscreen"}, ...]}``; ``foleygen synth``'s output).
     """
 
     weight: float = 0.0
@@ -57,11 +68,15 @@ class OnsetLossConfig:
     after: float = 0.1
     batch_size: int = 32
     visual_weight: float = 0.0
+    class_weight: float = 0.0
+    events: str | None = None
 
     def __post_init__(self) -> None:
-        if min(self.weight, self.before, self.after, self.visual_weight) < 0:
-            got = f"{self.weight}, {self.before}, {self.after}, {self.visual_weight}"
-            raise ConfigError(f"onsets: weight, before, after and visual_weight must be >= 0 (got {got})")
+        if min(self.weight, self.before, self.after, self.visual_weight, self.class_weight) < 0:
+            got = f"{self.weight}, {self.before}, {self.after}, {self.visual_weight}, {self.class_weight}"
+            raise ConfigError(f"onsets: weight, before, after, visual_weight and class_weight must be >= 0 (got {got})")
+        if self.class_weight > 0 and not self.events:
+            raise ConfigError("onsets.class_weight > 0 needs onsets.events: the directory of the clips' event files")
 
 
 def compute_onsets(
@@ -186,3 +201,60 @@ def onset_frame_targets(
             if 0 <= f < num_frames:
                 targets[b, f] = 1.0
     return targets
+
+
+def load_clip_impacts(events_dir: str | Path, clip_ids: Sequence[str]) -> dict[str, list[tuple[float, str]]]:
+    """On-screen impacts of each clip, ``{clip id: [(time s, class), ...]}``, from ``<events_dir>/<id>.json``.
+
+    Off-screen impacts are left out (the video cannot show them) and so are continuous sounds (rolling,
+    spinning: no instant to point at). A clip without an event file is left out of the result (its
+    frames then add nothing to the loss); :class:`DataError` names an unreadable file, and the
+    directory when no clip has one.
+    """
+    from foleygen.errors import DataError
+
+    root = Path(events_dir)
+    out: dict[str, list[tuple[float, str]]] = {}
+    for clip_id in clip_ids:
+        path = root / f"{clip_id}.json"
+        if not path.is_file():
+            continue
+        try:
+            events = json.loads(path.read_text())["events"]
+            out[clip_id] = [
+                (float(e["time"]), str(e["class"]))
+                for e in events
+                if e.get("kind", "impact") == "impact" and not e.get("offscreen", False)
+            ]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DataError(f"not a readable event file ({err})", path) from err
+    if clip_ids and not out:
+        raise DataError(f"no event file <clip id>.json for any of the {len(clip_ids)} clips", root)
+    return out
+
+
+def onset_class_targets(
+    impacts: Sequence[Sequence[tuple[float, str]] | None],
+    starts: Sequence[float],
+    num_frames: int,
+    fps: float,
+    class_index: dict[str, int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per video frame, which classes have an impact within it: ``(targets float [B, F, C], known bool [B])``.
+
+    Args:
+        impacts: per clip, its ``(time s, class)`` impacts from the clip's start (``None``: not known,
+            e.g. no event file; the clip's ``known`` is then False).
+        starts: per clip, where its crop starts (s) in the clip.
+        num_frames: video frames per crop (``F``).
+        fps: video frames per second; frame ``f`` spans ``[f, f + 1) / fps`` of crop time.
+        class_index: class name -> column (``C = len(class_index)``); other classes are ignored.
+    """
+    targets = torch.zeros(len(impacts), num_frames, len(class_index))
+    known = torch.tensor([i is not None for i in impacts], dtype=torch.bool)
+    for b, (events, start) in enumerate(zip(impacts, starts, strict=True)):
+        for t, name in events or ():
+            f = int(np.floor((float(t) - float(start)) * fps + 1e-6))  # (float noise, as above)
+            if 0 <= f < num_frames and name in class_index:
+                targets[b, f, class_index[name]] = 1.0
+    return targets, known

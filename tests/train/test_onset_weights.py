@@ -12,7 +12,9 @@ from foleygen.train.onset_weights import (
     SIDECAR,
     OnsetLossConfig,
     compute_onsets,
+    load_clip_impacts,
     load_or_compute_onsets,
+    onset_class_targets,
     onset_frame_targets,
     onset_frame_weights,
 )
@@ -324,3 +326,126 @@ def test_one_codec_directory_named_two_ways_shares_the_onsets(click_cache, monke
     assert len(calls) == decoded  # read from the sidecar, not decoded again
     LMTask(click_task_config(click_cache, codec={"path": "another-codec"}, onsets={"weight": 1.0}))
     assert len(calls) > decoded  # a different codec is decoded afresh
+
+
+# ------------------------------------------------------------------------ visual onset-class loss
+#: the class of each FLASHES sound, and the colour its flash frame has (the encoder must tell them apart)
+FLASH_CLASSES = [["glass", "wood"], ["wood"], ["glass", "glass"], ["wood"], ["wood", "glass"], ["glass"]]
+COLOURS = {"glass": (250, 40, 40), "wood": (40, 40, 250)}
+
+
+def write_events(directory, clip_id, events):
+    path = directory / f"{clip_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"duration": 1.0, "events": events}))
+
+
+@pytest.fixture
+def colour_flash_cache(tmp_path):
+    """FLASHES clips whose flash frames are red (glass) or blue (wood), and their event files in
+    ``tmp_path / "events"``, each with an off-screen and a spinning event that the loss must ignore."""
+    visual = {**VISUAL, "kind": "compact", "path": None, "trainable": True, "store": "frames"}
+    init_cache(tmp_path / "f", make_fingerprint(codec=CODEC, visual=visual, duration=1.0))
+    w = ShardWriter(tmp_path / "f", 0, 1)
+    for i, (audio_frames, classes) in enumerate(zip(FLASHES, FLASH_CLASSES, strict=True)):
+        codes = np.zeros((2, 50), dtype=np.int64)
+        codes[0, audio_frames] = 7
+        frames = np.full((10, 16, 16, 3), 60, dtype=np.uint8)
+        events = [{"time": 0.55, "class": "metal", "kind": "impact", "offscreen": True}]
+        events.append({"time": 0.35, "class": "metal", "kind": "spin", "offscreen": False})
+        for a, name in zip(audio_frames, classes, strict=True):
+            frames[int(a / RATE * FPS)] = COLOURS[name]
+            events.append({"time": a / RATE, "class": name, "kind": "impact", "offscreen": False})
+        w.add(f"f{i}", codes, frames, split="val" if i == 5 else "train", label=None, seconds=1.0)
+        write_events(tmp_path / "events", f"f{i}", events)
+    w.finalize()
+    return tmp_path / "f"
+
+
+def colour_config(cache, **onsets):
+    cfg = click_task_config(cache, onsets={"class_weight": 2.0, "events": str(cache.parent / "events"), **onsets})
+    cfg["visual"] = {"kind": "compact", "config": COMPACT}
+    return cfg
+
+
+def test_class_targets_mark_each_impact_frame_with_its_classes():
+    index = {"glass": 0, "wood": 1}
+    impacts = [[(0.05, "glass"), (0.39, "wood"), (0.31, "glass"), (0.6, "paper"), (1.2, "wood")], None, []]
+    targets, known = onset_class_targets(impacts, [0.1, 0.0, 0.0], 10, FPS, index)
+    assert targets.shape == (3, 10, 2) and known.tolist() == [True, False, True]
+    # crop time 0.29 and 0.21 s: frame 2 holds a wood and a glass impact; 0.05 s is before the crop,
+    # 1.2 s past it, and paper is not a class of the run
+    assert torch.nonzero(targets[0]).tolist() == [[2, 0], [2, 1]]
+    assert targets[1:].sum() == 0
+
+
+def test_impacts_are_read_on_screen_only_and_bad_event_files_are_named(tmp_path):
+    from foleygen.errors import DataError
+
+    write_events(tmp_path, "train/0", [{"time": 0.5, "class": "wood", "kind": "impact", "offscreen": False}])
+    write_events(tmp_path, "train/1", [{"time": 0.5, "class": "wood", "kind": "roll", "offscreen": False}])
+    write_events(tmp_path, "train/2", [{"time": 0.5, "class": "wood", "kind": "impact", "offscreen": True}])
+    impacts = load_clip_impacts(tmp_path, ["train/0", "train/1", "train/2", "train/3"])
+    assert impacts == {"train/0": [(0.5, "wood")], "train/1": [], "train/2": []}  # train/3 has no file
+    (tmp_path / "train" / "1.json").write_text("{not json")
+    with pytest.raises(DataError, match="not a readable event file") as err:
+        load_clip_impacts(tmp_path, ["train/0", "train/1"])
+    assert "1.json" in str(err.value)
+    with pytest.raises(DataError, match="no event file"):
+        load_clip_impacts(tmp_path, ["val/7"])
+
+
+def test_onset_class_config_errors(colour_flash_cache, click_cache):
+    with pytest.raises(ConfigError, match="needs onsets.events"):
+        OnsetLossConfig(class_weight=1.0)
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        OnsetLossConfig(class_weight=-1.0, events="e")
+    with pytest.raises(ConfigError, match="set visual.kind: compact"):
+        LMTask(click_task_config(click_cache, onsets={"class_weight": 1.0, "events": str(colour_flash_cache)}))
+
+
+def test_onset_class_loss_teaches_the_encoder_which_object_hits(colour_flash_cache, monkeypatch, tmp_path):
+    from media_helpers import tiny_codec_dir
+
+    monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
+    task = LMTask(colour_config(colour_flash_cache))
+    assert task.onset_classes == ["glass", "wood"]  # metal is heard off screen or spinning only
+    torch.manual_seed(0)
+    model = task.build_model()
+    assert model.onset_class_head is not None and model.onset_head is None
+    train, val = task.build_datasets()
+    batch = task.collate([train[i] for i in range(len(train))])
+    loss, metrics = task.loss(model, batch, 0)
+    assert {"visual_onset_class_loss", "visual_onset_class_acc"} <= set(metrics)
+    expected = metrics["code_loss"] + 2.0 * metrics["visual_onset_class_loss"]
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.onset_class_head.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.visual.parameters())
+    # the encoder and its head alone: red flashes are glass, blue ones wood
+    opt = torch.optim.Adam([*model.visual.parameters(), *model.onset_class_head.parameters()], lr=1e-2)
+    for _ in range(80):
+        scores = model(batch["codes"], batch["visual"])[1]["onset_classes"]
+        loss, metrics = task._visual_onset_class_loss(scores, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert metrics["visual_onset_class_acc"] == 1.0 and metrics["visual_onset_class_loss"] < 0.1
+    model.eval()
+    assert task.validate(model, task.collate([val[0]]))["visual_onset_class_acc"] == 1.0  # an unseen clip
+    # the head is training-only: not in the checkpoint, and a fine-tuning run starts it fresh
+    cfg = colour_config(colour_flash_cache)
+    cfg["codec"] = {"path": str(tiny_codec_dir(tmp_path / "codec"))}
+    monkeypatch.undo()
+    task = LMTask(cfg)
+    task.save_pretrained(model, tmp_path / "ckpt")
+    from foleygen.checkpoint import load_checkpoint_dir
+
+    _, state = load_checkpoint_dir(tmp_path / "ckpt")
+    assert any(k.startswith("visual.") for k in state)
+    assert not any(k.startswith("onset_class_head.") for k in state)
+    again = task.build_model()
+    task.load_pretrained(again, tmp_path / "ckpt")
+    for name, p in model.state_dict().items():
+        if not name.startswith("onset_class_head."):
+            assert torch.equal(again.state_dict()[name], p), name
