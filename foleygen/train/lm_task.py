@@ -165,6 +165,12 @@ class LMWithVisual(nn.Module):
         assert self.onset_head is not None
         return self.onset_head(features.float().transpose(1, 2))[:, 0]
 
+    def onset_class_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Frame-and-class scores ``[B, F, C']`` (an on-screen impact of class c falls within frame f)
+        from ``features [B, F, D]``."""
+        assert self.onset_class_head is not None
+        return self.onset_class_head(features.float().transpose(1, 2)).transpose(1, 2)
+
     def forward(
         self,
         codes: torch.Tensor,
@@ -180,7 +186,7 @@ class LMWithVisual(nn.Module):
         if self.onset_head is not None:
             heads["onsets"] = self.onset_logits(features)
         if self.onset_class_head is not None:
-            heads["onset_classes"] = self.onset_class_head(features.float().transpose(1, 2)).transpose(1, 2)
+            heads["onset_classes"] = self.onset_class_logits(features)
         return logits, heads
 
 

@@ -258,14 +258,36 @@ def flash_config(cache):
     return cfg
 
 
-def test_visual_onset_loss_teaches_the_encoder_when_sounds_start(flash_cache, monkeypatch):
-    monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
-    task = LMTask(flash_config(flash_cache))
+def task_model_batch(config):
+    """The task of ``config`` (with :class:`ClickCodec` patched in by the caller), a fresh model (seed 0),
+    one batch of every training clip, and the validation dataset."""
+    task = LMTask(config)
     torch.manual_seed(0)
     model = task.build_model()
-    assert model.onset_head is not None and model.label_head is None
     train, val = task.build_datasets()
-    batch = task.collate([train[i] for i in range(len(train))])
+    return task, model, task.collate([train[i] for i in range(len(train))]), val
+
+
+def assert_head_stays_out_of_checkpoints(task, model, head, directory):
+    """``task`` saves ``model`` without its training-only ``head``, and loading the checkpoint restores
+    everything else exactly (the head starts fresh)."""
+    from foleygen.checkpoint import load_checkpoint_dir
+
+    task.save_pretrained(model, directory)
+    _, state = load_checkpoint_dir(directory)
+    assert any(k.startswith("visual.") for k in state)
+    assert not any(k.startswith(f"{head}.") for k in state)
+    again = task.build_model()
+    task.load_pretrained(again, directory)
+    for name, p in model.state_dict().items():
+        if not name.startswith(f"{head}."):
+            assert torch.equal(again.state_dict()[name], p), name
+
+
+def test_visual_onset_loss_teaches_the_encoder_when_sounds_start(flash_cache, monkeypatch):
+    monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
+    task, model, batch, val = task_model_batch(flash_config(flash_cache))
+    assert model.onset_head is not None and model.label_head is None
     loss, metrics = task.loss(model, batch, 0)
     assert {"code_loss", "visual_onset_loss", "visual_onset_f1"} <= set(metrics)
     assert float(loss.detach()) == pytest.approx(metrics["code_loss"] + metrics["visual_onset_loss"], rel=1e-5)
@@ -294,18 +316,7 @@ def test_visual_onset_head_needs_a_trained_encoder_and_stays_out_of_checkpoints(
     cfg["codec"] = {"path": str(tiny_codec_dir(tmp_path / "codec"))}
     task = LMTask(cfg)
     torch.manual_seed(2)
-    source = task.build_model()
-    task.save_pretrained(source, tmp_path / "ckpt")
-    from foleygen.checkpoint import load_checkpoint_dir
-
-    _, state = load_checkpoint_dir(tmp_path / "ckpt")
-    assert any(k.startswith("visual.") for k in state)
-    assert not any(k.startswith("onset_head.") for k in state)
-    again = task.build_model()
-    task.load_pretrained(again, tmp_path / "ckpt")  # the head starts fresh, all else is the checkpoint's
-    for name, p in source.state_dict().items():
-        if not name.startswith("onset_head."):
-            assert torch.equal(again.state_dict()[name], p), name
+    assert_head_stays_out_of_checkpoints(task, task.build_model(), "onset_head", tmp_path / "ckpt")
 
 
 def test_one_codec_directory_named_two_ways_shares_the_onsets(click_cache, monkeypatch, tmp_path):
@@ -408,13 +419,9 @@ def test_onset_class_loss_teaches_the_encoder_which_object_hits(colour_flash_cac
     from media_helpers import tiny_codec_dir
 
     monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
-    task = LMTask(colour_config(colour_flash_cache))
+    task, model, batch, val = task_model_batch(colour_config(colour_flash_cache))
     assert task.onset_classes == ["glass", "wood"]  # metal is heard off screen or spinning only
-    torch.manual_seed(0)
-    model = task.build_model()
     assert model.onset_class_head is not None and model.onset_head is None
-    train, val = task.build_datasets()
-    batch = task.collate([train[i] for i in range(len(train))])
     loss, metrics = task.loss(model, batch, 0)
     assert {"visual_onset_class_loss", "visual_onset_class_acc"} <= set(metrics)
     expected = metrics["code_loss"] + 2.0 * metrics["visual_onset_class_loss"]
@@ -425,7 +432,7 @@ def test_onset_class_loss_teaches_the_encoder_which_object_hits(colour_flash_cac
     # the encoder and its head alone: red flashes are glass, blue ones wood
     opt = torch.optim.Adam([*model.visual.parameters(), *model.onset_class_head.parameters()], lr=1e-2)
     for _ in range(80):
-        scores = model(batch["codes"], batch["visual"])[1]["onset_classes"]
+        scores = model.onset_class_logits(model.features(batch["visual"]))
         loss, metrics = task._visual_onset_class_loss(scores, batch)
         opt.zero_grad()
         loss.backward()
@@ -437,15 +444,4 @@ def test_onset_class_loss_teaches_the_encoder_which_object_hits(colour_flash_cac
     cfg = colour_config(colour_flash_cache)
     cfg["codec"] = {"path": str(tiny_codec_dir(tmp_path / "codec"))}
     monkeypatch.undo()
-    task = LMTask(cfg)
-    task.save_pretrained(model, tmp_path / "ckpt")
-    from foleygen.checkpoint import load_checkpoint_dir
-
-    _, state = load_checkpoint_dir(tmp_path / "ckpt")
-    assert any(k.startswith("visual.") for k in state)
-    assert not any(k.startswith("onset_class_head.") for k in state)
-    again = task.build_model()
-    task.load_pretrained(again, tmp_path / "ckpt")
-    for name, p in model.state_dict().items():
-        if not name.startswith("onset_class_head."):
-            assert torch.equal(again.state_dict()[name], p), name
+    assert_head_stays_out_of_checkpoints(LMTask(cfg), model, "onset_class_head", tmp_path / "ckpt")
