@@ -280,6 +280,7 @@ class LMTask:
             self.clip_onsets()  # before training starts (decoding the cache takes a while the first time)
         self.clip_impacts: dict[str, list[tuple[float, str]]] = {}
         self.onset_classes: list[str] = []
+        self._onset_class_index: dict[str, int] = {}
         if self.onset_loss.class_weight > 0:
             if not self.trainable_visual:
                 raise ConfigError(
@@ -291,6 +292,7 @@ class LMTask:
             self.onset_classes = sorted(
                 {name for c in self.reader.clips if c.split in train for _, name in self.clip_impacts.get(c.id, [])}
             )
+            self._onset_class_index = {c: i for i, c in enumerate(self.onset_classes)}
             if not self.onset_classes:
                 raise ConfigError(
                     "onsets.class_weight > 0 but no training clip has an on-screen impact", self.onset_loss.events
@@ -416,7 +418,7 @@ class LMTask:
             self._crop_starts(batch),
             class_logits.shape[1],
             float(self.lm_config.fps),
-            {c: i for i, c in enumerate(self.onset_classes)},
+            self._onset_class_index,
         )
         targets, known = targets.to(class_logits.device), known.to(class_logits.device)
         real = batch.get("visual_mask")

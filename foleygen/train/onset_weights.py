@@ -183,6 +183,12 @@ def onset_frame_weights(
     return weights
 
 
+def _video_frame(time: float, start: float, fps: float) -> int:
+    """The video frame of a crop starting at ``start`` s that holds clip time ``time`` s (may lie outside
+    the crop); the epsilon keeps float noise such as 0.29 * 100 = 28.999999999999996 off the frame."""
+    return int(np.floor((float(time) - float(start)) * fps + 1e-6))
+
+
 def onset_frame_targets(
     onsets: Sequence[Sequence[float]], starts: Sequence[float], num_frames: int, fps: float
 ) -> torch.Tensor:
@@ -197,7 +203,7 @@ def onset_frame_targets(
     targets = torch.zeros(len(onsets), num_frames)
     for b, (times, start) in enumerate(zip(onsets, starts, strict=True)):
         for t in times:
-            f = int(np.floor((float(t) - float(start)) * fps + 1e-6))  # (float noise, as above)
+            f = _video_frame(t, start, fps)
             if 0 <= f < num_frames:
                 targets[b, f] = 1.0
     return targets
@@ -254,7 +260,7 @@ def onset_class_targets(
     known = torch.tensor([i is not None for i in impacts], dtype=torch.bool)
     for b, (events, start) in enumerate(zip(impacts, starts, strict=True)):
         for t, name in events or ():
-            f = int(np.floor((float(t) - float(start)) * fps + 1e-6))  # (float noise, as above)
+            f = _video_frame(t, start, fps)
             if 0 <= f < num_frames and name in class_index:
                 targets[b, f, class_index[name]] = 1.0
     return targets, known
