@@ -170,6 +170,7 @@ def evaluate_all(variants: dict[str, list[str]], args: argparse.Namespace) -> di
                 sys.executable, str(ROOT / "scripts" / "eval_demo_model.py"), "--model", str(path),
                 "--clips", str(args.clips), "--temperature", str(args.temperature), "--batch-size",
                 str(args.eval_batch), "--json", str(result), *([] if args.baselines else ["--no-baselines"]),
+                *([] if args.cfg is None else ["--cfg", str(args.cfg)]),
             ]  # fmt: skip
             log = args.out / f"{name}@{step}.eval.log"
             with open(log, "w") as f:
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-workers", type=int, default=1, help="data-loading workers per training process")
     p.add_argument("--train-minutes", type=float, default=None, help="stop training after this many minutes")
     p.add_argument("--temperature", type=float, default=0.45)
+    p.add_argument("--cfg", type=float, default=None, help="guidance scale when scoring (default: the checkpoint's)")
     p.add_argument("--eval-batch", type=int, default=20)
     p.add_argument("--eval-parallel", type=int, default=1)
     p.add_argument("--eval-threads", type=int, default=2)
@@ -235,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = evaluate_all(variants, args)
     summary = {
         "cache": str(args.cache), "clips": str(args.clips), "codec": str(args.codec), "config": args.config,
-        "seed": args.seed, "train_seconds": round(train_s, 1),
+        "seed": args.seed, "temperature": args.temperature, "cfg": args.cfg, "train_seconds": round(train_s, 1),
         "eval_seconds": round(time.monotonic() - t0 - train_s, 1),
         "variants": {
             n: {"overrides": o, "status": status.get(n, "?"), "steps_per_s": steps_per_s(n, args),

@@ -58,7 +58,7 @@ def test_two_variants_train_and_their_checkpoints_are_scored(tmp_path: Path) -> 
     argv = [
         "--cache", str(cache), "--clips", str(test), "--codec", str(codec), "--out", str(out), "--device", "cpu",
         "--save-every", "2", "--eval-at", "2", "--eval-batch", "2", "--eval-threads", "1", "--threads", "1",
-        "--num-workers", "0", "--parallel", "2", "--eval-parallel", "2",
+        "--num-workers", "0", "--parallel", "2", "--eval-parallel", "2", "--temperature", "0.3", "--cfg", "1.5",
         "--variant", f"four=train.steps=4,{common}", "--variant", f"three=train.steps=3,{common}",
     ]  # fmt: skip
     assert sweep.main(argv) == 0
@@ -71,6 +71,8 @@ def test_two_variants_train_and_their_checkpoints_are_scored(tmp_path: Path) -> 
     generated = four["scores"]["4"]["generated"]
     assert 0.0 <= generated["f1"] <= 1.0 and 0.0 <= generated["precision"] <= 1.0
     assert four["steps_per_s"] > 0
+    scored_with = json.loads((out / "four@4.json").read_text())["generation"]
+    assert (scored_with["temperature"], scored_with["cfg_coef"]) == (0.3, 1.5)
 
     # a second run finds everything done: nothing is trained or scored again
     before = {p: p.stat().st_mtime_ns for p in out.glob("*@*.json")}
