@@ -13,8 +13,8 @@ A variant is ``NAME=KEY=VALUE,KEY=VALUE`` (LM config overrides; ``train.steps`` 
 cosine schedule ends at its own last step, so a short run is not a long run's early checkpoint):
 
     python scripts/recipe_sweep.py --cache runs/gpu/cache --clips runs/gpu/test --out runs/sweep \\
-        --codec foleygen/assets/demo/codec --variant default=train.steps=3054 \\
-        --variant small=train.steps=3054,lm.dim=192,lm.num_layers=4 --eval-at 1500 --parallel 2
+        --codec foleygen/assets/demo/codec --events runs/gpu/data --variant default= \\
+        --variant fast=train.lr=2e-3 --variant seed1=seed=1 --eval-at 1440 --parallel 3
 
 ``--train-minutes`` stops training at a wall-clock limit and scores the checkpoints that exist (the summary
 says which step each variant reached). Runs resume: the same command continues after an interruption.
@@ -53,7 +53,8 @@ def train_command(name: str, overrides: list[str], args: argparse.Namespace) -> 
         f"data.cache={args.cache}", f"codec.path={args.codec}", f"seed={args.seed}",
         f"train.device={args.device}", f"train.num_workers={args.num_workers}", f"train.num_threads={args.threads}",
         f"train.save_every={args.save_every}", "train.keep_checkpoints=1000", "train.val_every=0",
-        "train.sample_every=-1", "train.tensorboard=false", "train.log_every=50", *overrides,
+        "train.sample_every=-1", "train.tensorboard=false", "train.log_every=50",
+        *([f"onsets.events={args.events}"] if args.events else []), *overrides,
     ]  # fmt: skip
 
 
@@ -205,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec", type=Path, required=True, help="the codec the cache was prepared with")
     p.add_argument("--out", type=Path, default=Path("runs/sweep"))
     p.add_argument("--config", default="configs/synthfoley_demo_model.yaml")
+    p.add_argument(
+        "--events",
+        type=Path,
+        default=None,
+        help="the training clips' event files (the folder foleygen synth wrote train/ and val/ in), for a "
+        "config with the visual onset-class loss, as make demo-model's has (onsets.events)",
+    )
     p.add_argument("--variant", action="append", required=True, metavar="NAME=K=V,...", help="repeatable")
     p.add_argument("--eval-at", type=int, nargs="*", default=[], help="also score these checkpoints' steps")
     p.add_argument("--save-every", type=int, default=500)

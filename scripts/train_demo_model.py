@@ -9,7 +9,8 @@ The pipeline is the one a user follows with their own data, command for command:
    audio of the synthesised train clips;
 3. ``foleygen prepare`` codec tokens + 64x64 frames into a memory-mapped cache, one shard per process;
 4. ``foleygen train configs/synthfoley_demo_model.yaml``  the LM and its compact visual encoder, jointly
-   (the demo LM of ``synthfoley_demo.yaml`` with the shipped model's lookahead, label and onset losses);
+   (a smaller demo LM than the shipped model's, with its lookahead, label and onset losses, and the visual
+   onset-class loss, which reads the synthesised clips' event files);
 5. install: the LM checkpoint (with the codec in ``codec/``) is copied to ``foleygen/assets/demo/``
    with its weights stored in float16 (half the size; the model computes in float32 either way).
 
@@ -20,14 +21,13 @@ like (how long it takes: below; docs/RESULTS.md has the measured run).
 Step counts can be given directly (``--codec-steps``/``--lm-steps``) or as a time budget
 (``--codec-minutes``/``--lm-minutes``): the trainer is then first run for a few steps to measure this
 machine's speed, and the step count is chosen to fill the budget. By default both get step counts
-(``CODEC_STEPS``, ``LM_STEPS``: what the measured recipe ran), so the model, not the time, is fixed: about
-4 hours on 2 AVX2-only cores (measured with an eager LM; with the LM config's ``train.compile``, about
-3 h 50 min, estimated from a partial run), about 2 h 25 min on the dev machine's 2 AVX-512 cores
-with native bf16 (estimated from its earlier runs). Cut to 2 hours on the AVX2 cores, the recipe missed
-both acceptance bars, and so did a smaller LM (d=192, 4 layers) given those 2 hours (docs/RESULTS.md), so
-the step counts and the LM's size stay. A measured budget makes the run depend on
-the machine's speed; the chosen step counts are printed and written to ``WORKDIR/plan.json`` so any run
-can be repeated exactly with ``--codec-steps``/``--lm-steps``.
+(``CODEC_STEPS``, and the LM config's own ``train.steps``: what the measured recipe ran), so the model,
+not the time, is fixed. On 2 AVX2-only cores that is about 2 h 5 min: 10 min of synthesis, 33 of codec,
+13 of ``prepare`` and 60 of LM training, measured (docs/RESULTS.md). ``--lm-config
+configs/synthfoley_demo_model_large.yaml`` trains the shipped model's larger architecture instead: about
+4 hours there. A measured budget makes the run depend on the machine's speed; the chosen step counts are
+printed and written to ``WORKDIR/plan.json`` so any run can be repeated exactly with
+``--codec-steps``/``--lm-steps``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from foleygen.config import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "foleygen" / "assets" / "demo"
@@ -54,10 +56,8 @@ CHECKPOINT_BYTES = 600_000_000  # codec + LM checkpoints (the last two of each) 
 # is heard in its reconstructions only after some 4000-6000 steps of batch 8, whatever the machine's
 # speed (docs/codecs.md). 3500 steps left a glass ceiling of 0.29 and the LM's class accuracy with it.
 CODEC_STEPS = 6000
-# The LM's default is a step count too: the one the measured recipe ran (docs/RESULTS.md), which 75 min
-# gave on the AVX-512 dev machine (0.66 steps/s, bf16). A time budget would silently train a weaker model
-# on a slower CPU: on a 2-core AVX2-only EPYC the same 75 min gave 1160 steps (0.26 steps/s, fp32).
-LM_STEPS = 3054
+# The LM's default is a step count too, its config's ``train.steps`` (2880 of batch 8 in the recipe's): a
+# time budget would silently train a weaker model on a slower CPU.
 
 
 def sh(*args: str, env: dict[str, str] | None = None) -> None:
@@ -150,6 +150,13 @@ def plan_steps(
     plan[name] = int(steps)
     (work / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
     return int(steps)
+
+
+def onset_classes_need_events(lm_config: dict, user_overrides: list[str]) -> bool:
+    """Whether the LM config trains the visual onset-class loss (``onsets.class_weight > 0``) and the user
+    did not name its event files (``--set onsets.events=...``): then the synthesised clips' are used."""
+    weight = float((lm_config.get("onsets") or {}).get("class_weight", 0.0))
+    return weight > 0 and not any(o.startswith("onsets.events=") for o in user_overrides)
 
 
 def synth(work: Path, args: argparse.Namespace) -> Path:
@@ -287,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         "--lm-steps",
         type=int,
         default=None,
-        help=f"LM training steps (default {LM_STEPS}, unless --lm-minutes gives a time budget)",
+        help="LM training steps (default: the LM config's train.steps, unless --lm-minutes gives a time budget)",
     )
     p.add_argument("--lm-minutes", type=float, default=None, help="LM time budget (probes this machine's speed)")
     p.add_argument("--lm-batch", type=int, default=None, help="LM batch size (default: the config's)")
@@ -365,9 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.lm_batch:
         lm_over.append(f"train.batch_size={args.lm_batch}")
+    lm_config = load_yaml(ROOT / args.lm_config, lm_over)
+    if onset_classes_need_events(lm_config, args.set):
+        lm_over.append(f"onsets.events={data}")
     lm_out = work / "lm"
     if not (lm_out / "final").exists():
-        steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, LM_STEPS, args.lm_config, work, lm_over, plan)
+        default = int(lm_config["train"]["steps"])
+        steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, default, args.lm_config, work, lm_over, plan)
         train_with_limit(
             args.lm_config,
             lm_out,

@@ -57,6 +57,7 @@ def test_two_variants_train_and_their_checkpoints_are_scored(tmp_path: Path) -> 
     out = tmp_path / "sweep"
     argv = [
         "--cache", str(cache), "--clips", str(test), "--codec", str(codec), "--out", str(out), "--device", "cpu",
+        "--events", str(data),
         "--save-every", "2", "--eval-at", "2", "--eval-batch", "2", "--eval-threads", "1", "--threads", "1",
         "--num-workers", "0", "--parallel", "2", "--eval-parallel", "2", "--temperature", "0.3", "--cfg", "1.5",
         "--variant", f"four=train.steps=4,{common}", "--variant", f"three=train.steps=3,{common}",

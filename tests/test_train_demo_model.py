@@ -28,7 +28,10 @@ def test_the_recipe_trains_installs_and_resumes(tmp_path: Path, capfd: pytest.Ca
     assert json.loads((work / "plan.json").read_text()) == {"codec_steps": 3, "lm_steps": 2}
 
     config = json.loads((dest / "config.json").read_text())
-    assert config["lm"]["visual_lookahead"] == 2 and config["generation"]["temperature"] == 0.45
+    assert config["lm"]["visual_lookahead"] == 2 and config["generation"]["temperature"] == 0.3
+    trained = json.loads((work / "lm" / "config.json").read_text())
+    assert trained["onsets"]["events"] == str(work.resolve() / "synthfoley")  # the clips it synthesised
+    assert trained["onsets"]["class_weight"] > 0
     lm_weights = load_file(str(dest / "model.safetensors"))
     codec_weights = load_file(str(dest / "codec" / "model.safetensors"))
     assert {str(v.dtype) for v in lm_weights.values() if v.is_floating_point()} == {"torch.float16"}
@@ -90,3 +93,12 @@ def test_plan_steps_defaults_to_a_step_count_and_probes_only_for_a_time_budget(
     assert probes == ["cfg.yaml"]
     assert plan_steps("c", None, 99.0) == 1200  # a resumed run keeps its planned count
     assert json.loads((tmp_path / "plan.json").read_text()) == {"a": 6000, "b": 123, "c": 1200}
+
+
+def test_the_onset_class_loss_reads_the_synthesised_events_unless_told_otherwise() -> None:
+    script = load_script("train_demo_model")
+    on, off = {"onsets": {"class_weight": 3.0}}, {"onsets": {"class_weight": 0.0}}
+    assert script.onset_classes_need_events(on, []) is True
+    assert script.onset_classes_need_events(on, ["onsets.events=/my/clips"]) is False  # the user's own
+    assert script.onset_classes_need_events(off, []) is False
+    assert script.onset_classes_need_events({}, []) is False
