@@ -22,8 +22,8 @@ Step counts can be given directly (``--codec-steps``/``--lm-steps``) or as a tim
 (``--codec-minutes``/``--lm-minutes``): the trainer is then first run for a few steps to measure this
 machine's speed, and the step count is chosen to fill the budget. By default both get step counts
 (``CODEC_STEPS``, and the LM config's own ``train.steps``: what the measured recipe ran), so the model,
-not the time, is fixed. On 2 AVX2-only cores that is about 2 h 5 min: 10 min of synthesis, 33 of codec,
-13 of ``prepare`` and 60 of LM training, measured (docs/RESULTS.md). ``--lm-config
+not the time, is fixed. On 2 AVX2-only cores that is about 2 h 5 min: 10 min of synthesis, 33-38 of
+codec, 12-13 of ``prepare``, 3 of onsets and 60 of LM training, measured (docs/RESULTS.md). ``--lm-config
 configs/synthfoley_demo_model_large.yaml`` trains the shipped model's larger architecture instead: about
 4 hours there. A measured budget makes the run depend on the machine's speed; the chosen step counts are
 printed and written to ``WORKDIR/plan.json`` so any run can be repeated exactly with
