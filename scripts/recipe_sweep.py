@@ -169,8 +169,9 @@ def evaluate_all(variants: dict[str, list[str]], args: argparse.Namespace) -> di
             result = args.out / f"{name}@{step}.json"
             cmd = [
                 sys.executable, str(ROOT / "scripts" / "eval_demo_model.py"), "--model", str(path),
-                "--clips", str(args.clips), "--temperature", str(args.temperature), "--batch-size",
-                str(args.eval_batch), "--json", str(result), *([] if args.baselines else ["--no-baselines"]),
+                "--clips", str(args.clips), "--batch-size", str(args.eval_batch), "--json", str(result),
+                *([] if args.baselines else ["--no-baselines"]),
+                *([] if args.temperature is None else ["--temperature", str(args.temperature)]),
                 *([] if args.cfg is None else ["--cfg", str(args.cfg)]),
             ]  # fmt: skip
             log = args.out / f"{name}@{step}.eval.log"
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads per training process (0: torch's)")
     p.add_argument("--num-workers", type=int, default=1, help="data-loading workers per training process")
     p.add_argument("--train-minutes", type=float, default=None, help="stop training after this many minutes")
-    p.add_argument("--temperature", type=float, default=0.45)
+    p.add_argument("--temperature", type=float, default=None, help="when scoring (default: the checkpoint's)")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale when scoring (default: the checkpoint's)")
     p.add_argument("--eval-batch", type=int, default=20)
     p.add_argument("--eval-parallel", type=int, default=1)
