@@ -56,8 +56,6 @@ CHECKPOINT_BYTES = 600_000_000  # codec + LM checkpoints (the last two of each) 
 # is heard in its reconstructions only after some 4000-6000 steps of batch 8, whatever the machine's
 # speed (docs/codecs.md). 3500 steps left a glass ceiling of 0.29 and the LM's class accuracy with it.
 CODEC_STEPS = 6000
-# The LM's default is a step count too, its config's ``train.steps`` (2880 of batch 8 in the recipe's): a
-# time budget would silently train a weaker model on a slower CPU.
 
 
 def sh(*args: str, env: dict[str, str] | None = None) -> None:
@@ -377,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         lm_over.append(f"onsets.events={data}")
     lm_out = work / "lm"
     if not (lm_out / "final").exists():
+        # The LM's default is a step count too, its config's ``train.steps`` (2880 of batch 8 in the
+        # recipe's): a time budget would silently train a weaker model on a slower CPU.
         default = int(lm_config["train"]["steps"])
         steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, default, args.lm_config, work, lm_over, plan)
         train_with_limit(
