@@ -404,8 +404,8 @@ class Trainer:
         n_params = sum(p.numel() for p in self.model.parameters())
         self._say(
             f"task {self.config.get('task')}: {n_params / 1e6:.2f}M parameters, {len(self.train_set)} "  # type: ignore[arg-type]
-            f"training items, {info.world_size} process(es) on {info.device}, out {self.out_dir}"
-            + (f", resumed at step {self.step}" if self.resumed_from else "")
+            f"training items, {info.world_size} process(es) on {info.device} in {'bf16' if self.bf16 else 'fp32'}, "
+            f"out {self.out_dir}" + (f", resumed at step {self.step}" if self.resumed_from else "")
         )
         bar = None
         if info.is_main and not self.quiet:
