@@ -22,8 +22,10 @@ Step counts can be given directly (``--codec-steps``/``--lm-steps``) or as a tim
 (``--codec-minutes``/``--lm-minutes``): the trainer is then first run for a few steps to measure this
 machine's speed, and the step count is chosen to fill the budget. By default both get step counts
 (``CODEC_STEPS``, and the LM config's own ``train.steps``: what the measured recipe ran), so the model,
-not the time, is fixed. On 2 AVX2-only cores that is about 2 h 5 min: 10 min of synthesis, 33-38 of
-codec, 12-13 of ``prepare``, 3 of onsets and 60 of LM training, measured (docs/RESULTS.md). ``--lm-config
+not the time, is fixed. On 2 AVX-512 cores with native bf16 that is about 50 min: 4 min of synthesis, 14
+of codec, 6 of ``prepare`` and onsets and 26 of LM training (4320 steps), measured. On 2 AVX2-only cores
+it is about 2 h 35 min: 10 min of synthesis, 33-38 of codec, 12-13 of ``prepare``, 3 of onsets, measured,
+and about 90 of LM training, estimated from the measured cost of a step (docs/RESULTS.md). ``--lm-config
 configs/synthfoley_demo_model_large.yaml`` trains the shipped model's larger architecture instead: about
 4 hours there. A measured budget makes the run depend on the machine's speed; the chosen step counts are
 printed and written to ``WORKDIR/plan.json`` so any run can be repeated exactly with
@@ -375,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         lm_over.append(f"onsets.events={data}")
     lm_out = work / "lm"
     if not (lm_out / "final").exists():
-        # The LM's default is a step count too, its config's ``train.steps`` (2880 of batch 8 in the
+        # The LM's default is a step count too, its config's ``train.steps`` (4320 of batch 8 in the
         # recipe's): a time budget would silently train a weaker model on a slower CPU.
         default = int(lm_config["train"]["steps"])
         steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, default, args.lm_config, work, lm_over, plan)

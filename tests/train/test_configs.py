@@ -64,7 +64,7 @@ def test_the_large_demo_model_recipe_matches_the_shipped_model():
 
 
 def test_make_demo_model_trains_the_large_recipe_made_smaller():
-    """``make demo-model``'s 2-hour config keeps every choice of the larger recipe but the LM's size, its
+    """``make demo-model``'s default config keeps every choice of the larger recipe but the LM's size, its
     batches and schedule, the onset-class loss and the decoding (docs/RESULTS.md measures both)."""
     root = CONFIGS[0].parent
     small, large = (
