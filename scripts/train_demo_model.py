@@ -377,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         lm_over.append(f"onsets.events={data}")
     lm_out = work / "lm"
     if not (lm_out / "final").exists():
-        # The LM's default is a step count too, its config's ``train.steps`` (4320 of batch 8 in the
-        # recipe's): a time budget would silently train a weaker model on a slower CPU.
+        # The LM's default is a step count too, its config's ``train.steps``: a time budget would
+        # silently train a weaker model on a slower CPU.
         default = int(lm_config["train"]["steps"])
         steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, default, args.lm_config, work, lm_over, plan)
         train_with_limit(
