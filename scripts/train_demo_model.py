@@ -12,7 +12,9 @@ The pipeline is the one a user follows with their own data, command for command:
    (a smaller demo LM than the shipped model's, with its lookahead, label and onset losses, and the visual
    onset-class loss, which reads the synthesised clips' event files);
 5. install: the LM checkpoint (with the codec in ``codec/``) is copied to ``foleygen/assets/demo/``
-   with its weights stored in float16 (half the size; the model computes in float32 either way).
+   with its weights stored in float16 (half the size; the model computes in float32 either way), beside
+   ``training_log.json``: the command, the commits and machines that ran each phase and for how long,
+   the step counts, and both trainings' loss curves (thinned) and validation rows.
 
 Every phase is skipped when its output exists, and each ``foleygen train`` resumes from its newest
 checkpoint, so the script can be stopped at any time and run again to continue, in as many parts as you
@@ -37,10 +39,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import shlex
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from foleygen.config import load_yaml
@@ -247,8 +253,109 @@ def check_disk(work: Path, num_train: int, num_val: int) -> None:
         )
 
 
-def install(lm_final: Path, dest: Path) -> None:
-    """Copy the trained FoleyGen directory to ``dest`` with float16 weights (atomic)."""
+def git_commit() -> str | None:
+    """The checkout's commit, with ``-dirty`` when tracked files differ from it; None outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        head, changed = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if changed else "")
+
+
+def machine() -> dict:
+    """What ran a phase: the CPU (its name and the widest vector unit PyTorch uses), cores, GPU, torch."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [ln.split(":", 1)[1] for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
+        cpu = names[0].strip() if names else cpu
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cores": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+    }
+
+
+@contextmanager
+def timed_part(work: Path, phase: str, pending: bool, command: str) -> Iterator[None]:
+    """Run one phase and append its part to ``WORKDIR/run.json``: wall seconds, command, commit, machine.
+
+    A run stopped and resumed has several parts per phase; a phase already done adds none. The time of a
+    part that ends in an error or Ctrl-C is recorded too (a killed process loses its part's record).
+    """
+    if not pending:
+        yield
+        return
+    start = time.time()
+    try:
+        yield
+    finally:
+        record = work / "run.json"
+        parts = json.loads(record.read_text())["parts"] if record.exists() else []
+        seconds = round(time.time() - start, 1)
+        parts.append(
+            {"phase": phase, "seconds": seconds, "command": command, "commit": git_commit(), "machine": machine()}
+        )
+        record.with_suffix(".tmp").write_text(json.dumps({"parts": parts}, indent=2) + "\n")
+        os.replace(record.with_suffix(".tmp"), record)
+
+
+def _rounded(row: dict) -> dict:
+    return {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def metrics_summary(metrics: Path, train_rows: int = 24) -> dict:
+    """A trainer's ``metrics.jsonl`` in brief: ``train_rows`` evenly spaced training rows (the last
+    included) and every validation row, floats to 4 significant digits."""
+    rows = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()] if metrics.exists() else []
+    train = [r for r in rows if r.get("split") == "train"]
+    if len(train) > train_rows:
+        last = len(train) - 1
+        train = [train[round(i * last / (train_rows - 1))] for i in range(train_rows)]
+    return {
+        "final_step": max((r.get("step", 0) for r in rows), default=0),
+        "train": [_rounded(r) for r in train],
+        "val": [_rounded(r) for r in rows if r.get("split") == "val"],
+    }
+
+
+def script_command(argv: list[str]) -> str:
+    """How this script was run, as a shell line."""
+    return shlex.join(["python", "scripts/train_demo_model.py", *argv])
+
+
+def training_log(work: Path, command: str) -> dict:
+    """The installed model's ``training_log.json``: how it was made, from the workdir's records
+    (``command`` is the run that installs it; each part of each phase names its own)."""
+    record = work / "run.json"
+    parts = json.loads(record.read_text())["parts"] if record.exists() else []
+    seconds: dict[str, float] = {}
+    for part in parts:
+        seconds[part["phase"]] = round(seconds.get(part["phase"], 0.0) + part["seconds"], 1)
+    plan = json.loads((work / "plan.json").read_text()) if (work / "plan.json").exists() else {}
+    return {
+        "command": command,
+        "plan": plan,
+        "phase_seconds": seconds,
+        "total_seconds": round(sum(seconds.values()), 1),
+        "parts": parts,
+        "codec": metrics_summary(work / "codec" / "metrics.jsonl"),
+        "lm": metrics_summary(work / "lm" / "metrics.jsonl"),
+    }
+
+
+def install(lm_final: Path, dest: Path, log: dict | None = None) -> None:
+    """Copy the trained FoleyGen directory to ``dest`` with float16 weights (atomic), and ``log`` as
+    ``training_log.json`` beside them."""
     from safetensors.torch import load_file, save_file
 
     tmp = dest.with_name(dest.name + ".installing")
@@ -260,6 +367,8 @@ def install(lm_final: Path, dest: Path) -> None:
         state = load_file(str(weights))
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
         save_file(state, str(weights), metadata={"format": "pt"})
+    if log is not None:
+        (tmp / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
@@ -320,10 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     plan = json.loads(plan_file.read_text()) if plan_file.exists() else {}
     t0 = time.time()
     quiet = ["--quiet"] if args.quiet else []
+    command = script_command(sys.argv[1:] if argv is None else argv)
     workers = min(args.workers, 8)
     check_disk(work, args.num_train, args.num_val)
 
-    data = synth(work, args)
+    synth_pending = not all((work / "synthfoley" / f"{split}.done").exists() for split in ("train", "val"))
+    with timed_part(work, "synth", synth_pending, command):
+        data = synth(work, args)
     print(f"[demo-model] data ready ({time.time() - t0:.0f} s)", flush=True)
 
     codec_over = [f"train.device={args.device}", f"train.num_workers={workers}", f"seed={args.seed}", *args.codec_set]
@@ -333,33 +445,35 @@ def main(argv: list[str] | None = None) -> int:
         codec_over.append(f"train.batch_size={args.codec_batch}")
     codec_out = work / "codec"
     if not (codec_out / "final").exists():
-        steps = plan_steps(
-            "codec_steps",
-            args.codec_steps,
-            args.codec_minutes,
-            CODEC_STEPS,
-            "configs/codec_compact.yaml",
-            work,
-            codec_over,
-            plan,
-        )
-        train_with_limit(
-            "configs/codec_compact.yaml",
-            codec_out,
-            [
-                *quiet,
-                f"train.steps={steps}",
-                f"train.save_every={max(50, steps // 20)}",
-                "train.val_every=0",
-                *codec_over,
-            ],
-            args.codec_timeout,
-            plan,
-            "codec",
-        )
+        with timed_part(work, "codec", True, command):
+            steps = plan_steps(
+                "codec_steps",
+                args.codec_steps,
+                args.codec_minutes,
+                CODEC_STEPS,
+                "configs/codec_compact.yaml",
+                work,
+                codec_over,
+                plan,
+            )
+            train_with_limit(
+                "configs/codec_compact.yaml",
+                codec_out,
+                [
+                    *quiet,
+                    f"train.steps={steps}",
+                    f"train.save_every={max(50, steps // 20)}",
+                    "train.val_every=0",
+                    *codec_over,
+                ],
+                args.codec_timeout,
+                plan,
+                "codec",
+            )
     print(f"[demo-model] codec ready ({time.time() - t0:.0f} s)", flush=True)
 
-    cache = prepare(work, data, codec_out / "final", args)
+    with timed_part(work, "prepare", not (work / "cache.done").exists(), command):
+        cache = prepare(work, data, codec_out / "final", args)
     print(f"[demo-model] cache ready ({time.time() - t0:.0f} s)", flush=True)
 
     lm_over = [
@@ -377,30 +491,31 @@ def main(argv: list[str] | None = None) -> int:
         lm_over.append(f"onsets.events={data}")
     lm_out = work / "lm"
     if not (lm_out / "final").exists():
-        # The LM's default is a step count too, its config's ``train.steps``: a time budget would
-        # silently train a weaker model on a slower CPU.
-        default = int(lm_config["train"]["steps"])
-        steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, default, args.lm_config, work, lm_over, plan)
-        train_with_limit(
-            args.lm_config,
-            lm_out,
-            [
-                *quiet,
-                f"train.steps={steps}",
-                f"train.save_every={max(100, steps // 20)}",
-                f"train.val_every={max(100, steps // 8)}",
-                f"train.warmup_steps={min(200, steps // 10)}",
-                *lm_over,
-            ],
-            args.lm_timeout,
-            plan,
-            "lm",
-        )
+        with timed_part(work, "lm", True, command):
+            # The LM's default is a step count too, its config's ``train.steps``: a time budget would
+            # silently train a weaker model on a slower CPU.
+            default = int(lm_config["train"]["steps"])
+            steps = plan_steps("lm_steps", args.lm_steps, args.lm_minutes, default, args.lm_config, work, lm_over, plan)
+            train_with_limit(
+                args.lm_config,
+                lm_out,
+                [
+                    *quiet,
+                    f"train.steps={steps}",
+                    f"train.save_every={max(100, steps // 20)}",
+                    f"train.val_every={max(100, steps // 8)}",
+                    f"train.warmup_steps={min(200, steps // 10)}",
+                    *lm_over,
+                ],
+                args.lm_timeout,
+                plan,
+                "lm",
+            )
     (work / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
     print(f"[demo-model] LM ready ({time.time() - t0:.0f} s)", flush=True)
 
     if not args.no_install:
-        install(lm_out / "final", args.install_to)
+        install(lm_out / "final", args.install_to, training_log(work, command))
     return 0
 
 

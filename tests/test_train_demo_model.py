@@ -37,6 +37,14 @@ def test_the_recipe_trains_installs_and_resumes(tmp_path: Path, capfd: pytest.Ca
     assert {str(v.dtype) for v in lm_weights.values() if v.is_floating_point()} == {"torch.float16"}
     assert {str(v.dtype) for v in codec_weights.values() if v.is_floating_point()} == {"torch.float32"}
     assert not list(tmp_path.glob("*.installing"))
+    log = json.loads((dest / "training_log.json").read_text())
+    assert log["command"].endswith("--lm-steps 2 --lm-batch 2 --quiet")
+    assert log["plan"] == {"codec_steps": 3, "lm_steps": 2}
+    assert [part["phase"] for part in log["parts"]] == ["synth", "codec", "prepare", "lm"]
+    assert set(log["phase_seconds"]) == {"synth", "codec", "prepare", "lm"} and log["total_seconds"] > 0
+    assert log["parts"][0]["machine"]["cores"] >= 1
+    assert log["codec"]["final_step"] == 3 and log["lm"]["final_step"] == 2
+    assert log["lm"]["train"] and log["lm"]["train"][-1]["step"] == 2
 
     model = FoleyGen.from_pretrained(dest)
     model.set_generation_params(duration=0.5)
@@ -48,6 +56,7 @@ def test_the_recipe_trains_installs_and_resumes(tmp_path: Path, capfd: pytest.Ca
     assert script.main(argv) == 0  # every phase is done: nothing is synthesised or trained again
     second = capfd.readouterr().out
     assert "$" not in second and "installed" in second
+    assert json.loads((dest / "training_log.json").read_text())["parts"] == log["parts"]  # no phase ran again
 
 
 def test_a_disk_too_small_stops_the_run_before_its_first_phase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,3 +111,42 @@ def test_the_onset_class_loss_reads_the_synthesised_events_unless_told_otherwise
     assert script.onset_classes_need_events(on, ["onsets.events=/my/clips"]) is False  # the user's own
     assert script.onset_classes_need_events(off, []) is False
     assert script.onset_classes_need_events({}, []) is False
+
+
+def test_each_phase_part_is_timed_and_summed_across_resumed_parts(tmp_path: Path) -> None:
+    script = load_script("train_demo_model")
+    first, second = script.script_command(["--seed", "1"]), script.script_command(["--seed", "1", "--quiet"])
+    with script.timed_part(tmp_path, "codec", True, first):
+        pass
+    with pytest.raises(KeyboardInterrupt), script.timed_part(tmp_path, "lm", True, first):
+        raise KeyboardInterrupt  # a part stopped by the user still counts
+    with script.timed_part(tmp_path, "lm", True, second):
+        pass
+    with script.timed_part(tmp_path, "prepare", False, second):  # already done: no part
+        pass
+    parts = json.loads((tmp_path / "run.json").read_text())["parts"]
+    assert [p["phase"] for p in parts] == ["codec", "lm", "lm"]
+    assert all(p["seconds"] >= 0 and p["machine"]["torch"] for p in parts)
+    assert [p["command"] for p in parts] == [first, first, second]
+    assert first == "python scripts/train_demo_model.py --seed 1"
+    parts[1]["seconds"], parts[2]["seconds"] = 60.0, 30.5
+    (tmp_path / "run.json").write_text(json.dumps({"parts": parts}))
+    log = script.training_log(tmp_path, second)
+    assert log["command"] == second
+    assert log["phase_seconds"]["lm"] == 90.5 and log["plan"] == {}
+    assert log["lm"] == {"final_step": 0, "train": [], "val": []}  # no trainer ran here
+
+
+def test_the_metrics_summary_keeps_every_validation_row_and_evenly_spaced_training_rows(tmp_path: Path) -> None:
+    script = load_script("train_demo_model")
+    rows = [{"split": "train", "step": s, "loss": 1 / s} for s in range(1, 101)]
+    rows += [{"split": "val", "step": s, "loss": 0.123456789} for s in (50, 100)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = script.metrics_summary(tmp_path / "metrics.jsonl", train_rows=5)
+    assert [r["step"] for r in summary["train"]] == [1, 26, 51, 75, 100]  # first and last included
+    assert summary["train"][1]["loss"] == 0.03846  # 1/26 to 4 significant digits
+    assert summary["val"] == [
+        {"split": "val", "step": 50, "loss": 0.1235},
+        {"split": "val", "step": 100, "loss": 0.1235},
+    ]
+    assert summary["final_step"] == 100
