@@ -9,7 +9,7 @@ The pipeline is the one a user follows with their own data, command for command:
    audio of the synthesised train clips;
 3. ``foleygen prepare`` codec tokens + 64x64 frames into a memory-mapped cache, one shard per process;
 4. ``foleygen train configs/synthfoley_demo_model.yaml``  the LM and its compact visual encoder, jointly
-   (a smaller demo LM than the shipped model's, with its lookahead, label and onset losses, and the visual
+   (a smaller LM than the larger recipe's (v8's), with its lookahead, label and onset losses, and the visual
    onset-class loss, which reads the synthesised clips' event files);
 5. install: the LM checkpoint (with the codec in ``codec/``) is copied to ``foleygen/assets/demo/``
    with its weights stored in float16 (half the size; the model computes in float32 either way), beside
@@ -24,11 +24,12 @@ Step counts can be given directly (``--codec-steps``/``--lm-steps``) or as a tim
 (``--codec-minutes``/``--lm-minutes``): the trainer is then first run for a few steps to measure this
 machine's speed, and the step count is chosen to fill the budget. By default both get step counts
 (``CODEC_STEPS``, and the LM config's own ``train.steps``: what the measured recipe ran), so the model,
-not the time, is fixed. On 2 AVX-512 cores with native bf16 that is about 50 min: 4 min of synthesis, 14
-of codec, 6 of ``prepare`` and onsets and 26 of LM training (4320 steps), measured. On 2 AVX2-only cores
+not the time, is fixed. On 2 AVX-512 cores with native bf16 that is about 52 min: 4 min of synthesis, 13
+of codec, 6 of ``prepare`` and 30 of LM training (4320 steps, the onset sidecar first), measured in the run
+that made the shipped model. On 2 AVX2-only cores
 it is about 2 h 35 min: 10 min of synthesis, 33-38 of codec, 12-13 of ``prepare``, 3 of onsets, measured,
 and about 90 of LM training, estimated from the measured cost of a step (docs/RESULTS.md). ``--lm-config
-configs/synthfoley_demo_model_large.yaml`` trains the shipped model's larger architecture instead: about
+configs/synthfoley_demo_model_large.yaml`` trains v8's larger architecture instead: about
 4 hours there. A measured budget makes the run depend on the machine's speed; the chosen step counts are
 printed and written to ``WORKDIR/plan.json`` so any run can be repeated exactly with
 ``--codec-steps``/``--lm-steps``.

@@ -1,4 +1,5 @@
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -49,18 +50,25 @@ def test_paper_setting_and_variants():
     assert (demo["lm"]["dim"], demo["lm"]["num_layers"], demo["lm"]["num_heads"]) == (256, 6, 4)
 
 
-def test_the_large_demo_model_recipe_matches_the_shipped_model():
-    """The larger recipe trains the architecture and decoding of ``foleygen/assets/demo``."""
+def test_the_demo_model_recipe_matches_the_shipped_model():
+    """``foleygen/assets/demo`` is ``make demo-model``'s output: its architecture, decoding and step count
+    are the default recipe's, and its training log says the one command made it."""
     root = CONFIGS[0].parent
-    recipe = load_yaml(root / "synthfoley_demo_model_large.yaml")
-    shipped = json.loads((root.parent / "foleygen" / "assets" / "demo" / "config.json").read_text())
+    recipe = load_yaml(root / "synthfoley_demo_model.yaml")
+    shipped_dir = root.parent / "foleygen" / "assets" / "demo"
+    shipped = json.loads((shipped_dir / "config.json").read_text())
     assert recipe["visual"] == shipped["visual"]
     for key, value in recipe["lm"].items():
         assert shipped["lm"][key] == value, key
     for key in ("top_k", "temperature", "cfg_coef"):
         assert shipped["generation"][key] == recipe["generation"][key], key
-    assert recipe["labels"]["weight"] > 0 and recipe["onsets"]["weight"] > 0
-    assert recipe["onsets"]["visual_weight"] > 0  # the recipe's own addition (docs/RESULTS.md)
+    assert recipe["labels"]["weight"] > 0 and recipe["onsets"]["weight"] > 0 and recipe["onsets"]["class_weight"] > 0
+    log = json.loads((shipped_dir / "training_log.json").read_text())
+    for command in [log["command"], *(part["command"] for part in log["parts"])]:
+        flags = {arg for arg in shlex.split(command) if arg.startswith("--")}
+        assert flags <= {"--workdir", "--install-to", "--workers", "--quiet"}, command  # none changes the recipe
+    assert log["plan"]["lm_steps"] == recipe["train"]["steps"] == log["lm"]["final_step"]
+    assert [p["phase"] for p in log["parts"]] == ["synth", "codec", "prepare", "lm"]  # from nothing, one part each
 
 
 def test_make_demo_model_trains_the_large_recipe_made_smaller():
