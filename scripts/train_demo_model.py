@@ -26,13 +26,12 @@ machine's speed, and the step count is chosen to fill the budget. By default bot
 (``CODEC_STEPS``, and the LM config's own ``train.steps``: what the measured recipe ran), so the model,
 not the time, is fixed. On 2 AVX-512 cores with native bf16 that is about 52 min: 4 min of synthesis, 13
 of codec, 6 of ``prepare`` and 30 of LM training (4320 steps, the onset sidecar first), measured in the run
-that made the shipped model. On 2 AVX2-only cores
-it is about 2 h 35 min: 10 min of synthesis, 33-38 of codec, 12-13 of ``prepare``, 3 of onsets, measured,
-and about 90 of LM training, estimated from the measured cost of a step (docs/RESULTS.md). ``--lm-config
-configs/synthfoley_demo_model_large.yaml`` trains v8's larger architecture instead: about
-4 hours there. A measured budget makes the run depend on the machine's speed; the chosen step counts are
-printed and written to ``WORKDIR/plan.json`` so any run can be repeated exactly with
-``--codec-steps``/``--lm-steps``.
+that made the shipped model. On 2 AVX2-only cores it is about 2 h 35 min: 10 min of synthesis, 33-38 of
+codec, 12-13 of ``prepare``, 3 of onsets, measured, and about 90 of LM training, estimated from the
+measured cost of a step (docs/RESULTS.md). ``--lm-config configs/synthfoley_demo_model_large.yaml`` trains
+v8's larger architecture instead: about 4 hours there. A measured budget makes the run depend on the
+machine's speed; the chosen step counts are printed and written to ``WORKDIR/plan.json`` so any run can be
+repeated exactly with ``--codec-steps``/``--lm-steps``.
 """
 
 from __future__ import annotations
