@@ -165,10 +165,23 @@ def onset_classes_need_events(lm_config: dict, user_overrides: list[str]) -> boo
     return weight > 0 and not any(o.startswith("onsets.events=") for o in user_overrides)
 
 
+SPLITS = ("train", "val")
+
+
+def synth_marker(work: Path, split: str) -> Path:
+    """Written when a split's clips are all synthesised: its presence skips the split."""
+    return work / "synthfoley" / f"{split}.done"
+
+
+def cache_marker(work: Path) -> Path:
+    """Written when ``prepare`` has finished every shard: its presence skips the phase."""
+    return work / "cache.done"
+
+
 def synth(work: Path, args: argparse.Namespace) -> Path:
     data = work / "synthfoley"
-    for split, num in (("train", args.num_train), ("val", args.num_val)):
-        if (data / f"{split}.done").exists():
+    for split, num in zip(SPLITS, (args.num_train, args.num_val), strict=True):
+        if synth_marker(work, split).exists():
             continue
         sh(
             "synth",
@@ -183,13 +196,13 @@ def synth(work: Path, args: argparse.Namespace) -> Path:
             str(args.workers),
             *(["--quiet"] if args.quiet else []),
         )
-        (data / f"{split}.done").write_text("ok\n")
+        synth_marker(work, split).write_text("ok\n")
     return data
 
 
 def prepare(work: Path, data: Path, codec: Path, args: argparse.Namespace) -> Path:
     cache = work / "cache"
-    if (work / "cache.done").exists():
+    if cache_marker(work).exists():
         return cache
     base = [
         "prepare",
@@ -226,17 +239,17 @@ def prepare(work: Path, data: Path, codec: Path, args: argparse.Namespace) -> Pa
         codes = [p.wait() for p in procs]
         if any(codes):
             raise SystemExit(f"prepare failed in shard(s) {[i for i, c in enumerate(codes) if c]}")
-    (work / "cache.done").write_text("ok\n")
+    cache_marker(work).write_text("ok\n")
     return cache
 
 
 def disk_needed(work: Path, num_train: int, num_val: int) -> int:
     """Bytes the phases still to run will write into ``work`` (clips, cache, checkpoints), roughly."""
     need = CHECKPOINT_BYTES
-    for split, num in (("train", num_train), ("val", num_val)):
-        if not (work / "synthfoley" / f"{split}.done").exists():
+    for split, num in zip(SPLITS, (num_train, num_val), strict=True):
+        if not synth_marker(work, split).exists():
             need += num * CLIP_FILE_BYTES
-    if not (work / "cache.done").exists():
+    if not cache_marker(work).exists():
         written = sum(f.stat().st_size for f in (work / "cache").rglob("*") if f.is_file())
         need += max(0, (num_train + num_val) * CACHE_BYTES_PER_CLIP - written)
     return need
@@ -433,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = min(args.workers, 8)
     check_disk(work, args.num_train, args.num_val)
 
-    synth_pending = not all((work / "synthfoley" / f"{split}.done").exists() for split in ("train", "val"))
+    synth_pending = not all(synth_marker(work, split).exists() for split in SPLITS)
     with timed_part(work, "synth", synth_pending, command):
         data = synth(work, args)
     print(f"[demo-model] data ready ({time.time() - t0:.0f} s)", flush=True)
@@ -472,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"[demo-model] codec ready ({time.time() - t0:.0f} s)", flush=True)
 
-    with timed_part(work, "prepare", not (work / "cache.done").exists(), command):
+    with timed_part(work, "prepare", not cache_marker(work).exists(), command):
         cache = prepare(work, data, codec_out / "final", args)
     print(f"[demo-model] cache ready ({time.time() - t0:.0f} s)", flush=True)
 

@@ -68,7 +68,8 @@ def test_the_demo_model_recipe_matches_the_shipped_model():
         flags = {arg for arg in shlex.split(command) if arg.startswith("--")}
         assert flags <= {"--workdir", "--install-to", "--workers", "--quiet"}, command  # none changes the recipe
     assert log["plan"]["lm_steps"] == recipe["train"]["steps"] == log["lm"]["final_step"]
-    assert [p["phase"] for p in log["parts"]] == ["synth", "codec", "prepare", "lm"]  # from nothing, one part each
+    # made from nothing: every phase ran (in one part or several, when the run was resumed)
+    assert {p["phase"] for p in log["parts"]} == {"synth", "codec", "prepare", "lm"}
 
 
 def test_make_demo_model_trains_the_large_recipe_made_smaller():
