@@ -232,7 +232,12 @@ class FoleyGen:
             if not info.duration or info.duration <= 0:
                 raise MediaError("cannot tell the video's duration (empty or broken stream)", video)
             duration = want or info.duration
-            frames = read_frames(video, enc.input_fps, enc.image_size, duration=min(duration, info.duration))
+            # A clip shorter than one encoder frame (0.01 s at 100 fps) still shows its first frame:
+            # read at least that one, so every clip that has a picture gets features.
+            span = max(min(duration, info.duration), 1.0 / enc.input_fps)
+            frames = read_frames(video, enc.input_fps, enc.image_size, duration=span)
+            if frames.shape[0] == 0:
+                raise MediaError("no decodable video frame", video)
         seq = self.sequence.with_duration(float(duration))
         features = enc.encode(frames[None].to(self._param_device(enc)))[0].float()  # [F', D]
         need = seq.num_visual_frames

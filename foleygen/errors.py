@@ -6,7 +6,13 @@ names the file (when there is one) and the problem; the CLI prints exactly that 
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
 from pathlib import Path
+
+DEBUG_ENV = "FOLEYGEN_DEBUG"
+"""Set to 1 (or pass ``--debug`` to any command) to see the traceback behind an unexpected error."""
 
 
 class FoleyGenError(Exception):
@@ -36,3 +42,27 @@ class CodecError(FoleyGenError):
 
 class DataError(FoleyGenError):
     """A data set, manifest or cache that is malformed or inconsistent."""
+
+
+def debug_requested() -> bool:
+    """Whether tracebacks of unexpected errors should be shown (``--debug`` or ``FOLEYGEN_DEBUG=1``)."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def one_line(err: BaseException, path: str | Path | None = None) -> str:
+    """The single line a user reads for any error, ours or not, about the file ``path``.
+
+    A :class:`FoleyGenError` is already a sentence; anything else is a bug on our side (or a library's),
+    said as such, with the way to get the traceback for a report. When ``debug_requested()``, the
+    traceback of ``err`` is printed on stderr first.
+    """
+    if debug_requested() and not isinstance(err, FoleyGenError):
+        traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+    if isinstance(err, FoleyGenError):
+        text = str(err)
+    else:
+        detail = " ".join(str(err).split()) or "no message"
+        text = f"unexpected {type(err).__name__}: {detail} (rerun with --debug for the traceback)"
+    if path is not None and not text.startswith(str(path)):
+        text = f"{path}: {text}"
+    return text

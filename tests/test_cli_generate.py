@@ -178,3 +178,55 @@ def test_sampling_flags_default_to_the_checkpoints_own_settings(videos, tmp_path
     ]
     assert main(argv) == 0
     assert (seen[-1].top_k, seen[-1].temperature, seen[-1].cfg_coef) == (0, 0.9, 2.0)  # flags win, cfg kept
+
+
+def test_an_unexpected_error_in_one_file_does_not_abort_the_batch(videos, tmp_path, capsys, monkeypatch):
+    """A bug met by one input (any exception, not only ours): one line for it, the others all done, exit 1."""
+    from foleygen.api import FoleyGen
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for stem in ("a1", "b2_cursed", "c3"):
+        (folder / f"{stem}.mp4").write_bytes((videos / "a.mp4").read_bytes())
+    original = FoleyGen._load_video
+
+    def sometimes_broken(self, video, tensor_fps):
+        if "cursed" in str(video):
+            raise ZeroDivisionError("the stage blew up")
+        return original(self, video, tensor_fps)
+
+    monkeypatch.setattr(FoleyGen, "_load_video", sometimes_broken)
+    for batch_size in ("1", "3"):
+        out = tmp_path / f"out{batch_size}"
+        code = main(["generate", str(folder), "-o", str(out), "--model", "debug", "-q", "--batch-size", batch_size])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 1
+        assert sorted(p.name for p in out.iterdir()) == ["a1.mp4", "a1.wav", "c3.mp4", "c3.wav"]
+        assert len(lines) == 2 and "b2_cursed.mp4" in lines[0] and "ZeroDivisionError" in lines[0]
+        assert "--debug" in lines[0] and "2 generated" in lines[1] and "1 failed" in lines[1]
+    # --debug adds the traceback for a bug report, and still goes on
+    code = main(["generate", str(folder), "-o", str(tmp_path / "dbg"), "--model", "debug", "-q", "--debug"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback (most recent call last)" in err and "sometimes_broken" in err
+    assert (tmp_path / "dbg" / "c3.wav").is_file()
+
+
+def test_a_video_shorter_than_one_visual_frame_gets_its_exact_length(tmp_path, capsys):
+    """0.01 s (one frame at 100 fps): shorter than one encoder frame and one codec frame."""
+    clip = make_video(tmp_path / "blink.mp4", 0.01, fps=100)
+    code, summary = run_json(capsys, clip, "-o", tmp_path / "out")
+    assert code == 0 and len(summary["generated"]) == 1
+    info = probe(tmp_path / "out" / "blink.wav")
+    assert abs(info.duration - probe(clip).duration) < 1e-3
+
+
+def test_unexpected_errors_outside_the_batch_are_one_line(tmp_path, capsys, monkeypatch):
+    from foleygen.cli.commands import generate
+
+    def broken(*_args):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(generate, "collect_jobs", broken)
+    code = main(["generate", str(tmp_path), "-o", str(tmp_path / "o"), "--model", "debug", "-q"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "unexpected KeyError" in lines[0]

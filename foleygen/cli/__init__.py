@@ -8,19 +8,21 @@ Each subcommand is one small module in :mod:`foleygen.cli.commands` exposing::
 
 Modules are discovered, so adding a command never edits this file. Heavy imports (torch, av) happen
 inside ``run`` so that ``foleygen --help`` stays instant. A :class:`FoleyGenError` escaping a command is
-printed as one line on stderr with exit code 1; Ctrl-C exits 130.
+printed as one line on stderr with exit code 1; so is any other exception (a bug), whose traceback
+``--debug`` (or ``FOLEYGEN_DEBUG=1``) shows; Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from foleygen import __version__
-from foleygen.errors import FoleyGenError
+from foleygen.errors import DEBUG_ENV, one_line
 
 
 def _command_modules() -> dict[str, object]:
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         help_text = getattr(module, "HELP", "")
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or chatter")
+        p.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors (bug reports)")
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser
@@ -59,14 +62,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    before = os.environ.get(DEBUG_ENV)
+    if args.debug:
+        os.environ[DEBUG_ENV] = "1"  # per-file handlers deep inside commands read it too
     try:
         return int(args._module.run(args) or 0)
-    except FoleyGenError as err:
-        print(f"foleygen {args.command}: error: {err}", file=sys.stderr)
+    except Exception as err:  # ours (one line) or a bug (one line; the traceback with --debug)
+        print(f"foleygen {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"foleygen {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:  # main() is also called in-process (tests, notebooks): leave the environment as found
+        if before is None:
+            os.environ.pop(DEBUG_ENV, None)
+        else:
+            os.environ[DEBUG_ENV] = before
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
 def run(args: argparse.Namespace) -> int:
     """Generate for every input; print a summary (or JSON); exit 1 if any input failed."""
     from foleygen.api import FoleyGen
-    from foleygen.errors import ConfigError, FoleyGenError
+    from foleygen.errors import ConfigError, one_line
     from foleygen.utils import progress
 
     if args.batch_size < 1:
@@ -232,8 +232,8 @@ def run(args: argparse.Namespace) -> int:
     done: list[Job] = []
     failed: list[tuple[Job, str]] = []
 
-    def report_failure(job: Job, err: FoleyGenError) -> None:
-        message = str(err) if str(job.path) in str(err) else f"{job.path}: {err}"
+    def report_failure(job: Job, err: Exception) -> None:
+        message = one_line(err, job.path)
         failed.append((job, message))
         print(f"foleygen generate: failed: {message}", file=sys.stderr)
 
@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 job.outputs = write_outputs(job, wav, model.sample_rate, args)
                 done.append(job)
-            except FoleyGenError as err:
+            except Exception as err:  # any failure is this file's: the batch goes on
                 report_failure(job, err)
 
     bar = progress(
@@ -258,16 +258,17 @@ def run(args: argparse.Namespace) -> int:
         unit="batch" if args.batch_size > 1 else "video",
     )
     for batch in bar:
+        # Not only our own errors: a bug met by one file must not cost the others their outputs.
         try:
             generate(batch)
-        except FoleyGenError as err:
+        except Exception as err:
             if len(batch) == 1:
                 report_failure(batch[0], err)
                 continue
             for job in batch:  # find the culprit: each file on its own, the good ones still get done
                 try:
                     generate([job])
-                except FoleyGenError as single:
+                except Exception as single:
                     report_failure(job, single)
 
     elapsed = time.perf_counter() - started
