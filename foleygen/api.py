@@ -224,7 +224,8 @@ class FoleyGen:
             )
             frames = video[index]
         else:
-            from foleygen.io import probe, read_frames
+            from foleygen.io import probe
+            from foleygen.vision.frames import read_encoder_frames
 
             info = probe(video)
             if not info.has_video:
@@ -235,7 +236,7 @@ class FoleyGen:
             # A clip shorter than one encoder frame (0.01 s at 100 fps) still shows its first frame:
             # read at least that one, so every clip that has a picture gets features.
             span = max(min(duration, info.duration), 1.0 / enc.input_fps)
-            frames = read_frames(video, enc.input_fps, enc.image_size, duration=span)
+            frames = read_encoder_frames(video, enc, duration=span, info=info)
             if frames.shape[0] == 0:
                 raise MediaError("no decodable video frame", video)
         seq = self.sequence.with_duration(float(duration))

@@ -62,24 +62,12 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def _frame_size(encoder: Any, width: int, height: int) -> int | tuple[int, int] | None:
-    """Size to read frames at: the trainable encoder's square input; for frozen encoders native frames
-    (their own preprocessing matches the publisher's), pre-shrunk only when large (bounds memory)."""
-    side = int(encoder.image_size)
-    if getattr(encoder, "trainable", False):
-        return side
-    short = min(width, height)
-    if short <= 2 * side or short <= 0:
-        return None
-    scale = 2 * side / short
-    return (max(side, round(height * scale)), max(side, round(width * scale)))
-
-
 def decode_clip(
-    entry: ClipEntry, *, sample_rate: int, channels: int, fps: float, encoder: Any, duration: float
+    entry: ClipEntry, *, sample_rate: int, channels: int, encoder: Any, duration: float
 ) -> _Decoded:
     """Read one clip's audio ``[C, S]`` and frames ``[F, H, W, 3]``; errors become ``.error`` (never raised)."""
-    from foleygen.io import probe, read_audio, read_frames
+    from foleygen.io import probe, read_audio
+    from foleygen.vision.frames import read_encoder_frames
 
     try:
         info = probe(entry.path)
@@ -92,8 +80,7 @@ def decode_clip(
             return _Decoded(entry, error=f"clip starts at {entry.start} s but the file lasts {info.duration} s")
         seconds = min(float(duration), available)
         wav = read_audio(entry.path, sample_rate, channels, start=entry.start, duration=seconds)
-        size = _frame_size(encoder, int(info.width or 0), int(info.height or 0))
-        frames = read_frames(entry.path, fps, size, start=entry.start, duration=seconds)
+        frames = read_encoder_frames(entry.path, encoder, start=entry.start, duration=seconds, info=info)
         if frames.shape[0] == 0:
             return _Decoded(entry, error="no video frames in the clip")
         return _Decoded(entry, wav, frames, seconds)
@@ -186,14 +173,12 @@ def prepare_cache(
     skipped = len(entries) - len(todo)
     codec = codec.to(device).eval()
     encoder = encoder.to(device).eval()
-    input_fps = float(getattr(encoder, "input_fps", encoder.fps))
 
     def decode(entry: ClipEntry) -> _Decoded:
         return decode_clip(
             entry,
             sample_rate=int(codec.sample_rate),
             channels=int(codec.channels),
-            fps=input_fps,
             encoder=encoder,
             duration=duration,
         )

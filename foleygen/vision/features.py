@@ -1,8 +1,8 @@
 """Video files -> visual features, one file or a resumable directory of ``.npy`` files.
 
-Frames are read with :func:`foleygen.io.read_frames` at the encoder's :attr:`~VisualEncoder.input_fps`
-(frame ``i`` is the one shown at ``start + i / input_fps``) and at their displayed size by default, so
-that each backend's own preprocessing (resize, crop) sees what its publisher's would.
+Frames are read by :func:`foleygen.vision.frames.read_encoder_frames`, the one rule shared with
+``prepare`` and generation (time: the encoder's ``input_fps`` by timestamp; space: what the encoder's
+``preprocess`` takes), so features written here equal those :class:`foleygen.FoleyGen` computes.
 
 Memory stays bounded on long videos: when the encoder allows it (``encoder.chunk_multiple``), the
 video is read and encoded ``chunk_frames`` input frames at a time (rounded to a multiple of
@@ -30,12 +30,6 @@ log = logging.getLogger(__name__)
 META_NAME = "features.json"
 
 
-def _io():  # imported lazily: foleygen.io pulls in PyAV
-    import foleygen.io as fio
-
-    return fio
-
-
 def extract_features(
     video_path: str | os.PathLike[str],
     encoder: VisualEncoder,
@@ -43,7 +37,6 @@ def extract_features(
     start: float = 0.0,
     duration: float | None = None,
     chunk_frames: int = 256,
-    size: int | tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Features of one video -> ``float32 [F', D]`` at ``encoder.fps``.
 
@@ -54,23 +47,23 @@ def extract_features(
         duration: seconds to encode; default the rest of the video. ``F = round(duration *
             input_fps)`` frames are read, ``F' = encoder.num_features(F)`` features returned.
         chunk_frames: input frames per read + encode step when the encoder allows chunking.
-        size: passed to ``read_frames`` (``None``: displayed size, the faithful choice; an int reads
-            square centre crops of that side, cheaper for huge videos and for ``compact``).
 
     Raises:
         MediaError: unreadable video (from :mod:`foleygen.io`).
     """
-    fio = _io()
+    from foleygen.io import probe  # imported lazily: foleygen.io pulls in PyAV
+    from foleygen.vision.frames import read_encoder_frames
+
     fps = float(encoder.input_fps)
+    info = probe(video_path)
     if duration is None:
-        info = fio.probe(video_path)
         duration = max(float(info.duration or 0.0) - start, 0.0)
     total = max(1, round(duration * fps))
     step = _chunk_length(encoder, chunk_frames, total)
     outs = []
     for first in range(0, total, step):
         n = min(step, total - first)
-        frames = fio.read_frames(video_path, fps, size, start=start + first / fps, duration=n / fps)
+        frames = read_encoder_frames(video_path, encoder, start=start + first / fps, duration=n / fps, info=info)
         if frames.shape[0] != n:  # a reader that rounds differently must not shift later chunks silently
             raise ConfigError(f"read {frames.shape[0]} frames, expected {n}", video_path)
         outs.append(encoder.encode(frames[None])[0].float())
@@ -134,7 +127,7 @@ def extract_features_to_dir(
         out_dir: output directory (created).
         names: output names (default: each video's file stem; they must be unique).
         dtype: stored dtype (``"float32"`` or ``"float16"``).
-        kwargs: passed to :func:`extract_features` (``start``, ``duration``, ``chunk_frames``, ``size``).
+        kwargs: passed to :func:`extract_features` (``start``, ``duration``, ``chunk_frames``).
     """
     videos = [Path(v) for v in videos]
     names = list(names) if names is not None else [v.stem for v in videos]

@@ -64,20 +64,20 @@ def test_extract_features_picks_frames_and_chunks(tmp_path):
 
 
 def test_unchunkable_encoder_reads_once(tmp_path, monkeypatch):
-    import foleygen.io as fio
+    import foleygen.vision.frames as frames_mod
 
     calls = []
-    real = fio.read_frames
+    real = frames_mod.read_frames
 
     def spy(path, fps, size=None, **kw):
         calls.append(kw["duration"])
         return real(path, fps, size, **kw)
 
-    monkeypatch.setattr(fio, "read_frames", spy)
+    monkeypatch.setattr(frames_mod, "read_frames", spy)
     video = write_video(tmp_path / "v.mp4")
     enc = CompactVisualEncoder(CompactVisualConfig(fps=10, image_size=16, dim=8, channels=[8], stem_patch=4, groups=4))
     assert enc.chunk_multiple is None
-    feats = extract_features(video, enc, chunk_frames=4, size=16)
+    feats = extract_features(video, enc, chunk_frames=4)
     assert feats.shape == (20, 8) and len(calls) == 1
     calls.clear()
     extract_features(video, MeanColour(fps=10), chunk_frames=8)
