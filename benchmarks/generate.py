@@ -7,7 +7,8 @@ measurement's own) with the same dims, dtype and thread count:
    for an 8 s and a 30 s clip, per-step cost along the 30 s clip (projections and MLP flat thanks to the
    KV cache; attention still reads the cache, which grows by one step each step), total
    time of long videos generated in sliding windows (should grow linearly with length), peak RSS;
-   and ours with every linear on ``nn.Linear``'s path, to show what the few-rows path buys;
+   and every CPU decoding path side by side (``torch``: nn.Linear + SDPA; ``gemv``, ``onednn``, ``native``;
+   see ``foleygen.lm.cpu_decoding``) with the path the automatic choice measures for itself;
 2. the peer: transformers' ``MusicgenForCausalLM.generate`` with the same dims, random init, the visual
    features as ``encoder_hidden_states`` (cross-attention), its delay pattern, top-k sampling and
    classifier-free guidance (batch 1 + its CFG row, like ours); timed alternately with ours in one
@@ -54,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="video lengths generated in sliding windows (stride = half the window)",
     )
     p.add_argument("--peer-steps", type=int, default=24, help="decoding steps timed for the peer (it is slow)")
+    p.add_argument("--path-rounds", type=int, default=3, help="interleaved rounds per decoding path (default 3)")
     p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument(
         "--threads",
@@ -163,19 +165,39 @@ def worker_ours(args: argparse.Namespace) -> dict:
     return {"clip": clip, "long_clip": long}
 
 
-def worker_ours_nn_linear(args: argparse.Namespace) -> dict:
-    """Ours with every linear on ``nn.Linear``'s path (the few-rows path of ``lm.transformer.Linear`` off)."""
+def worker_paths(args: argparse.Namespace) -> dict:
+    """Every decoding path that applies here (:mod:`foleygen.lm.cpu_decoding`) on the same model, in one
+    process, interleaved over rounds (median step of the clip), and the path the automatic choice takes
+    when it measures afresh (an empty cache directory)."""
+    import tempfile
+
     import torch
 
-    from foleygen.lm import transformer
+    from foleygen.lm import cpu_decoding
 
-    transformer.GEMV_MAX_ROWS = 0
     lm, _ = _ours(args)
+    paths = cpu_decoding.candidates(lm.head.weight.dtype)
+    steps: dict[str, list[float]] = {p: [] for p in paths}
     with torch.inference_mode():
-        _timed_generate(lm, args, min(1.0, args.seconds))  # warm-up
-        clip = _timed_generate(lm, args, args.seconds)
-    clip["median_step_ms"] = statistics.median(clip.pop("per_step_ms")) * 1e3
-    return clip
+        for r in range(args.path_rounds + 1):
+            for path in paths:
+                cpu_decoding.prepare(lm, path)
+                clip = _timed_generate(lm, args, min(1.0, args.seconds) if r == 0 else args.seconds)
+                if r:  # round 0 warms every path
+                    steps[path].append(statistics.median(clip["per_step_ms"]) * 1e3)
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["FOLEYGEN_CACHE"] = tmp
+            os.environ.pop(cpu_decoding.ENV, None)
+            auto = cpu_decoding.prepare(lm)
+    median = {p: statistics.median(v) for p, v in steps.items()}
+    fastest = min(median, key=median.__getitem__)
+    return {
+        "median_step_ms": {p: round(v, 3) for p, v in median.items()},
+        "fastest": fastest,
+        "auto_choice": auto,
+        "auto_over_fastest": median[auto] / median[fastest],
+        "auto_over_torch": median[auto] / median["torch"],
+    }
 
 
 def worker_windows(args: argparse.Namespace) -> dict:
@@ -306,7 +328,7 @@ def worker_floor(args: argparse.Namespace) -> dict:
 
 WORKERS = {
     "ours": worker_ours,
-    "ours_nn_linear": worker_ours_nn_linear,
+    "paths": worker_paths,
     "windows": worker_windows,
     "peer": worker_peer,
     "floor": worker_floor,
@@ -367,13 +389,13 @@ def main(argv: list[str] | None = None) -> None:
     for dtype in args.dtypes:
         floor = spawn(argv, "floor", dtype)
         ours = spawn(argv, "ours", dtype)
-        plain = spawn(argv, "ours_nn_linear", dtype)
+        paths = spawn(argv, "paths", dtype)
         windows = spawn(argv, "windows", dtype)
         peer = {"skipped": True} if args.no_peer else spawn(argv, "peer", dtype)
         entry = {
             "floor": floor,
             "ours": ours,
-            "ours_with_nn_linear": plain,
+            "decoding_paths": paths,
             "ours_windows": windows,
             "peer_transformers_musicgen": peer,
         }
@@ -381,8 +403,10 @@ def main(argv: list[str] | None = None) -> None:
             step = ours["clip"]["median_step_ms"]
             entry["ours_step_over_floor"] = step / floor["floor_step_ms"]
             entry["target_within_2x_floor_met"] = entry["ours_step_over_floor"] <= 2.0
-            if "error" not in plain:  # what the few-rows linear path buys (1.0 where it is off: bf16)
-                entry["few_rows_linear_speedup"] = plain["median_step_ms"] / step
+            if "error" not in paths:  # the measured choice against plain PyTorch (nn.Linear, SDPA)
+                entry["speedup_over_torch_path"] = (
+                    paths["median_step_ms"]["torch"] / paths["median_step_ms"][paths["auto_choice"]]
+                )
             if "speedup_paired" in peer:
                 entry["speedup_over_peer"] = peer["speedup_paired"]
                 entry["target_20x_peer_met"] = entry["speedup_over_peer"] >= 20.0

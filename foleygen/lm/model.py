@@ -46,10 +46,11 @@ import torch
 from torch import nn
 
 from foleygen.errors import CodecError, ConfigError
+from foleygen.lm import cpu_decoding
 from foleygen.lm.masks import KINDS, visual_attention_mask
 from foleygen.lm.patterns import build_delay_pattern, delay_valid_mask, revert_delay_pattern, sequence_length
 from foleygen.lm.sampling import guide, sample
-from foleygen.lm.transformer import KVCache, Linear, Transformer, decoding_cache_dtype, decoding_dtype, init_weights
+from foleygen.lm.transformer import KVCache, Transformer, decoding_dtype, init_weights
 
 
 @dataclass
@@ -163,7 +164,7 @@ class AudioLM(nn.Module):
             bias=c.bias,
             rope_base=c.rope_base,
         )
-        self.head = Linear(c.dim, c.num_codebooks * c.cardinality, bias=False)  # K heads, fused
+        self.head = nn.Linear(c.dim, c.num_codebooks * c.cardinality, bias=False)  # K heads, fused
         init_weights(self, c.num_layers)
         nn.init.normal_(self.null_condition, std=0.02)
 
@@ -289,8 +290,10 @@ class AudioLM(nn.Module):
         """Allocate caches and precompute positions and masks for ``num_steps`` audio steps."""
         rows, Fv, _ = memory.shape
         device = memory.device
+        if device.type == "cpu":  # the fastest few-row path on this CPU, measured once (cpu_decoding)
+            cpu_decoding.prepare(self)
         dtype = decoding_dtype(memory.dtype, device)  # activations
-        kv_dtype = decoding_cache_dtype(memory.dtype, device)  # KV caches, memory keys/values
+        kv_dtype = cpu_decoding.cache_dtype(self, memory.dtype, device) or dtype  # KV caches, memory keys/values
         audio_pos = torch.arange(num_steps, device=device, dtype=torch.float64)
         cos, sin = self.transformer.rope(audio_pos, dtype)
         vis_pos = self.visual_positions(Fv, device)

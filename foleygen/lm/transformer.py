@@ -18,121 +18,11 @@ the weights with no growing allocations.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from foleygen.lm import native
-from foleygen.utils import native_bf16
-
-# Up to this many rows (one decoding step: a batch and its CFG rows), a CPU linear takes a path of its
-# own. Measured on the 2-core AMD EPYC dev machine (torch 2.13, one thread, weights that do not stay in
-# cache; benchmarks/generate.py): fp32 as (W @ x^T)^T reads the weights at ~20 GB/s against ~7 GB/s for
-# x @ W^T, which is what nn.Linear does; bf16 on oneDNN weights packed once for a few rows
-# (mkldnn._linear_pointwise) at ~13 GB/s against ~8 GB/s for nn.Linear and ~5 GB/s for (W @ x^T)^T.
-GEMV_MAX_ROWS = 8
-
-
-PACKED_BF16 = native_bf16(torch.device("cpu"))
-
-
-class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters and state-dict keys) with faster paths for a few CPU rows.
-
-    ``x [..., in] -> [..., out]``. fp32: computed as ``(W @ x^T)^T``. bf16 without autograd (decoding):
-    oneDNN's linear on a copy of the weight packed in its blocked layout, made on first use and remade
-    whenever the weight changes (``_version`` or storage). Training batches (many rows), other dtypes
-    and devices take ``nn.Linear``'s own path; every path computes the same product up to rounding order.
-    """
-
-    _packed: tuple[int, int, torch.Tensor] | None = None  # (weight version, data pointer, packed weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight  # read once: a module attribute lookup costs about a microsecond
-        rows = x.numel() // w.shape[1]
-        if x.dtype == torch.float32 and w.dtype != torch.float32:
-            return self._mixed(x, w, rows)
-        if rows > GEMV_MAX_ROWS or x.device.type != "cpu":
-            return super().forward(x)
-        if x.dtype == torch.float32:
-            y = (w @ x.reshape(rows, w.shape[1]).T).T.contiguous()  # [rows, out]
-            if self.bias is not None:
-                y = y + self.bias
-            return y.view(*x.shape[:-1], w.shape[0])
-        if x.dtype == torch.bfloat16 and self._packs(x):
-            y = torch.ops.mkldnn._linear_pointwise(
-                x.reshape(rows, w.shape[1]).contiguous(), self._packed_weight(), self.bias, "none", [], ""
-            )
-            return y.view(*x.shape[:-1], w.shape[0])
-        return super().forward(x)
-
-    def _mixed(self, x: torch.Tensor, w: torch.Tensor, rows: int) -> torch.Tensor:
-        """float32 rows through bf16/fp16 weights ``w`` (CPU decoding, :func:`decoding_dtype`) -> float32.
-
-        Up to :data:`GEMV_MAX_ROWS` rows and bf16 weights: the native kernel when it is available
-        (:mod:`foleygen.lm.native`). Otherwise the rows are rounded to the weight's dtype and take that
-        dtype's path (for a few bf16 rows oneDNN's packed one).
-        """
-        x2 = x.reshape(rows, w.shape[1]).contiguous()
-        grad = torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)
-        if rows <= GEMV_MAX_ROWS and not grad and w.is_contiguous() and native.usable(x2, w):
-            y = native.linear_half_unchecked(x2, w, self.bias)
-        else:
-            y = self.forward(x2.to(w.dtype)).float()
-        return y.view(*x.shape[:-1], w.shape[0])
-
-    def _packs(self, x: torch.Tensor) -> bool:
-        w = self.weight
-        return (
-            PACKED_BF16
-            and w.dtype == torch.bfloat16
-            and not (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))
-        )
-
-    def _packed_weight(self) -> torch.Tensor:
-        w = self.weight
-        key = (w._version, w.data_ptr())
-        if self._packed is None or self._packed[:2] != key:
-            self._packed = (*key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), GEMV_MAX_ROWS))
-        return self._packed[2]
-
-    def __getstate__(self) -> dict[str, Any]:  # deepcopy/pickle: oneDNN's packed tensor has no storage
-        state = self.__dict__.copy()
-        state.pop("_packed", None)
-        return state
-
-    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> Linear:
-        self._packed = None  # .to(), .half(), ...: a packed copy of the old weight is stale
-        return super()._apply(fn, *args, **kwargs)
-
-
-class LayerNorm(nn.LayerNorm):
-    """``nn.LayerNorm`` (same parameters) that also normalises float32 inputs with bf16/fp16 parameters.
-
-    In CPU decoding the activations stay float32 while the weights are bf16 (:func:`decoding_dtype`);
-    the parameters are then used as float32 copies, made once and remade whenever they change.
-    """
-
-    _copies: tuple[tuple[int, int, int, int], torch.Tensor | None, torch.Tensor | None] | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w, b = self.weight, self.bias
-        if w is None or x.dtype == w.dtype:
-            return super().forward(x)
-        if torch.is_grad_enabled():  # differentiable, no cached copies
-            return F.layer_norm(x, self.normalized_shape, w.to(x.dtype), None if b is None else b.to(x.dtype), self.eps)
-        key = (w._version, w.data_ptr(), -1 if b is None else b._version, -1 if b is None else b.data_ptr())
-        if self._copies is None or self._copies[0] != key or self._copies[1].dtype != x.dtype:
-            self._copies = (key, w.detach().to(x.dtype), None if b is None else b.detach().to(x.dtype))
-        return F.layer_norm(x, self.normalized_shape, self._copies[1], self._copies[2], self.eps)
-
-    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> LayerNorm:
-        self._copies = None
-        return super()._apply(fn, *args, **kwargs)
 
 
 def decoding_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
@@ -143,21 +33,12 @@ def decoding_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     decoding step streams every weight once, so halving their bytes is what makes it faster, while its
     activations are a few rows. In float32 the many small ops of a step run faster than in bf16,
     PyTorch's fused attention kernel is 3-10x faster (measured on the dev machine, torch 2.13, one
-    thread, one query over 200-1500 keys), and the linears read bf16 weights with float32 rows through
-    :mod:`foleygen.lm.native` at about twice the speed of PyTorch's bf16 paths. Elsewhere: ``dtype``.
+    thread, one query over 200-1500 keys), and the linears can read bf16 weights with float32 rows
+    (:mod:`foleygen.lm.cpu_decoding`, which installs the layers that accept them). Elsewhere: ``dtype``.
     """
     if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
         return torch.float32
     return dtype
-
-
-def decoding_cache_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
-    """dtype of the KV caches and visual keys/values of a decoding step for a model whose weights are in
-    ``dtype``: bf16 for a bf16 model on the CPU when the native attention kernel is there (it reads bf16
-    caches at half the bytes), else :func:`decoding_dtype`."""
-    if device.type == "cpu" and dtype == torch.bfloat16 and native.available():
-        return torch.bfloat16
-    return decoding_dtype(dtype, device)
 
 
 def attention(
@@ -170,13 +51,10 @@ def attention(
 ) -> torch.Tensor:
     """``F.scaled_dot_product_attention`` of ``q [B, H, L, hd]`` over ``k, v [B, H, S, hd]`` -> ``[B, H, L, hd]``.
 
-    ``mask [L, S]`` is True where a query may attend. One float32 query per row over float32 or bf16
-    keys (a CPU decoding step, :func:`decoding_cache_dtype`) takes the native kernel when it is there
-    (:func:`foleygen.lm.native.attend_one`). Queries and keys of different dtypes are attended in float32
-    when either is float32; the result is in ``q``'s dtype.
+    ``mask [L, S]`` is True where a query may attend. Queries and keys of different dtypes are attended in
+    float32 when either is float32; the result is in ``q``'s dtype. (CPU decoding may swap in a kernel
+    for one-query steps: :mod:`foleygen.lm.cpu_decoding`.)
     """
-    if mask is None and not is_causal and dropout_p == 0.0 and native.attention_usable(q, k, v):
-        return native.attend_one(q, k, v)
     if q.dtype == k.dtype:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
     wide = torch.float32 if torch.float32 in (q.dtype, k.dtype) else k.dtype
@@ -228,11 +106,13 @@ class KVCache:
 class SelfAttention(nn.Module):
     """Multi-head self-attention with one fused qkv projection, RoPE and an optional KV cache."""
 
+    attend = staticmethod(attention)  # CPU decoding may put a one-query kernel here (cpu_decoding)
+
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.qkv = Linear(dim, 3 * dim, bias=bias)
-        self.out = Linear(dim, dim, bias=bias)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.out = nn.Linear(dim, dim, bias=bias)
         self.dropout = dropout
 
     def forward(
@@ -259,7 +139,7 @@ class SelfAttention(nn.Module):
             cache.k[:, :, pos : pos + L] = k
             cache.v[:, :, pos : pos + L] = v
             k, v = cache.k[:, :, : pos + L], cache.v[:, :, : pos + L]
-        y = attention(
+        y = self.attend(
             q, k, v, mask, is_causal=is_causal and mask is None, dropout_p=self.dropout if self.training else 0.0
         )  # [B, H, L, hd]
         return self.out(y.transpose(1, 2).reshape(B, L, D))
@@ -268,12 +148,14 @@ class SelfAttention(nn.Module):
 class CrossAttention(nn.Module):
     """Attention from audio steps to the visual memory; the memory's keys/values are computed once."""
 
+    attend = staticmethod(attention)
+
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.q = Linear(dim, dim, bias=bias)
-        self.kv = Linear(dim, 2 * dim, bias=bias)
-        self.out = Linear(dim, dim, bias=bias)
+        self.q = nn.Linear(dim, dim, bias=bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=bias)
+        self.out = nn.Linear(dim, dim, bias=bias)
         self.dropout = dropout
 
     def memory_kv(
@@ -296,15 +178,15 @@ class CrossAttention(nn.Module):
         B, L, D = x.shape
         q = apply_rope(self.q(x).view(B, L, self.num_heads, self.head_dim).transpose(1, 2), cos, sin)
         k, v = memory_kv
-        y = attention(q, k, v, mask, dropout_p=self.dropout if self.training else 0.0)  # [B, H, L, hd]
+        y = self.attend(q, k, v, mask, dropout_p=self.dropout if self.training else 0.0)  # [B, H, L, hd]
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
 
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
-        self.fc = Linear(dim, hidden, bias=bias)
-        self.proj = Linear(hidden, dim, bias=bias)
+        self.fc = nn.Linear(dim, hidden, bias=bias)
+        self.proj = nn.Linear(hidden, dim, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -318,11 +200,11 @@ class Block(nn.Module):
         self, dim: int, num_heads: int, mlp_hidden: int, *, cross: bool, dropout: float = 0.0, bias: bool = False
     ) -> None:
         super().__init__()
-        self.norm1 = LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim)
         self.attn = SelfAttention(dim, num_heads, dropout, bias)
-        self.norm_cross = LayerNorm(dim) if cross else None
+        self.norm_cross = nn.LayerNorm(dim) if cross else None
         self.cross = CrossAttention(dim, num_heads, dropout, bias) if cross else None
-        self.norm2 = LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
         self.mlp = MLP(dim, mlp_hidden, dropout, bias)
         self.resid_dropout = nn.Dropout(dropout)
 
@@ -368,7 +250,7 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(
             [Block(dim, num_heads, hidden, cross=cross, dropout=dropout, bias=bias) for _ in range(num_layers)]
         )
-        self.norm = LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim)
 
     def rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """RoPE tables ``[L, hd]`` for ``positions [L]`` in audio steps."""

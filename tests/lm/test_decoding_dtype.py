@@ -3,8 +3,9 @@
 import torch
 import torch.nn.functional as F
 
-from foleygen.lm import AudioLM, LMConfig, native
-from foleygen.lm.transformer import LayerNorm, Transformer, attention, decoding_cache_dtype, decoding_dtype
+from foleygen.lm import AudioLM, LMConfig, cpu_decoding
+from foleygen.lm.cpu_decoding import DecodingLayerNorm as LayerNorm
+from foleygen.lm.transformer import Transformer, attention, decoding_dtype
 
 
 def test_decoding_dtype():
@@ -37,12 +38,14 @@ def tiny_bf16_lm(conditioning: str) -> AudioLM:
 
 def test_bf16_decoding_steps_match_teacher_forcing(monkeypatch):
     cache_dtypes = []
+    models = {c: tiny_bf16_lm(c) for c in ("cross", "prefix")}
+    for lm in models.values():
+        cpu_decoding.prepare(lm)  # the measured choice first: only the decoding below is recorded
     new_caches = Transformer.new_caches
     monkeypatch.setattr(
         Transformer, "new_caches", lambda self, *a, **kw: cache_dtypes.append(kw["dtype"]) or new_caches(self, *a, **kw)
     )
-    for conditioning in ("cross", "prefix"):
-        lm = tiny_bf16_lm(conditioning)
+    for conditioning, lm in models.items():
         visual = torch.randn(1, 3, 8).bfloat16()
         with torch.inference_mode():
             codes = lm.generate(visual, 6, temperature=0.0, cfg_coef=1.0)  # greedy: [1, K, 6]
@@ -51,15 +54,17 @@ def test_bf16_decoding_steps_match_teacher_forcing(monkeypatch):
         top = logits.float().argmax(-1)
         assert (top == codes).float().mean() >= 0.9, conditioning
     # bf16 weights; bf16 caches where the native attention kernel reads them, else float32
-    assert cache_dtypes == [torch.bfloat16 if native.available() else torch.float32] * 2
+    assert cache_dtypes == [torch.bfloat16 if lm.decode_path == "native" else torch.float32 for lm in models.values()]
 
 
 def test_decoding_cache_dtype():
     cpu = torch.device("cpu")
-    assert decoding_cache_dtype(torch.bfloat16, cpu) == (torch.bfloat16 if native.available() else torch.float32)
-    assert decoding_cache_dtype(torch.float16, cpu) == torch.float32
-    assert decoding_cache_dtype(torch.float32, cpu) == torch.float32
-    assert decoding_cache_dtype(torch.bfloat16, torch.device("cuda")) == torch.bfloat16
+    lm = torch.nn.Module()
+    for path, want in (("native", torch.bfloat16), ("torch", None), ("onednn", None)):
+        lm.decode_path = path
+        assert cpu_decoding.cache_dtype(lm, torch.bfloat16, cpu) == want
+        assert cpu_decoding.cache_dtype(lm, torch.float16, cpu) is None
+        assert cpu_decoding.cache_dtype(lm, torch.bfloat16, torch.device("cuda")) is None
 
 
 def test_mixed_dtypes_fall_back_to_float32_attention():

@@ -1,4 +1,4 @@
-"""``foleygen.lm.native``: the bf16/float16-weight kernel for decoding, and Linear's float32-rows paths through it."""
+"""``foleygen.lm.native``: the bf16/float16-weight kernel for decoding, and the ``native`` decoding path through it."""
 
 import os
 import shutil
@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from foleygen.lm import native
-from foleygen.lm.transformer import GEMV_MAX_ROWS, Linear
+from foleygen.lm.cpu_decoding import MAX_ROWS as GEMV_MAX_ROWS
+from foleygen.lm.cpu_decoding import DecodingLinear
 
 HAS_COMPILER = bool(os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"))
 ENABLED = os.environ.get("FOLEYGEN_NATIVE", "1") != "0"
@@ -98,13 +99,20 @@ def test_a_failing_compiler_leaves_pytorchs_paths(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
     try:
         assert not native.available()
-        lin = Linear(16, 8).bfloat16()
+        lin = native_linear(16, 8).bfloat16()
         x = torch.randn(2, 16)
         with torch.inference_mode():
             torch.testing.assert_close(lin(x), F.linear(x.bfloat16(), lin.weight, lin.bias).float())
         assert not any(tmp_path.rglob("*.so"))
     finally:
         native._library.cache_clear()
+
+
+def native_linear(*args, **kwargs):
+    lin = torch.nn.Linear(*args, **kwargs)
+    lin.__class__ = DecodingLinear  # what cpu_decoding.install does
+    lin.path = "native"
+    return lin
 
 
 @pytest.fixture
@@ -119,7 +127,7 @@ def one_thread():
 @pytest.mark.parametrize("rows", [1, 2, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 3])
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_float32_rows_with_16_bit_weights(rows, bias, dtype, one_thread, monkeypatch):
-    lin = Linear(32, 40, bias=bias).to(dtype)
+    lin = native_linear(32, 40, bias=bias).to(dtype)
     x = torch.randn(rows, 1, 32)
     calls = []
     kernel = native.linear_half_unchecked
