@@ -14,7 +14,8 @@ switches the model's linears, norms and attentions to one **decoding path** in p
     ``x @ W^T`` on some CPUs (the AMD EPYCs of the project's development).
 ``onednn`` (bf16 models, CPUs with native bf16)
     oneDNN's linear on a copy of the weight packed once in its blocked layout (private
-    ``torch.ops.mkldnn`` ops, tested on the torch range pinned in ``pyproject.toml``).
+    ``torch.ops.mkldnn`` ops: offered only on the torch releases they were tested on,
+    :data:`ONEDNN_TESTED_TORCH`, unless asked for by name).
 ``native``
     the C kernels of :mod:`foleygen.lm.native`: float32 rows through bf16/fp16 weights widened on the
     fly, and one-query attention over float32 or bf16 KV caches (``gemv`` linears for float32 models).
@@ -55,6 +56,13 @@ log = logging.getLogger(__name__)
 MAX_ROWS = 8
 PATHS = ("torch", "gemv", "onednn", "native")
 ENV = "FOLEYGEN_DECODE_PATH"
+#: torch (major, minor) releases on which the private oneDNN ops of the ``onednn`` path were tested.
+ONEDNN_TESTED_TORCH = ((2, 13), (2, 14))
+
+
+def _torch_release() -> tuple[int, int]:
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int(minor)
 
 
 class DecodingLinear(nn.Linear):
@@ -151,12 +159,14 @@ def native_attention(
 
 
 # ------------------------------------------------------------------------------------------ install
-def candidates(dtype: torch.dtype) -> list[str]:
-    """The paths that apply to a model whose weights are in ``dtype`` on this machine."""
+def candidates(dtype: torch.dtype, *, untested: bool = False) -> list[str]:
+    """The paths that apply to a model whose weights are in ``dtype`` on this machine (``untested``: also
+    ``onednn`` on a torch release outside :data:`ONEDNN_TESTED_TORCH`)."""
     out = ["torch"]
     if dtype == torch.float32:
         out.append("gemv")
-    if dtype == torch.bfloat16 and native_bf16(torch.device("cpu")):
+    tested = _torch_release() in ONEDNN_TESTED_TORCH or untested
+    if dtype == torch.bfloat16 and tested and native_bf16(torch.device("cpu")):
         out.append("onednn")
     if dtype in (torch.float32, *native.HALF_DTYPES) and native.available():
         out.append("native")
@@ -282,10 +292,10 @@ def prepare(lm: nn.Module, path: str | None = None) -> str:
     dtype = lm.head.weight.dtype
     requested = path or os.environ.get(ENV) or "auto"
     if requested != "auto":
-        if requested not in candidates(dtype) and requested != "torch":
+        if requested not in candidates(dtype, untested=True):
             raise ConfigError(
                 f"decoding path {requested!r} does not apply to a {dtype} model here; "
-                f"available: {', '.join(candidates(dtype))}"
+                f"available: {', '.join(candidates(dtype, untested=True))}"
             )
         if getattr(lm, "decode_path", None) != requested:
             install(lm, requested)

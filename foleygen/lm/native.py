@@ -23,8 +23,9 @@ machine; a compiler that rejects ``-march=native`` gets a portable build. The li
 ``FOLEYGEN_NATIVE=0``, :func:`available` is False and callers take PyTorch's paths, which compute the
 same product up to rounding order.
 
-The kernel runs on the calling thread only; :class:`foleygen.lm.transformer.Linear` therefore uses it
-only while PyTorch runs few threads (:data:`MAX_THREADS`).
+The kernel runs on the calling thread only; the ``native`` decoding path
+(:mod:`foleygen.lm.cpu_decoding`) therefore uses it only while PyTorch runs few threads
+(:data:`MAX_THREADS`).
 """
 
 from __future__ import annotations

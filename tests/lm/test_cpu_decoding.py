@@ -144,3 +144,12 @@ def test_prepare_measures_once_caches_the_choice_and_obeys_overrides(tmp_path, m
         prepare(other, "onednn")  # a float32 model has no oneDNN bf16 path
     with pytest.raises(ConfigError, match="unknown decoding path"):
         install(other, "fastest")
+
+
+@pytest.mark.skipif(not native_bf16(torch.device("cpu")), reason="this CPU/build has no oneDNN bf16")
+def test_private_onednn_ops_are_offered_only_on_tested_torch_releases(monkeypatch):
+    assert "onednn" in candidates(torch.bfloat16)
+    monkeypatch.setattr(cpu_decoding, "_torch_release", lambda: (2, 99))
+    assert "onednn" not in candidates(torch.bfloat16)  # never chosen automatically on an untested torch
+    lm = tiny_lm().bfloat16()
+    assert prepare(lm, "onednn") == "onednn"  # but a user may still ask for it by name
