@@ -8,6 +8,7 @@ Tasks register themselves by name in :data:`TASKS`; a YAML config selects one wi
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +16,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+
+from foleygen.errors import ConfigError
 
 
 class TrainTask(Protocol):
@@ -53,3 +56,27 @@ def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
         return factory
 
     return wrap
+
+
+#: Modules that register the built-in tasks, imported on demand (``task: lm`` needs the LM stack only).
+BUILTIN_TASK_MODULES = {"lm": "foleygen.train.lm_task", "codec": "foleygen.codecs.training"}
+
+
+def build_task(config: dict[str, Any]) -> TrainTask:
+    """The :class:`TrainTask` named by ``config["task"]`` (importing its module: built-in, or
+    ``task_module: package.module`` for tasks defined elsewhere)."""
+    name = config.get("task")
+    if not isinstance(name, str):
+        raise ConfigError(f"config needs `task: <name>` (one of {sorted(set(TASKS) | set(BUILTIN_TASK_MODULES))})")
+    modules = config.get("task_module") or []
+    modules = [modules] if isinstance(modules, str) else list(modules)
+    if name not in TASKS and name in BUILTIN_TASK_MODULES:
+        modules.append(BUILTIN_TASK_MODULES[name])
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            raise ConfigError(f"task {name!r}: cannot import {module} ({err})") from None
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; known: {sorted(set(TASKS) | set(BUILTIN_TASK_MODULES))}")
+    return TASKS[name](config)
