@@ -1,6 +1,6 @@
 """Training: one loop (:mod:`foleygen.train.trainer`) over :class:`~foleygen.train.task.TrainTask` s.
 
-Tasks: ``lm`` (:mod:`foleygen.train.lm_task`) and ``codec`` (:mod:`foleygen.codecs.training`), chosen
+Tasks: ``lm`` (:mod:`foleygen.train.lm_task`) and ``codec`` (:mod:`foleygen.train.codec_task`), chosen
 by ``task:`` in a YAML config; ``foleygen train CONFIG.yaml`` runs it alone or under ``torchrun``.
 See docs/training.md.
 """

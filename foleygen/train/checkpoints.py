@@ -129,6 +129,22 @@ def param_checksum(model: nn.Module) -> float:
     return float(total)
 
 
+@torch.no_grad()
+def optimizer_checksum(optimizers: list[torch.optim.Optimizer]) -> float:
+    """One number over every tensor in the optimisers' states (moments, step counts): equal states, equal
+    checksum. Processes of a data-parallel run must agree on it as on the weights."""
+    total = torch.zeros((), dtype=torch.float64)
+    for optimizer in optimizers:
+        for per_param in optimizer.state.values():
+            for value in per_param.values():
+                if isinstance(value, torch.Tensor):
+                    q = value.detach().double()
+                    total += (q.sum() + (q * q).sum()).cpu()
+                elif isinstance(value, int | float):
+                    total += float(value)
+    return float(total)
+
+
 def cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Tensors on the CPU, each with memory of its own (safetensors refuses shared, i.e. tied, ones)."""
     return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
@@ -162,6 +178,7 @@ __all__ = [
     "copy_atomic",
     "find_latest_checkpoint",
     "load_weights",
+    "optimizer_checksum",
     "param_checksum",
     "read_checkpoint",
     "step_dir_name",

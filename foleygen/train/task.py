@@ -9,7 +9,9 @@ Tasks register themselves by name in :data:`TASKS`; a YAML config selects one wi
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +35,12 @@ class TrainTask(Protocol):
         """A batch from dataset items (tensors on CPU; the trainer moves them)."""
 
     def loss(self, model: nn.Module, batch: Any, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Scalar loss to minimise and named metrics to log (plain floats)."""
+        """Scalar loss to minimise and named metrics to log (plain floats).
+
+        The trainer backpropagates the loss once per micro-batch; the gradients of the parameters of an
+        :class:`ExtraOptimizer` come from the same backward. A ``loss`` metric, when given, is what is
+        logged as ``loss`` (e.g. the generator's objective without the discriminator's term).
+        """
 
     @torch.no_grad()
     def validate(self, model: nn.Module, batch: Any) -> dict[str, float]:
@@ -41,6 +48,54 @@ class TrainTask(Protocol):
 
     def save_pretrained(self, model: nn.Module, directory: Path) -> None:
         """Write a loadable checkpoint directory (``config.json`` + ``model.safetensors``)."""
+
+
+@dataclass
+class ExtraOptimizer:
+    """An optimiser a task runs beside the trainer's AdamW over parameters of its own (a discriminator).
+
+    Declared by the optional task method ``extra_optimizers(model) -> list[ExtraOptimizer]``, called once
+    after the model is built, moved to its device and made identical on every process. The trainer then
+    keeps ``params`` out of its own optimiser and out of its gradient clipping, averages their gradients
+    over processes with the rest of the model's, calls :meth:`step` once per optimiser step, saves and
+    restores the optimiser's state in ``trainer_state.pt`` (under ``name``), and zeroes the gradients.
+
+    Their gradients come from the trainer's one backward pass over the task's loss, so the loss must
+    route them there (and only there): e.g. a GAN adds the discriminator's loss on *detached* fakes to
+    the total, and computes the generator's adversarial terms through detached copies of the
+    discriminator's parameters. Accumulated micro-batches are averaged as for the main optimiser.
+
+    Attributes:
+        name: key of the state in the checkpoint (unique within the task).
+        params: the parameters it moves; all must be parameters of the model.
+        optimizer: the optimiser over ``params`` (for exact resume, a deterministic one, e.g.
+            ``foreach=False``).
+        start_step: first optimiser step at which it steps; before, its gradients are discarded.
+        grad_clip: max norm of its gradients (0 = no clipping).
+    """
+
+    name: str
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    start_step: int = 0
+    grad_clip: float = 0.0
+
+    def step(self, step: int) -> dict[str, float]:
+        """Apply the synchronised gradients at optimiser step ``step``; returns metrics to log.
+
+        A non-finite gradient norm skips the update (every process sees the same averaged gradients, so
+        every process skips). Override to step differently (several updates, a schedule).
+        """
+        if step < self.start_step:
+            return {}
+        grads = [p for p in self.params if p.grad is not None]
+        if not grads:
+            return {}
+        norm = float(torch.nn.utils.clip_grad_norm_(grads, self.grad_clip if self.grad_clip > 0 else float("inf")))
+        if not math.isfinite(norm):
+            return {f"{self.name}/grad_norm": norm, f"{self.name}/skipped": 1.0}
+        self.optimizer.step()
+        return {f"{self.name}/grad_norm": norm}
 
 
 #: name -> factory(config dict) -> TrainTask. Filled by the modules that define tasks.
@@ -59,7 +114,7 @@ def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
 
 
 #: Modules that register the built-in tasks, imported on demand (``task: lm`` needs the LM stack only).
-BUILTIN_TASK_MODULES = {"lm": "foleygen.train.lm_task", "codec": "foleygen.codecs.training"}
+BUILTIN_TASK_MODULES = {"lm": "foleygen.train.lm_task", "codec": "foleygen.train.codec_task"}
 
 
 def build_task(config: dict[str, Any]) -> TrainTask:

@@ -47,6 +47,7 @@ from foleygen.train.checkpoints import (
     copy_atomic,
     find_latest_checkpoint,
     load_weights,
+    optimizer_checksum,
     param_checksum,
     read_checkpoint,
     step_dir_name,
@@ -56,7 +57,7 @@ from foleygen.train.ema import EMA
 from foleygen.train.optim import build_optimizer, build_scheduler
 from foleygen.train.rng import preserved_rng, rng_state, seed_all, set_rng_state
 from foleygen.train.run_log import JsonlLog, tensorboard_writer
-from foleygen.train.task import TrainTask, build_task
+from foleygen.train.task import ExtraOptimizer, TrainTask, build_task
 from foleygen.train.train_config import TrainConfig
 from foleygen.utils import native_bf16
 
@@ -121,8 +122,11 @@ class Trainer:
             self._init_weights(Path(self.cfg.init_from))
         self.model.to(self.info.device)
         fdist.broadcast_module(self.model, self.info)
+        self.extra_optimizers = self._extra_optimizers()
+        extra_params = [p for extra in self.extra_optimizers for p in extra.params]
+        self._extra_ids = {id(p) for p in extra_params}
         self.optimizer = build_optimizer(
-            self.model, self.cfg.lr, self.cfg.weight_decay, tuple(self.cfg.betas), self.cfg.eps
+            self.model, self.cfg.lr, self.cfg.weight_decay, tuple(self.cfg.betas), self.cfg.eps, extra_params
         )
         self.scheduler = build_scheduler(
             self.optimizer, self.cfg.steps, self.cfg.warmup_steps, self.cfg.schedule, self.cfg.min_lr_ratio
@@ -157,6 +161,30 @@ class Trainer:
         # warnings are not chatter: shown with -q too
         if self.info.is_main:
             print(f"[foleygen train] warning: {message}", file=sys.stderr, flush=True)
+
+    def _extra_optimizers(self) -> list[ExtraOptimizer]:
+        """The task's extra optimisers (``extra_optimizers(model)``, optional), checked."""
+        hook = getattr(self.task, "extra_optimizers", None)
+        extras = list(hook(self.model)) if hook is not None else []
+        owned = {id(p) for p in self.model.parameters()}
+        names: set[str] = set()
+        claimed: set[int] = set()
+        for extra in extras:
+            if extra.name in names or extra.name == "main":
+                raise ConfigError(f"task declares two optimisers named {extra.name!r}")
+            ids = {id(p) for p in extra.params}
+            if not ids <= owned:
+                raise ConfigError(f"optimiser {extra.name!r} moves parameters that are not the model's")
+            if ids & claimed:
+                raise ConfigError(f"optimiser {extra.name!r} shares parameters with another extra optimiser")
+            names.add(extra.name)
+            claimed |= ids
+        return extras
+
+    def _zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        for extra in self.extra_optimizers:
+            extra.optimizer.zero_grad(set_to_none=True)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast(device_type=self.info.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -260,12 +288,14 @@ class Trainer:
         for _ in range(cfg.grad_accum):
             batch = move_to(next(batches), self.info.device)
             loss, metrics = self._forward_backward(batch, cfg.grad_accum)
-            summed["loss"] = summed.get("loss", 0.0) + float(loss.detach())
+            # the task's own "loss" metric, when it has one, leaves out terms that train extra optimisers only
+            logged = float(metrics["loss"]) if "loss" in metrics else float(loss.detach())
+            summed["loss"] = summed.get("loss", 0.0) + logged
             for k, v in metrics.items():
                 if k != "loss":
                     summed[k] = summed.get(k, 0.0) + float(v)
         fdist.all_reduce_gradients(self.model, self.info)
-        params = [p for p in self.model.parameters() if p.grad is not None]
+        params = [p for p in self.model.parameters() if p.grad is not None and id(p) not in self._extra_ids]
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if params else 0.0
         out = {k: v / cfg.grad_accum for k, v in summed.items()}
@@ -278,8 +308,13 @@ class Trainer:
             # than poisoning the weights; the schedule still advances so steps stay aligned.
             out["skipped"] = 1.0
             self._warn(f"step {self.step}: non-finite gradient norm, update skipped")
+        for extra in self.extra_optimizers:
+            extra_metrics = extra.step(self.step)
+            if extra_metrics.get(f"{extra.name}/skipped"):
+                self._warn(f"step {self.step}: non-finite gradient norm of {extra.name}, its update skipped")
+            out.update(extra_metrics)
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self._zero_grad()
         fdist.sync_buffers(self.model, self.info)
         if self.ema is not None:
             self.ema.update(self.model)
@@ -305,7 +340,7 @@ class Trainer:
                 f"train.compile: the compiled step failed ({type(err).__name__}: {first_line}); training uncompiled"
             )
             self._step_model, self._compile_proven = self.model, True
-            self.optimizer.zero_grad(set_to_none=True)
+            self._zero_grad()
             return self._forward_backward(batch, grad_accum)
         self._compile_proven = True
         return loss, metrics
@@ -381,6 +416,11 @@ class Trainer:
         sums = fdist.gather_objects(param_checksum(self.model), self.info)
         if len(set(sums)) > 1:
             self._warn(f"step {self.step}: weights differ between processes (checksums {sums})")
+        opt_sums = fdist.gather_objects(
+            optimizer_checksum([self.optimizer, *(e.optimizer for e in self.extra_optimizers)]), self.info
+        )
+        if len(set(opt_sums)) > 1:
+            self._warn(f"step {self.step}: optimiser states differ between processes (checksums {opt_sums})")
         path = None
         if self.info.is_main:
             state = {
@@ -390,10 +430,12 @@ class Trainer:
                 "seed": self.seed,
                 "world_size": self.info.world_size,
                 "optimizer": self.optimizer.state_dict(),
+                "extra_optimizers": {e.name: e.optimizer.state_dict() for e in self.extra_optimizers},
                 "scheduler": self.scheduler.state_dict(),
                 "ema": None if self.ema is None else {"decay": self.ema.decay, "num_updates": self.ema.num_updates},
                 "rng": rngs,
                 "param_checksums": sums,
+                "optimizer_checksums": opt_sums,
                 "config_json": json.dumps(to_dict(self.config)),
             }
 
@@ -431,6 +473,12 @@ class Trainer:
         load_weights(self.model, weights, path / "model.safetensors")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        saved_extras = state.get("extra_optimizers") or {}
+        for extra in self.extra_optimizers:
+            if extra.name in saved_extras:
+                extra.optimizer.load_state_dict(saved_extras[extra.name])
+            else:  # a checkpoint from before the task declared it: still a valid continuation, not exact
+                self._warn(f"checkpoint has no state for optimiser {extra.name!r}: it starts afresh")
         if self.ema is not None:
             shadow = ema_weights if ema_weights is not None else weights
             self.ema.load_state_dict(

@@ -46,7 +46,7 @@ from foleygen.codecs.losses import (
 from foleygen.codecs.metrics import si_sdr
 from foleygen.config import from_dict, to_dict
 from foleygen.errors import CheckpointError, ConfigError, DataError
-from foleygen.train.task import register_task
+from foleygen.train.task import ExtraOptimizer, register_task
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm", ".mov", ".avi"}
 
@@ -219,7 +219,8 @@ class RandomCrops(Dataset):
 
 # ---------------------------------------------------------------------- the model trained
 class CodecTrainModel(nn.Module):
-    """The codec plus (optionally) its discriminator, so that the trainer checkpoints both."""
+    """The codec plus (optionally) its discriminator, so that the trainer checkpoints and synchronises both
+    (the discriminator is moved by the task's extra optimiser, :meth:`CodecTask.extra_optimizers`)."""
 
     def __init__(
         self, codec: CompactCodec, discriminator: MultiScaleSTFTDiscriminator | None, decoder_only: bool = False
@@ -273,7 +274,6 @@ class CodecTask:
             raise ConfigError("codec_train.train_only=decoder fine-tunes a trained codec: set train.init_from=DIR")
         self.mrstft = MultiResolutionSTFTLoss()
         self.mel = MelLoss(self.model_config.sample_rate)
-        self._disc_opt: torch.optim.Optimizer | None = None
 
     # -- TrainTask ----------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -330,7 +330,11 @@ class CodecTask:
         return out
 
     def loss(self, model: nn.Module, batch: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Reconstruction (+ commitment, + adversarial) loss of one batch ``[B, C, S]``."""
+        """Reconstruction (+ commitment, + adversarial) loss of one batch ``[B, C, S]``.
+
+        From ``disc_start`` on, the returned loss also holds the discriminator's hinge loss, whose gradient
+        reaches the discriminator only (see :meth:`_adversarial`); ``metrics["loss"]`` leaves it out.
+        """
         cfg = self.config
         inner = getattr(model, "module", model)
         quantize = step >= cfg.warmup_steps or cfg.train_only == "decoder"
@@ -359,7 +363,10 @@ class CodecTask:
             metrics["dead_restarts"] = sum(q.metrics.get(f"dead_restarts_{i}", 0.0) for i in range(k))
         disc = getattr(inner, "discriminator", None)
         if disc is not None and step >= cfg.disc_start:
-            total = total + self._adversarial(disc, recon, batch, metrics)
+            generator_terms, d_loss = self._adversarial(disc, recon, batch, metrics)
+            total = total + generator_terms
+            metrics["loss"] = float(total.detach())  # what is logged: the codec's objective
+            return total + d_loss, metrics
         metrics["loss"] = float(total.detach())
         return total, metrics
 
@@ -381,31 +388,34 @@ class CodecTask:
         logmag = torch.nn.functional.l1_loss(torch.log(mag + 1e-4), torch.log(true + 1e-4))
         return torch.stack(scs).mean(), logmag
 
+    def extra_optimizers(self, model: nn.Module) -> list[ExtraOptimizer]:
+        """The discriminator's own Adam (when it is enabled), stepped by the trainer from ``disc_start`` on."""
+        disc = getattr(getattr(model, "module", model), "discriminator", None)
+        if disc is None:
+            return []
+        params = list(disc.parameters())
+        # foreach=False: the per-tensor kernel, bit-for-bit the same on every run (exact resume)
+        adam = torch.optim.Adam(params, lr=self.config.disc_lr, betas=(0.5, 0.9), foreach=False)
+        return [ExtraOptimizer("discriminator", params, adam, start_step=self.config.disc_start)]
+
     def _adversarial(
         self, disc: nn.Module, recon: torch.Tensor, wav: torch.Tensor, metrics: dict[str, float]
-    ) -> torch.Tensor:
-        """Update the discriminator (own Adam) and return the generator's adversarial terms.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(generator terms, discriminator loss)``; the caller adds both to the loss it returns.
 
-        The trainer's optimiser must not move the discriminator: its parameters get their gradient only
-        here (``autograd.grad``), and the generator's terms go through a detached copy of them.
+        Their gradients do not mix: the discriminator's hinge loss sees the reconstruction detached (so
+        it trains the discriminator alone), and the generator's terms go through detached copies of the
+        discriminator's parameters (so they train the codec alone). The trainer's one backward thus
+        gives the codec its gradient and the discriminator its own, for its extra optimiser.
         """
-        params = [p for p in disc.parameters()]
-        if self._disc_opt is None:
-            self._disc_opt = torch.optim.Adam(params, lr=self.config.disc_lr, betas=(0.5, 0.9))
         d_loss = discriminator_hinge_loss(disc(wav), disc(recon.detach()))
-        grads = torch.autograd.grad(d_loss, params)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        self._disc_opt.step()
-        for p in params:
-            p.grad = None
         frozen = {k: v.detach() for k, v in disc.named_parameters()}
         fake = functional_call(disc, frozen, (recon,))
         with torch.no_grad():
             real = functional_call(disc, frozen, (wav,))
         adv, fm = generator_adversarial_losses(real, fake)
         metrics.update(d_loss=float(d_loss.detach()), g_adv=float(adv.detach()), g_fm=float(fm.detach()))
-        return self.config.w_adv * adv + self.config.w_fm * fm
+        return self.config.w_adv * adv + self.config.w_fm * fm, d_loss
 
     @torch.no_grad()
     def validate(self, model: nn.Module, batch: torch.Tensor) -> dict[str, float]:
