@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,9 @@ from foleygen.codecs.losses import (
     waveform_l1,
 )
 from foleygen.codecs.metrics import si_sdr
-from foleygen.config import from_dict, to_dict
+from foleygen.config import UnknownKeyError, from_dict, parse_config, to_dict
 from foleygen.errors import CheckpointError, ConfigError, DataError
+from foleygen.train.run_config import RunConfig
 from foleygen.train.task import ExtraOptimizer, register_task
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm", ".mov", ".avi"}
@@ -98,6 +99,27 @@ class CodecTaskConfig:
     def __post_init__(self) -> None:
         if self.train_only not in ("all", "decoder"):
             raise ConfigError(f"codec_train.train_only must be 'all' or 'decoder', got {self.train_only!r}")
+
+
+SourceList = list[dict[str, Any]] | dict[str, Any]
+
+
+@dataclass
+class CodecDataConfig:
+    """The ``data:`` section: ``train`` and ``val`` list source entries (``{kind: synthfoley, ...}``, one
+    entry alone may stand without the list); each kind checks its own entry's keys."""
+
+    train: SourceList = field(default_factory=list)
+    val: SourceList = field(default_factory=list)
+
+
+@dataclass
+class CodecRunConfig(RunConfig):
+    """A whole ``task: codec`` YAML: the common sections plus ``model``, ``codec_train`` and ``data``."""
+
+    model: CompactCodecConfig = field(default_factory=CompactCodecConfig)
+    codec_train: CodecTaskConfig = field(default_factory=CodecTaskConfig)
+    data: CodecDataConfig = field(default_factory=CodecDataConfig)
 
 
 # ---------------------------------------------------------------------- data sources
@@ -156,7 +178,12 @@ class _SynthFoleyAudio(Dataset):
 class _AudioFiles(Dataset):
     """Every audio/video file under ``path`` (recursively), read whole with :func:`foleygen.io.read_audio`."""
 
+    KEYS = ("kind", "path", "max_seconds")
+
     def __init__(self, entry: dict[str, Any], sample_rate: int, channels: int) -> None:
+        for key in entry:
+            if key not in self.KEYS:
+                raise UnknownKeyError(str(key), self.KEYS, "entry")
         root = Path(str(entry.get("path", ""))).expanduser()
         if not root.exists():
             raise DataError("audio directory not found", root)
@@ -263,14 +290,14 @@ def _codec_of(model: nn.Module) -> CompactCodec:
 class CodecTask:
     """:class:`~foleygen.train.task.TrainTask` for the compact codec (see the module docstring)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.model_config = from_dict(CompactCodecConfig, config.get("model") or {}, "model")
-        self.config = from_dict(CodecTaskConfig, config.get("codec_train") or {}, "codec_train")
-        data = config.get("data") or {}
-        if not isinstance(data, dict) or not data.get("train"):
+    def __init__(self, config: dict[str, Any] | CodecRunConfig) -> None:
+        self.run = config if isinstance(config, CodecRunConfig) else parse_config(CodecRunConfig, config)
+        self.model_config = self.run.model
+        self.config = self.run.codec_train
+        if not self.run.data.train:
             raise ConfigError("codec task: data.train must list at least one source (e.g. {kind: synthfoley})")
-        self.data = data
-        if self.config.train_only == "decoder" and not (config.get("train") or {}).get("init_from"):
+        self.data = {"train": self.run.data.train, "val": self.run.data.val}
+        if self.config.train_only == "decoder" and not self.run.train.init_from:
             raise ConfigError("codec_train.train_only=decoder fine-tunes a trained codec: set train.init_from=DIR")
         self.mrstft = MultiResolutionSTFTLoss()
         self.mel = MelLoss(self.model_config.sample_rate)
@@ -302,7 +329,10 @@ class CodecTask:
             kind = entry.get("kind") if isinstance(entry, dict) else None
             if kind not in SOURCES:
                 raise ConfigError(f"data.{where}[{n}]: unknown source kind {kind!r}; known: {sorted(SOURCES)}")
-            sets.append(SOURCES[kind](entry, self.model_config.sample_rate, self.model_config.channels))
+            try:
+                sets.append(SOURCES[kind](entry, self.model_config.sample_rate, self.model_config.channels))
+            except UnknownKeyError as err:  # name the entry by its place in the file
+                raise UnknownKeyError(err.key, err.known, f"data.{where}[{n}]") from None
         return ConcatDataset(sets)
 
     def build_datasets(self) -> tuple[Dataset, Dataset | None]:
@@ -449,13 +479,15 @@ class CodecTask:
         writer.add_audio("codec/reconstruction", recon[0, 0].clamp(-1, 1).cpu(), step, sample_rate=sr)
 
 
-@register_task("codec")
-def make_codec_task(config: dict[str, Any]) -> CodecTask:
+@register_task("codec", config=CodecRunConfig)
+def make_codec_task(config: CodecRunConfig) -> CodecTask:
     """Factory registered as ``task: codec``."""
     return CodecTask(config)
 
 
 __all__ = [
+    "CodecDataConfig",
+    "CodecRunConfig",
     "CodecTask",
     "CodecTaskConfig",
     "CodecTrainModel",

@@ -3,11 +3,15 @@
 The trainer (:mod:`foleygen.train.trainer`) knows nothing about codecs or language models: it trains a
 :class:`TrainTask`. The compact codec and the audio LM (with its trainable visual encoder, if any) are
 each one task, so the project has a single loop with DDP, checkpoints, resume, EMA and logging.
-Tasks register themselves by name in :data:`TASKS`; a YAML config selects one with ``task: <name>``.
+Tasks register themselves by name in :data:`TASKS`, each with the dataclass of its whole config
+(:data:`TASK_CONFIGS`); a YAML config selects one with ``task: <name>`` and is parsed into that dataclass
+once (:func:`parse_run_config`), so that no section or key is silently ignored. A task that trains part
+of its model with an optimiser of its own declares it as an :class:`ExtraOptimizer`.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import math
 from collections.abc import Callable
@@ -19,7 +23,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from foleygen.config import parse_config
 from foleygen.errors import ConfigError
+from foleygen.train.run_config import RunConfig
 
 
 class TrainTask(Protocol):
@@ -98,16 +104,23 @@ class ExtraOptimizer:
         return {f"{self.name}/grad_norm": norm}
 
 
-#: name -> factory(config dict) -> TrainTask. Filled by the modules that define tasks.
-TaskFactory = Callable[[dict[str, Any]], TrainTask]
+#: name -> factory(typed run config) -> TrainTask. Filled by the modules that define tasks.
+TaskFactory = Callable[[Any], TrainTask]
 TASKS: dict[str, TaskFactory] = {}
+#: name -> the dataclass of the task's whole run config (a :class:`RunConfig` subclass)
+TASK_CONFIGS: dict[str, type[RunConfig]] = {}
 
 
-def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
-    """Decorator: ``@register_task("codec")`` on a factory taking the task's config dict."""
+def register_task(name: str, config: type[RunConfig]) -> Callable[[TaskFactory], TaskFactory]:
+    """Decorator: ``@register_task("codec", config=CodecRunConfig)`` on a factory taking the parsed config.
+
+    ``config`` is the dataclass of the whole YAML (the common sections of :class:`RunConfig` plus the
+    task's own): :func:`parse_run_config` parses every run into it, unknown names failing.
+    """
 
     def wrap(factory: TaskFactory) -> TaskFactory:
         TASKS[name] = factory
+        TASK_CONFIGS[name] = config
         return factory
 
     return wrap
@@ -117,21 +130,39 @@ def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
 BUILTIN_TASK_MODULES = {"lm": "foleygen.train.lm_task", "codec": "foleygen.train.codec_task"}
 
 
-def build_task(config: dict[str, Any]) -> TrainTask:
-    """The :class:`TrainTask` named by ``config["task"]`` (importing its module: built-in, or
-    ``task_module: package.module`` for tasks defined elsewhere)."""
+def task_config_class(config: dict[str, Any]) -> type[RunConfig]:
+    """The run-config dataclass of the task that ``config["task"]`` names (importing its module: built-in,
+    or ``task_module: package.module`` for tasks defined elsewhere)."""
     name = config.get("task")
-    if not isinstance(name, str):
-        raise ConfigError(f"config needs `task: <name>` (one of {sorted(set(TASKS) | set(BUILTIN_TASK_MODULES))})")
+    known = sorted(set(TASKS) | set(BUILTIN_TASK_MODULES))
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"config needs `task: <name>` (one of {known})")
     modules = config.get("task_module") or []
     modules = [modules] if isinstance(modules, str) else list(modules)
     if name not in TASKS and name in BUILTIN_TASK_MODULES:
         modules.append(BUILTIN_TASK_MODULES[name])
     for module in modules:
         try:
-            importlib.import_module(module)
+            importlib.import_module(str(module))
         except ModuleNotFoundError as err:
             raise ConfigError(f"task {name!r}: cannot import {module} ({err})") from None
     if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; known: {sorted(set(TASKS) | set(BUILTIN_TASK_MODULES))}")
-    return TASKS[name](config)
+        close = difflib.get_close_matches(name, sorted(set(TASKS) | set(BUILTIN_TASK_MODULES)), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown task {name!r}{hint}; known: {sorted(set(TASKS) | set(BUILTIN_TASK_MODULES))}")
+    return TASK_CONFIGS[name]
+
+
+def parse_run_config(config: dict[str, Any], source: str | None = None) -> RunConfig:
+    """``config`` (a whole YAML, overrides applied) parsed into its task's run-config dataclass.
+
+    Unknown sections and keys raise :class:`~foleygen.config.UnknownKeyError` with the nearest valid
+    name; ``source`` (the YAML's path) is named in the messages.
+    """
+    return parse_config(task_config_class(config), config, source)
+
+
+def build_task(config: dict[str, Any] | RunConfig, source: str | None = None) -> TrainTask:
+    """The :class:`TrainTask` of a run config (a dict is parsed first, see :func:`parse_run_config`)."""
+    run = parse_run_config(config, source) if isinstance(config, dict) else config
+    return TASKS[run.task](run)

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from foleygen.config import from_dict, to_dict
+from foleygen.config import parse_config, to_dict
 from foleygen.errors import ConfigError, DataError
 from foleygen.train import distributed as fdist
 from foleygen.train.batches import epoch_loader, move_to
@@ -56,8 +56,9 @@ from foleygen.train.checkpoints import (
 from foleygen.train.ema import EMA
 from foleygen.train.optim import build_optimizer, build_scheduler
 from foleygen.train.rng import preserved_rng, rng_state, seed_all, set_rng_state
+from foleygen.train.run_config import RunConfig
 from foleygen.train.run_log import JsonlLog, tensorboard_writer
-from foleygen.train.task import ExtraOptimizer, TrainTask, build_task
+from foleygen.train.task import ExtraOptimizer, TrainTask, build_task, parse_run_config
 from foleygen.train.train_config import TrainConfig
 from foleygen.utils import native_bf16
 
@@ -67,11 +68,13 @@ class Trainer:
     """Trains ``task`` as configured; :meth:`fit` runs to ``train.steps``.
 
     Args:
-        config: the whole run config (``task``, ``seed``, ``out``, ``train`` and the task's sections).
+        config: the whole run config (``task``, ``seed``, ``out``, ``train`` and the task's sections), as
+            read from YAML; parsed into the task's run-config dataclass (unknown names fail).
         task: the task (default: built from ``config["task"]``).
         out_dir: where checkpoints and logs go (default ``config["out"]``, else ``runs/<task>``).
         resume: continue from the newest checkpoint in ``out_dir`` (fresh start if there is none).
         quiet: no progress bar or messages.
+        source: where ``config`` came from (its YAML's path), named in configuration errors.
     """
 
     def __init__(
@@ -82,11 +85,18 @@ class Trainer:
         out_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         quiet: bool = False,
+        source: str | None = None,
     ) -> None:
         self.config = config
-        self.cfg = from_dict(TrainConfig, dict(config.get("train") or {}), "train")
-        self.seed = int(config.get("seed", 0))
-        self.out_dir = Path(out_dir or config.get("out") or Path("runs") / str(config.get("task", "run")))
+        # The whole config, parsed once into the task's dataclass: an unknown section or key stops here.
+        if task is None:
+            self.run = parse_run_config(config, source)
+        else:  # a task built beforehand: its own config class, or the common sections alone
+            given = getattr(task, "run", None)
+            self.run = parse_config(type(given) if isinstance(given, RunConfig) else RunConfig, config, source)
+        self.cfg: TrainConfig = self.run.train
+        self.seed = self.run.seed
+        self.out_dir = Path(out_dir or self.run.out or Path("runs") / (self.run.task or "run"))
         self.quiet = quiet
         self.info = fdist.init_distributed(self.cfg.device)
         if self.cfg.num_threads > 0:
@@ -100,7 +110,7 @@ class Trainer:
                 f"precision bf16 on {self.info.device.type}, which has no native bf16: it is emulated and many "
                 "times slower than fp32 (train.precision=auto picks bf16 only where it is native)"
             )
-        self.task = task if task is not None else build_task(config)
+        self.task = task if task is not None else build_task(self.run)
 
         self.train_set, self.val_set = self.task.build_datasets()
         if len(self.train_set) < self.cfg.batch_size * self.info.world_size:  # type: ignore[arg-type]
@@ -510,13 +520,15 @@ def train(
     resume: bool = False,
     quiet: bool = False,
     task: TrainTask | None = None,
+    source: str | None = None,
 ) -> Trainer:
     """Build a :class:`Trainer` for ``config`` and run it to the end; returns the trainer.
 
     Works alone and under ``torchrun`` (the process group is joined here and left in
-    :func:`foleygen.train.distributed.shutdown`).
+    :func:`foleygen.train.distributed.shutdown`). A config with an unknown section or key raises
+    :class:`~foleygen.config.UnknownKeyError` (a ``ConfigError``) before anything starts.
     """
-    trainer = Trainer(config, task, out_dir=out_dir, resume=resume, quiet=quiet)
+    trainer = Trainer(config, task, out_dir=out_dir, resume=resume, quiet=quiet, source=source)
     try:
         trainer.fit()
     finally:
