@@ -8,13 +8,16 @@ small and lets them change independently. What *is* shared lives here:
 * :class:`SequenceConfig` derives every length (samples, codec frames, visual frames) from duration,
   sample rate, codec frame rate and visual fps. Nothing else computes these.
 * :func:`from_dict` / :func:`to_dict` convert nested dataclasses to plain dicts and back, rejecting
-  unknown keys with a clear :class:`ConfigError`.
-* :func:`load_yaml` reads a YAML file and applies ``key.sub=value`` command-line overrides.
+  unknown keys with a one-line :class:`UnknownKeyError` that names the nearest valid key.
+* :func:`load_yaml` reads a YAML file and applies ``key.sub=value`` command-line overrides;
+  :func:`check_override_keys` checks the overrides' keys against a config dataclass first, so that a typo
+  there is reported as the override's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -102,6 +105,52 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+#: ``field(metadata={KEYS_OF: SomeConfig})`` on a ``dict`` field: its keys must be fields of ``SomeConfig``
+#: (for sections completed later, e.g. an LM config whose data-side numbers come from the cache).
+KEYS_OF = "foleygen_keys_of"
+
+
+class UnknownKeyError(ConfigError):
+    """A section or key that the config does not have, said with the nearest valid name.
+
+    ``unknown section 'trian' in run.yaml (did you mean 'train'?)``; a nested key is named by its dotted
+    path (``unknown key 'train.lrr' (did you mean 'train.lr'?)``).
+
+    Attributes:
+        key: the unknown name (last component). prefix: the dotted path of its section ('' at the top).
+        known: the valid names at that place. source: where it came from (a file, an override), if known.
+    """
+
+    def __init__(self, key: str, known: Iterable[str], prefix: str = "", source: str | None = None) -> None:
+        self.key, self.known, self.prefix, self.source = str(key), sorted(map(str, known)), prefix, source
+        message = f"unknown {'key' if prefix else 'section'} {_dotted(prefix, self.key)!r}"
+        if source:
+            message += f" in {source}"
+        close = difflib.get_close_matches(self.key, self.known, n=1, cutoff=0.6)
+        if close:
+            message += f" (did you mean {_dotted(prefix, close[0])!r}?)"
+        else:
+            message += f" (known: {', '.join(self.known) or 'none'})"
+        super().__init__(message)
+
+    def located(self, source: str) -> UnknownKeyError:
+        """The same error, saying that it is in ``source`` (e.g. ``run.yaml``, ``override 'a.b=1'``)."""
+        return UnknownKeyError(self.key, self.known, self.prefix, source)
+
+
+def _dotted(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _check_keys(cls: type, data: dict[str, Any], where: str) -> None:
+    """Raise :class:`UnknownKeyError` for the first key of ``data`` that is not an init field of ``cls``
+    (keys starting with ``_`` are comments and pass)."""
+    fields = [f.name for f in dataclasses.fields(cls) if f.init]
+    for key in data:
+        if key not in fields and not str(key).startswith("_"):
+            raise UnknownKeyError(str(key), fields, where)
+
+
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
@@ -112,15 +161,16 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors: list[ConfigError] = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _convert(arg, value, where)
             except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+                errors.append(err)
+        # the first alternative's own error (an UnknownKeyError stays one: it names the nearest key)
+        raise errors[0] if errors else ConfigError(f"{where}: invalid value {value!r}")
     if origin in (list, tuple):
         args = typing.get_args(tp)
         if not isinstance(value, list | tuple):
@@ -163,20 +213,70 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 def from_dict(cls: type[T], data: dict[str, Any], where: str | None = None) -> T:
     """Build dataclass ``cls`` from plain data, converting nested dataclasses and checking types.
 
-    Unknown keys raise :class:`ConfigError` (a typo must never be silently ignored). Keys starting with
-    ``_`` (comments, ``_format_version``) are skipped.
+    Unknown keys raise :class:`UnknownKeyError` naming the nearest valid key (a typo must never be
+    silently ignored); so do unknown keys of ``dict`` fields marked with :data:`KEYS_OF`. Keys starting
+    with ``_`` (comments, ``_format_version``) are skipped. ``where`` is the dotted path of ``data`` in
+    its file, used in messages: default the class name; ``""`` for a whole file (its keys are sections).
     """
-    where = where or cls.__name__
+    where = cls.__name__ if where is None else where
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = [k for k in data if k not in fields and not str(k).startswith("_")]
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(fields)}")
-    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items() if k in fields}
+    _check_keys(cls, data, where)
+    kwargs = {}
+    for k, v in data.items():
+        if k not in fields:
+            continue
+        kwargs[k] = _convert(hints[k], v, _dotted(where, k))
+        schema = fields[k].metadata.get(KEYS_OF)
+        if schema is not None and isinstance(kwargs[k], dict):
+            _check_keys(schema, kwargs[k], _dotted(where, k))
     try:
         return cls(**kwargs)
     except TypeError as err:
-        raise ConfigError(f"{where}: {err}") from None
+        raise ConfigError(f"{where or cls.__name__}: {err}") from None
+
+
+def _field_schema(tp: Any, field: dataclasses.Field[Any] | None) -> type | None:
+    """The dataclass whose fields are the valid keys below a field of type ``tp`` (None: free-form)."""
+    if field is not None and field.metadata.get(KEYS_OF) is not None:
+        return field.metadata[KEYS_OF]
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if dataclasses.is_dataclass(arg) and isinstance(arg, type):
+                return arg
+    return None
+
+
+def check_override_keys(cls: type, overrides: Iterable[str]) -> None:
+    """Check that every ``key.sub=value`` override names a section and keys that ``cls`` has.
+
+    Raises :class:`UnknownKeyError` located in the override (``unknown section 'trian' in override
+    'trian.lr=1' (did you mean 'train'?)``). Keys below a free-form mapping are not checked here.
+    """
+    for item in overrides:
+        parts = item.split("=", 1)[0].strip().split(".")
+        schema: type | None = cls
+        for depth, part in enumerate(parts):
+            if schema is None:
+                break
+            fields = {f.name: f for f in dataclasses.fields(schema) if f.init}
+            if part not in fields:
+                raise UnknownKeyError(part, fields, ".".join(parts[:depth]), f"override {item!r}")
+            schema = _field_schema(typing.get_type_hints(schema)[part], fields[part])
+
+
+def parse_config(cls: type[T], data: dict[str, Any], source: str | None = None) -> T:
+    """:func:`from_dict` for a whole file: its top-level keys are sections; errors name ``source``."""
+    try:
+        return from_dict(cls, data, "")
+    except UnknownKeyError as err:
+        raise (err.located(source) if source else err) from None
+    except ConfigError as err:
+        if source is None or err.path is not None:
+            raise
+        raise ConfigError(err.message, source) from None
 
 
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:

@@ -2,7 +2,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from foleygen.config import SequenceConfig, from_dict, load_yaml, parse_overrides, to_dict
+from foleygen.config import KEYS_OF, SequenceConfig, from_dict, load_yaml, parse_overrides, to_dict
 from foleygen.errors import ConfigError
 
 
@@ -62,3 +62,35 @@ def test_yaml_overrides_and_base(tmp_path):
         parse_overrides(["novalue"])
     with pytest.raises(ConfigError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+@dataclass
+class Run:
+    inner: Inner | None = None
+    free: dict = field(default_factory=dict)
+    partial: dict = field(default_factory=dict, metadata={KEYS_OF: Inner})
+
+
+def test_unknown_names_are_one_line_with_the_nearest_valid_one():
+    from foleygen.config import UnknownKeyError, check_override_keys, parse_config
+
+    with pytest.raises(UnknownKeyError, match=r"^unknown section 'inne' in run\.yaml \(did you mean 'inner'\?\)$"):
+        parse_config(Run, {"inne": {}}, "run.yaml")
+    # below an optional section, and in a dict whose keys are another dataclass's fields
+    with pytest.raises(UnknownKeyError, match=r"^unknown key 'inner\.dimm' \(did you mean 'inner\.dim'\?\)$"):
+        parse_config(Run, {"inner": {"dimm": 3}})
+    with pytest.raises(
+        UnknownKeyError, match=r"unknown key 'partial\.knd' in x\.yaml \(did you mean 'partial\.kind'\?\)"
+    ):
+        parse_config(Run, {"partial": {"knd": "b"}}, "x.yaml")
+    with pytest.raises(UnknownKeyError, match=r"'partial\.zzz' \(known: dim, kind\)"):  # nothing close
+        parse_config(Run, {"partial": {"zzz": 1}})
+    assert parse_config(Run, {"free": {"anything": 1}, "partial": {"dim": 2}}).partial == {"dim": 2}
+    with pytest.raises(UnknownKeyError, match=r"unknown key 'inner\.dimm' in override 'inner\.dimm=3'"):
+        check_override_keys(Run, ["inner.dim=2", "inner.dimm=3"])
+    check_override_keys(Run, ["free.x.y=1", "partial.kind=b"])
+    with pytest.raises(UnknownKeyError, match=r"'partial\.knd'"):
+        check_override_keys(Run, ["partial.knd=b"])
+    # other errors keep their text and gain the file's name
+    with pytest.raises(ConfigError, match=r"^run\.yaml: inner\.dim: expected an integer"):
+        parse_config(Run, {"inner": {"dim": "big"}}, "run.yaml")

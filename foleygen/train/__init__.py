@@ -1,7 +1,9 @@
 """Training: one loop (:mod:`foleygen.train.trainer`) over :class:`~foleygen.train.task.TrainTask` s.
 
-Tasks: ``lm`` (:mod:`foleygen.train.lm_task`) and ``codec`` (:mod:`foleygen.codecs.training`), chosen
-by ``task:`` in a YAML config; ``foleygen train CONFIG.yaml`` runs it alone or under ``torchrun``.
+Tasks: ``lm`` (:mod:`foleygen.train.lm_task`) and ``codec`` (:mod:`foleygen.train.codec_task`), chosen
+by ``task:`` in a YAML config; ``foleygen train CONFIG.yaml`` runs it alone or under ``torchrun``. Each
+task declares the dataclass of its whole config (a :class:`~foleygen.train.run_config.RunConfig`), and
+optionally :class:`~foleygen.train.task.ExtraOptimizer` s for parts it trains with optimisers of its own.
 See docs/training.md.
 """
 
@@ -9,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from foleygen.train.task import TASKS, TrainTask, register_task
+from foleygen.train.run_config import RunConfig
+from foleygen.train.task import TASKS, ExtraOptimizer, TrainTask, register_task
 
-__all__ = ["TASKS", "TrainConfig", "TrainTask", "Trainer", "register_task", "train"]
+__all__ = ["TASKS", "ExtraOptimizer", "RunConfig", "TrainConfig", "TrainTask", "Trainer", "register_task", "train"]
 
 
 def __getattr__(name: str) -> Any:

@@ -31,7 +31,8 @@ event files): a third head, of the same shape, scores every frame for every clas
 of that class falls within the frame), with a binary cross-entropy over the real frames of the clips
 that have an event file. It tells the encoder which object is hitting now, not only which are in the clip.
 
-Config sections (see configs/*.yaml)::
+Config sections (see configs/*.yaml; parsed once into :class:`~foleygen.train.lm_config.LMRunConfig`,
+unknown names failing)::
 
     data:   {cache, duration, train_splits, val_splits, allow_partial}
     codec:  {path, num_codebooks}        # default path: the codec the cache was made with
@@ -49,7 +50,6 @@ with ``FoleyGen.from_pretrained(dir)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +57,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foleygen.config import from_dict
+from foleygen.config import from_dict, parse_config, to_dict
 from foleygen.data.cache import CacheReader
 from foleygen.data.datasets import CachedClipDataset, collate_clips
 from foleygen.errors import ConfigError
 from foleygen.lm.model import AudioLM, LMConfig
+from foleygen.train.lm_config import LMRunConfig
 from foleygen.train.onset_weights import (
-    OnsetLossConfig,
     codec_key,
     load_clip_impacts,
     load_or_compute_onsets,
@@ -76,41 +76,6 @@ from foleygen.vision.base import VisualEncoder
 
 #: LMConfig fields that describe the data, taken from the cache when the config leaves them out
 _FROM_CACHE = ("num_codebooks", "cardinality", "frame_rate", "fps", "visual_dim")
-
-
-@dataclass
-class LMDataConfig:
-    """``data:`` of an LM training config.
-
-    Attributes:
-        cache: directory made by ``foleygen prepare``.
-        duration: seconds per training clip (crops of longer clips, padding of shorter ones).
-        train_splits / val_splits: manifest splits used for training / validation.
-        allow_partial: also train on unfinished cache shards.
-        hflip: probability of mirroring a training clip's frames left-right (caches of frames only;
-            see :mod:`foleygen.data.datasets`).
-    """
-
-    cache: str
-    duration: float = 10.0
-    train_splits: list[str] = field(default_factory=lambda: ["train"])
-    val_splits: list[str] = field(default_factory=lambda: ["val"])
-    allow_partial: bool = False
-    hflip: float = 0.0
-
-
-@dataclass
-class LabelLossConfig:
-    """``labels:`` of an LM training config (see the module docstring).
-
-    Attributes:
-        weight: weight of the clip-label loss next to the codes' cross-entropy (0 = off). Needs a
-            jointly trained (``compact``) encoder and labels in the cache.
-        separator: splits a clip's label into its classes (SynthFoley writes ``drum+glass``).
-    """
-
-    weight: float = 0.0
-    separator: str = "+"
 
 
 class LMWithVisual(nn.Module):
@@ -250,26 +215,29 @@ def masked_codebook_metrics(
 class LMTask:
     """:class:`~foleygen.train.task.TrainTask` for the audio LM (see the module docstring)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        if "data" not in config:
+    def __init__(self, config: dict[str, Any] | LMRunConfig) -> None:
+        run = config if isinstance(config, LMRunConfig) else parse_config(LMRunConfig, config)
+        if run.data is None:
             raise ConfigError("task lm needs a `data:` section with `cache: <dir made by foleygen prepare>`")
-        self.config = config
-        self.seed = int(config.get("seed", 0))
-        self.data = from_dict(LMDataConfig, dict(config["data"]), "data")
+        self.run = run
+        self.seed = run.seed
+        self.data = run.data
         self.reader = CacheReader(self.data.cache, allow_partial=self.data.allow_partial)
-        self.visual_cfg = dict(
-            config.get("visual") or {"kind": self.reader.visual.get("kind"), "path": self.reader.visual.get("path")}
-        )
+        if run.visual is not None:
+            v = run.visual
+            self.visual_cfg = {"kind": v.kind, "path": v.path, "options": dict(v.options), "config": dict(v.config)}
+        else:
+            self.visual_cfg = {"kind": self.reader.visual.get("kind"), "path": self.reader.visual.get("path")}
         self.trainable_visual = self.visual_cfg.get("kind") == "compact"
-        self.lm_config = self._lm_config(dict(config.get("lm") or {}))
-        self.codec_cfg = dict(config.get("codec") or {})
+        self.lm_config = self._lm_config(dict(run.lm))
+        self.codec_cfg: dict[str, Any] = {k: v for k, v in to_dict(run.codec).items() if v is not None}
         self.codec_cfg.setdefault("path", self.reader.codec.get("name"))
-        self.generation = dict(config.get("generation") or {})
-        self.num_samples = int((config.get("samples") or {}).get("num", 1))
-        self.labels = from_dict(LabelLossConfig, dict(config.get("labels") or {}), "labels")
+        self.generation = dict(run.generation)
+        self.num_samples = run.samples.num
+        self.labels = run.labels
         self.label_classes = self._label_classes() if self.labels.weight > 0 else []
         self._label_index = {c: i for i, c in enumerate(self.label_classes)}
-        self.onset_loss = from_dict(OnsetLossConfig, dict(config.get("onsets") or {}), "onsets")
+        self.onset_loss = run.onsets
         self._codec: Any = None
         self._onsets: dict[str, list[float]] | None = None
         if self.onset_loss.visual_weight > 0 and not self.trainable_visual:
@@ -651,7 +619,7 @@ class LMTask:
         self._logged_reference = True
 
 
-@register_task("lm")
-def make_lm_task(config: dict[str, Any]) -> LMTask:
+@register_task("lm", config=LMRunConfig)
+def make_lm_task(config: LMRunConfig) -> LMTask:
     """Factory for ``task: lm``."""
     return LMTask(config)

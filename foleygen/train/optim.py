@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import torch
 from torch import nn
@@ -34,8 +35,10 @@ _DECAY_MODULES: tuple[type[nn.Module], ...] = (
 _NO_DECAY_NAME_HINTS = ("emb", "null", "pos", "norm", "scale", "gain")
 
 
-def split_decay_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """``(decay, no_decay)`` trainable parameters of ``model``.
+def split_decay_params(
+    model: nn.Module, exclude: Collection[nn.Parameter] = ()
+) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(decay, no_decay)`` trainable parameters of ``model``, but those in ``exclude`` (another optimiser's).
 
     No decay for: 1-d tensors (biases, norm gains), parameters of embedding and normalisation modules,
     names listed by an optional ``model.no_weight_decay()`` (timm's convention), and free-standing
@@ -45,7 +48,7 @@ def split_decay_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Pa
     explicit = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
-    seen: set[int] = set()
+    seen: set[int] = {id(p) for p in exclude}
     for module_name, module in model.named_modules():
         for param_name, param in module.named_parameters(recurse=False):
             if not param.requires_grad or id(param) in seen:
@@ -67,10 +70,18 @@ def split_decay_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Pa
 
 
 def build_optimizer(
-    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float] = (0.9, 0.95),
+    eps: float = 1e-8,
+    exclude: Collection[nn.Parameter] = (),
 ) -> torch.optim.AdamW:
-    """AdamW over two parameter groups: ``weight_decay`` for weights, 0 for norms/biases/embeddings."""
-    decay, no_decay = split_decay_params(model)
+    """AdamW over two parameter groups: ``weight_decay`` for weights, 0 for norms/biases/embeddings.
+
+    Parameters in ``exclude`` (moved by a task's extra optimiser) are left out.
+    """
+    decay, no_decay = split_decay_params(model, exclude)
     groups = [
         {"params": decay, "weight_decay": weight_decay, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},

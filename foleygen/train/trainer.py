@@ -18,242 +18,49 @@ function of the run's position:
   global RNG; validation, sampling and checkpointing run inside :func:`preserved_rng`;
 * the optimiser uses the per-tensor (non-foreach) AdamW kernel.
 
-Checkpoint layout (``OUT/checkpoints/step_00001000/``, assembled in a temp dir and renamed)::
-
-    model.safetensors     raw training weights (what resuming loads)
-    ema.safetensors       EMA weights (if enabled)
-    trainer_state.pt      optimiser, scheduler, EMA count, RNG states per rank, data position, config
-    pretrained/           task.save_pretrained(...) -- a loadable model (EMA weights when enabled)
-
+Checkpoints (``OUT/checkpoints/step_N/``, written atomically): :mod:`foleygen.train.checkpoints`.
 ``OUT/final/`` is the pretrained export at the end of training.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import math
 import os
-import random
-import re
-import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from foleygen.config import from_dict, to_dict
-from foleygen.errors import CheckpointError, ConfigError, DataError
+from foleygen.config import parse_config, to_dict
+from foleygen.errors import ConfigError, DataError
 from foleygen.train import distributed as fdist
+from foleygen.train.batches import epoch_loader, move_to
+from foleygen.train.checkpoints import (
+    CHECKPOINT_DIRNAME,
+    copy_atomic,
+    find_latest_checkpoint,
+    load_weights,
+    optimizer_checksum,
+    param_checksum,
+    read_checkpoint,
+    step_dir_name,
+    write_checkpoint,
+)
 from foleygen.train.ema import EMA
 from foleygen.train.optim import build_optimizer, build_scheduler
-from foleygen.train.task import TASKS, TrainTask
-from foleygen.utils import native_bf16, temp_dir_beside
-
-#: Modules that register the built-in tasks, imported on demand (``task: lm`` needs the LM stack only).
-BUILTIN_TASK_MODULES = {"lm": "foleygen.train.lm_task", "codec": "foleygen.codecs.training"}
-
-CHECKPOINT_DIRNAME = "checkpoints"
-_STEP_DIR = re.compile(r"^step_(\d{8,})$")
-
-
-@dataclass
-class TrainConfig:
-    """The ``train:`` section of a training YAML (every task shares it).
-
-    Attributes:
-        steps: optimiser steps in total.
-        batch_size: clips per process per micro-batch (global batch = batch_size * grad_accum * world).
-        grad_accum: micro-batches accumulated per optimiser step.
-        lr: peak learning rate.
-        min_lr_ratio: the cosine ends at ``lr * min_lr_ratio``.
-        warmup_steps: linear warm-up steps.
-        schedule: ``cosine`` or ``constant`` after warm-up.
-        weight_decay: AdamW decay for weight matrices (norms, biases, embeddings get none).
-        betas: AdamW betas.
-        eps: AdamW epsilon.
-        grad_clip: max global gradient norm (0 = no clipping; the norm is logged anyway).
-        precision: ``fp32``, ``bf16`` (autocast; weights and optimiser stay fp32) or ``auto``: bf16 where
-            the device computes it natively (:func:`foleygen.utils.native_bf16`), fp32 elsewhere. An
-            explicit ``bf16`` on a device without native bf16 is honoured with a warning: it is emulated
-            there, and many times slower than fp32.
-        ema_decay: EMA of the weights when > 0; exported checkpoints then carry the EMA weights.
-        log_every: steps between logged training metrics.
-        val_every: steps between validations (0 = only at the end).
-        val_batches: validation batches per process (0 = the whole validation set).
-        save_every: steps between checkpoints (0 = only at the end).
-        keep_checkpoints: most recent checkpoints kept (older ones deleted).
-        sample_every: steps between generated samples in TensorBoard, for tasks with ``log_samples``
-            (0 = only at the end; -1 = never).
-        num_workers: DataLoader worker processes.
-        device: ``auto`` (CUDA if available), ``cpu``, ``cuda``.
-        num_threads: torch intra-op threads per process (0 = leave torch's default).
-        deterministic: ``torch.use_deterministic_algorithms`` (slower on GPU; CPU is deterministic).
-        tensorboard: write TensorBoard event files under ``OUT/tb``.
-        compile: run the training step's forward (and its backward) through ``torch.compile``
-            (Inductor). What it gains depends on the model and the machine (docs/training.md has the
-            measurements); the first step pays for the compilation (seconds to a minute).
-            Checkpoints are the same either way. Random draws (dropout, condition dropout) come from
-            Inductor's own generator, so a compiled run is reproducible but not bit-identical to an
-            uncompiled one. If the first compiled step fails (no C++ compiler, an op it cannot handle),
-            the run says so once and goes on uncompiled.
-        init_from: fine-tuning: start from the weights of this checkpoint directory (the task's
-            ``load_pretrained`` if it has one, else its ``model.safetensors`` with matching names).
-            Ignored when ``--resume`` finds a checkpoint of the run itself.
-    """
-
-    steps: int = 1000
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 3e-4
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 100
-    schedule: Literal["cosine", "constant"] = "cosine"
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    grad_clip: float = 1.0
-    precision: Literal["fp32", "bf16", "auto"] = "fp32"
-    ema_decay: float = 0.0
-    log_every: int = 10
-    val_every: int = 0
-    val_batches: int = 0
-    save_every: int = 0
-    keep_checkpoints: int = 2
-    sample_every: int = 0
-    num_workers: int = 0
-    device: str = "auto"
-    num_threads: int = 0
-    deterministic: bool = False
-    tensorboard: bool = True
-    compile: bool = False
-    init_from: str | None = None
-
-    def __post_init__(self) -> None:
-        positive = {"steps": self.steps, "batch_size": self.batch_size, "grad_accum": self.grad_accum}
-        for name, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"train.{name} must be >= 1, got {value}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"train.lr must be a positive number, got {self.lr}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
-
-
-# ----------------------------------------------------------------------------------------------- RNG
-def rng_state(device: torch.device) -> dict[str, Any]:
-    """Python, numpy and torch (+ CUDA ``device``) RNG states, as tensors/ints (``weights_only``-safe)."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {
-            "key": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    """Restore what :func:`rng_state` returned."""
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-@contextlib.contextmanager
-def preserved_rng(device: torch.device) -> Iterator[None]:
-    """Run a block (validation, sampling, saving) without disturbing the training RNG streams."""
-    saved = rng_state(device)
-    try:
-        yield
-    finally:
-        set_rng_state(saved, device)
-
-
-# ------------------------------------------------------------------------------------------- helpers
-def move_to(obj: Any, device: torch.device) -> Any:
-    """``obj`` with every tensor inside (dicts, lists, tuples, dataclasses) moved to ``device``."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, dict):
-        return {k: move_to(v, device) for k, v in obj.items()}
-    if isinstance(obj, list | tuple) and not hasattr(obj, "_fields"):
-        return type(obj)(move_to(v, device) for v in obj)
-    if hasattr(obj, "_fields"):  # namedtuple
-        return type(obj)(*(move_to(v, device) for v in obj))
-    if hasattr(obj, "__dataclass_fields__") and not isinstance(obj, type):
-        import dataclasses
-
-        return dataclasses.replace(
-            obj, **{f.name: move_to(getattr(obj, f.name), device) for f in dataclasses.fields(obj) if f.init}
-        )
-    return obj
-
-
-def build_task(config: dict[str, Any]) -> TrainTask:
-    """The :class:`TrainTask` named by ``config["task"]`` (importing its module: built-in, or
-    ``task_module: package.module`` for tasks defined elsewhere)."""
-    name = config.get("task")
-    if not isinstance(name, str):
-        raise ConfigError(f"config needs `task: <name>` (one of {sorted(set(TASKS) | set(BUILTIN_TASK_MODULES))})")
-    modules = config.get("task_module") or []
-    modules = [modules] if isinstance(modules, str) else list(modules)
-    if name not in TASKS and name in BUILTIN_TASK_MODULES:
-        modules.append(BUILTIN_TASK_MODULES[name])
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            raise ConfigError(f"task {name!r}: cannot import {module} ({err})") from None
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; known: {sorted(set(TASKS) | set(BUILTIN_TASK_MODULES))}")
-    return TASKS[name](config)
-
-
-def find_latest_checkpoint(out_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest complete ``OUT/checkpoints/step_*`` directory (temp dirs never match), or None."""
-    root = Path(out_dir) / CHECKPOINT_DIRNAME
-    if not root.is_dir():
-        return None
-    found = [
-        (int(m.group(1)), p)
-        for p in root.iterdir()
-        if (m := _STEP_DIR.match(p.name)) and p.is_dir() and (p / "trainer_state.pt").is_file()
-    ]
-    return max(found)[1] if found else None
-
-
-class _JsonlLog:
-    """Append-only ``metrics.jsonl`` (one JSON object per line, flushed: readable while training)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(path, "a")  # noqa: SIM115 -- lives as long as the trainer
-
-    def write(self, record: dict[str, Any]) -> None:
-        self.fh.write(json.dumps(record) + "\n")
-        self.fh.flush()
-
-    def close(self) -> None:
-        self.fh.close()
+from foleygen.train.rng import preserved_rng, rng_state, seed_all, set_rng_state
+from foleygen.train.run_config import RunConfig
+from foleygen.train.run_log import JsonlLog, tensorboard_writer
+from foleygen.train.task import ExtraOptimizer, TrainTask, build_task, parse_run_config
+from foleygen.train.train_config import TrainConfig
+from foleygen.utils import native_bf16
 
 
 # ------------------------------------------------------------------------------------------- trainer
@@ -261,11 +68,13 @@ class Trainer:
     """Trains ``task`` as configured; :meth:`fit` runs to ``train.steps``.
 
     Args:
-        config: the whole run config (``task``, ``seed``, ``out``, ``train`` and the task's sections).
+        config: the whole run config (``task``, ``seed``, ``out``, ``train`` and the task's sections), as
+            read from YAML; parsed into the task's run-config dataclass (unknown names fail).
         task: the task (default: built from ``config["task"]``).
         out_dir: where checkpoints and logs go (default ``config["out"]``, else ``runs/<task>``).
         resume: continue from the newest checkpoint in ``out_dir`` (fresh start if there is none).
         quiet: no progress bar or messages.
+        source: where ``config`` came from (its YAML's path), named in configuration errors.
     """
 
     def __init__(
@@ -276,11 +85,18 @@ class Trainer:
         out_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         quiet: bool = False,
+        source: str | None = None,
     ) -> None:
         self.config = config
-        self.cfg = from_dict(TrainConfig, dict(config.get("train") or {}), "train")
-        self.seed = int(config.get("seed", 0))
-        self.out_dir = Path(out_dir or config.get("out") or Path("runs") / str(config.get("task", "run")))
+        # The whole config, parsed once into the task's dataclass: an unknown section or key stops here.
+        if task is None:
+            self.run = parse_run_config(config, source)
+        else:  # a task built beforehand: its own config class, or the common sections alone
+            given = getattr(task, "run", None)
+            self.run = parse_config(type(given) if isinstance(given, RunConfig) else RunConfig, config, source)
+        self.cfg: TrainConfig = self.run.train
+        self.seed = self.run.seed
+        self.out_dir = Path(out_dir or self.run.out or Path("runs") / (self.run.task or "run"))
         self.quiet = quiet
         self.info = fdist.init_distributed(self.cfg.device)
         if self.cfg.num_threads > 0:
@@ -294,7 +110,7 @@ class Trainer:
                 f"precision bf16 on {self.info.device.type}, which has no native bf16: it is emulated and many "
                 "times slower than fp32 (train.precision=auto picks bf16 only where it is native)"
             )
-        self.task = task if task is not None else build_task(config)
+        self.task = task if task is not None else build_task(self.run)
 
         self.train_set, self.val_set = self.task.build_datasets()
         if len(self.train_set) < self.cfg.batch_size * self.info.world_size:  # type: ignore[arg-type]
@@ -302,7 +118,7 @@ class Trainer:
                 f"training set has {len(self.train_set)} items, fewer than one global batch "  # type: ignore[arg-type]
                 f"({self.cfg.batch_size} x {self.info.world_size} processes)"
             )
-        _seed_all(self.seed)
+        seed_all(self.seed)
         self.model: nn.Module = self.task.build_model()
         resume_from = find_latest_checkpoint(self.out_dir) if resume else None
         seen = fdist.gather_objects(None if resume_from is None else resume_from.name, self.info)
@@ -316,8 +132,11 @@ class Trainer:
             self._init_weights(Path(self.cfg.init_from))
         self.model.to(self.info.device)
         fdist.broadcast_module(self.model, self.info)
+        self.extra_optimizers = self._extra_optimizers()
+        extra_params = [p for extra in self.extra_optimizers for p in extra.params]
+        self._extra_ids = {id(p) for p in extra_params}
         self.optimizer = build_optimizer(
-            self.model, self.cfg.lr, self.cfg.weight_decay, tuple(self.cfg.betas), self.cfg.eps
+            self.model, self.cfg.lr, self.cfg.weight_decay, tuple(self.cfg.betas), self.cfg.eps, extra_params
         )
         self.scheduler = build_scheduler(
             self.optimizer, self.cfg.steps, self.cfg.warmup_steps, self.cfg.schedule, self.cfg.min_lr_ratio
@@ -330,7 +149,7 @@ class Trainer:
         self._compile_proven = not self.cfg.compile
         # Per-rank training RNG (dropout, condition dropout): ranks must differ, and rank 0 of a
         # multi-process run matches a single-process run.
-        _seed_all(self.seed + 1_000_003 * self.info.rank)
+        seed_all(self.seed + 1_000_003 * self.info.rank)
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -341,7 +160,7 @@ class Trainer:
             else:
                 self._say(f"--resume: no checkpoint in {self.out_dir / CHECKPOINT_DIRNAME}, starting fresh")
         self.writer: Any = None
-        self.log: _JsonlLog | None = None
+        self.log: JsonlLog | None = None
 
     # ------------------------------------------------------------------------------------ utilities
     def _say(self, message: str) -> None:
@@ -353,37 +172,45 @@ class Trainer:
         if self.info.is_main:
             print(f"[foleygen train] warning: {message}", file=sys.stderr, flush=True)
 
+    def _extra_optimizers(self) -> list[ExtraOptimizer]:
+        """The task's extra optimisers (``extra_optimizers(model)``, optional), checked."""
+        hook = getattr(self.task, "extra_optimizers", None)
+        extras = list(hook(self.model)) if hook is not None else []
+        owned = {id(p) for p in self.model.parameters()}
+        names: set[str] = set()
+        claimed: set[int] = set()
+        for extra in extras:
+            if extra.name in names or extra.name == "main":
+                raise ConfigError(f"task declares two optimisers named {extra.name!r}")
+            ids = {id(p) for p in extra.params}
+            if not ids <= owned:
+                raise ConfigError(f"optimiser {extra.name!r} moves parameters that are not the model's")
+            if ids & claimed:
+                raise ConfigError(f"optimiser {extra.name!r} shares parameters with another extra optimiser")
+            names.add(extra.name)
+            claimed |= ids
+        return extras
+
+    def _zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        for extra in self.extra_optimizers:
+            extra.optimizer.zero_grad(set_to_none=True)
+
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast(device_type=self.info.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _train_batches(self) -> Iterator[Any]:
         """Batches forever, epoch after epoch, starting at ``(self.epoch, self.batch_in_epoch)``."""
-        bs = self.cfg.batch_size
         while True:
-            sampler = DistributedSampler(
+            loader = epoch_loader(
                 self.train_set,
-                num_replicas=self.info.world_size,
-                rank=self.info.rank,
-                shuffle=True,
+                self.info,
                 seed=self.seed,
-                drop_last=True,
-            )
-            sampler.set_epoch(self.epoch)
-            if hasattr(self.train_set, "set_epoch"):
-                self.train_set.set_epoch(self.epoch)
-            indices = list(sampler)
-            batches = [indices[i * bs : (i + 1) * bs] for i in range(self.batch_in_epoch, len(indices) // bs)]
-            # Its own generator: creating a DataLoader iterator otherwise draws from the global RNG,
-            # which would shift dropout after a mid-epoch resume.
-            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch * 1009 + self.info.rank)
-            loader = DataLoader(
-                self.train_set,
-                batch_sampler=batches,
-                collate_fn=self.task.collate,
+                epoch=self.epoch,
+                start_batch=self.batch_in_epoch,
+                batch_size=self.cfg.batch_size,
+                collate=self.task.collate,
                 num_workers=self.cfg.num_workers,
-                generator=gen,
-                pin_memory=self.info.device.type == "cuda",
-                persistent_workers=False,
             )
             for batch in loader:
                 self.batch_in_epoch += 1
@@ -398,9 +225,9 @@ class Trainer:
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.json").write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
-            self.log = _JsonlLog(self.out_dir / "metrics.jsonl")
+            self.log = JsonlLog(self.out_dir / "metrics.jsonl")
             if cfg.tensorboard:
-                self.writer = _tensorboard_writer(self.out_dir / "tb")
+                self.writer = tensorboard_writer(self.out_dir / "tb")
         n_params = sum(p.numel() for p in self.model.parameters())
         self._say(
             f"task {self.config.get('task')}: {n_params / 1e6:.2f}M parameters, {len(self.train_set)} "  # type: ignore[arg-type]
@@ -451,7 +278,7 @@ class Trainer:
                     self.save_checkpoint()
             if info.is_main:
                 final = self.out_dir / "final"
-                _copy_atomic(self.out_dir / CHECKPOINT_DIRNAME / f"step_{self.step:08d}" / "pretrained", final)
+                copy_atomic(self.out_dir / CHECKPOINT_DIRNAME / step_dir_name(self.step) / "pretrained", final)
                 self._say(f"done: {final}")
         finally:
             if bar is not None:
@@ -471,12 +298,14 @@ class Trainer:
         for _ in range(cfg.grad_accum):
             batch = move_to(next(batches), self.info.device)
             loss, metrics = self._forward_backward(batch, cfg.grad_accum)
-            summed["loss"] = summed.get("loss", 0.0) + float(loss.detach())
+            # the task's own "loss" metric, when it has one, leaves out terms that train extra optimisers only
+            logged = float(metrics["loss"]) if "loss" in metrics else float(loss.detach())
+            summed["loss"] = summed.get("loss", 0.0) + logged
             for k, v in metrics.items():
                 if k != "loss":
                     summed[k] = summed.get(k, 0.0) + float(v)
         fdist.all_reduce_gradients(self.model, self.info)
-        params = [p for p in self.model.parameters() if p.grad is not None]
+        params = [p for p in self.model.parameters() if p.grad is not None and id(p) not in self._extra_ids]
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if params else 0.0
         out = {k: v / cfg.grad_accum for k, v in summed.items()}
@@ -489,8 +318,13 @@ class Trainer:
             # than poisoning the weights; the schedule still advances so steps stay aligned.
             out["skipped"] = 1.0
             self._warn(f"step {self.step}: non-finite gradient norm, update skipped")
+        for extra in self.extra_optimizers:
+            extra_metrics = extra.step(self.step)
+            if extra_metrics.get(f"{extra.name}/skipped"):
+                self._warn(f"step {self.step}: non-finite gradient norm of {extra.name}, its update skipped")
+            out.update(extra_metrics)
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self._zero_grad()
         fdist.sync_buffers(self.model, self.info)
         if self.ema is not None:
             self.ema.update(self.model)
@@ -516,7 +350,7 @@ class Trainer:
                 f"train.compile: the compiled step failed ({type(err).__name__}: {first_line}); training uncompiled"
             )
             self._step_model, self._compile_proven = self.model, True
-            self.optimizer.zero_grad(set_to_none=True)
+            self._zero_grad()
             return self._forward_backward(batch, grad_accum)
         self._compile_proven = True
         return loss, metrics
@@ -589,51 +423,46 @@ class Trainer:
         """Write ``OUT/checkpoints/step_N`` atomically (rank 0; every rank contributes its RNG state)."""
         rngs = fdist.gather_objects(rng_state(self.info.device), self.info)
         # Data parallelism keeps every rank's weights identical; a checksum per rank proves it (or warns).
-        sums = fdist.gather_objects(_param_checksum(self.model), self.info)
+        sums = fdist.gather_objects(param_checksum(self.model), self.info)
         if len(set(sums)) > 1:
             self._warn(f"step {self.step}: weights differ between processes (checksums {sums})")
+        opt_sums = fdist.gather_objects(
+            optimizer_checksum([self.optimizer, *(e.optimizer for e in self.extra_optimizers)]), self.info
+        )
+        if len(set(opt_sums)) > 1:
+            self._warn(f"step {self.step}: optimiser states differ between processes (checksums {opt_sums})")
         path = None
         if self.info.is_main:
-            from safetensors.torch import save_file
+            state = {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "seed": self.seed,
+                "world_size": self.info.world_size,
+                "optimizer": self.optimizer.state_dict(),
+                "extra_optimizers": {e.name: e.optimizer.state_dict() for e in self.extra_optimizers},
+                "scheduler": self.scheduler.state_dict(),
+                "ema": None if self.ema is None else {"decay": self.ema.decay, "num_updates": self.ema.num_updates},
+                "rng": rngs,
+                "param_checksums": sums,
+                "optimizer_checksums": opt_sums,
+                "config_json": json.dumps(to_dict(self.config)),
+            }
 
-            root = self.out_dir / CHECKPOINT_DIRNAME
-            root.mkdir(parents=True, exist_ok=True)
-            path = root / f"step_{self.step:08d}"
-            tmp = temp_dir_beside(path)
-            try:
-                with preserved_rng(self.info.device):
-                    save_file(_cpu_state(self.model.state_dict()), str(tmp / "model.safetensors"))
-                    if self.ema is not None:
-                        save_file(_cpu_state(self.ema.shadow), str(tmp / "ema.safetensors"))
-                    state = {
-                        "step": self.step,
-                        "epoch": self.epoch,
-                        "batch_in_epoch": self.batch_in_epoch,
-                        "seed": self.seed,
-                        "world_size": self.info.world_size,
-                        "optimizer": self.optimizer.state_dict(),
-                        "scheduler": self.scheduler.state_dict(),
-                        "ema": None
-                        if self.ema is None
-                        else {"decay": self.ema.decay, "num_updates": self.ema.num_updates},
-                        "rng": rngs,
-                        "param_checksums": sums,
-                        "config_json": json.dumps(to_dict(self.config)),
-                    }
-                    torch.save(state, tmp / "trainer_state.pt")
-                    with self._export_weights():
-                        self.task.save_pretrained(self.model, tmp / "pretrained")
-                _fsync_dir(tmp)
-                if path.exists():  # re-saving the same step (e.g. final == periodic)
-                    shutil.rmtree(path)
-                os.replace(tmp, path)
-                _fsync_dir(root)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            old = sorted(p for p in root.iterdir() if _STEP_DIR.match(p.name) and p != path)
-            for stale in old[: max(0, len(old) - max(0, self.cfg.keep_checkpoints - 1))]:
-                shutil.rmtree(stale, ignore_errors=True)
+            def export(directory: Path) -> None:
+                with self._export_weights():
+                    self.task.save_pretrained(self.model, directory)
+
+            with preserved_rng(self.info.device):
+                path = write_checkpoint(
+                    self.out_dir,
+                    self.step,
+                    self.model.state_dict(),
+                    None if self.ema is None else self.ema.shadow,
+                    state,
+                    export,
+                    self.cfg.keep_checkpoints,
+                )
         fdist.barrier(self.info)
         return path
 
@@ -646,32 +475,22 @@ class Trainer:
             from foleygen.checkpoint import load_checkpoint_dir
 
             _, state = load_checkpoint_dir(directory)
-            try:
-                self.model.load_state_dict(state)
-            except RuntimeError as err:
-                raise CheckpointError(
-                    f"weights do not fit this model ({str(err).splitlines()[0]})", directory
-                ) from None
+            load_weights(self.model, state, directory)
         self._say(f"initialised from {directory}")
 
     def _load_checkpoint(self, path: Path) -> None:
-        from safetensors.torch import load_file
-
-        from foleygen.checkpoint import safe_torch_load
-
-        state = safe_torch_load(path / "trainer_state.pt")
-        weights = load_file(str(path / "model.safetensors"))
-        try:
-            self.model.load_state_dict(weights)
-        except RuntimeError as err:
-            raise CheckpointError(
-                f"weights do not fit this model ({str(err).splitlines()[0]})", path / "model.safetensors"
-            ) from None
+        state, weights, ema_weights = read_checkpoint(path)
+        load_weights(self.model, weights, path / "model.safetensors")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        saved_extras = state.get("extra_optimizers") or {}
+        for extra in self.extra_optimizers:
+            if extra.name in saved_extras:
+                extra.optimizer.load_state_dict(saved_extras[extra.name])
+            else:  # a checkpoint from before the task declared it: still a valid continuation, not exact
+                self._warn(f"checkpoint has no state for optimiser {extra.name!r}: it starts afresh")
         if self.ema is not None:
-            ema_file = path / "ema.safetensors"
-            shadow = load_file(str(ema_file)) if ema_file.is_file() else weights
+            shadow = ema_weights if ema_weights is not None else weights
             self.ema.load_state_dict(
                 {"decay": self.ema.decay, "shadow": shadow, "num_updates": (state["ema"] or {}).get("num_updates", 0)}
             )
@@ -694,57 +513,6 @@ class Trainer:
         self.resumed_from = path
 
 
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-@torch.no_grad()
-def _param_checksum(model: nn.Module) -> float:
-    """Sum and sum of squares of every parameter (float64), one number: equal weights, equal checksum."""
-    total = torch.zeros((), dtype=torch.float64)
-    for p in model.parameters():
-        q = p.detach().double()
-        total += (q.sum() + (q * q).sum()).cpu()
-    return float(total)
-
-
-def _cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # safetensors refuses tensors sharing memory (tied weights); clone breaks the sharing.
-    return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _copy_atomic(source: Path, directory: Path) -> None:
-    """Copy the directory ``source`` to ``directory`` via a temp copy and a rename."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_dir_beside(directory)
-    try:
-        shutil.copytree(source, tmp / "out")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp / "out", directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _tensorboard_writer(path: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is an optional extra (`pip install foleygen[train]`)
-        return None
-    return SummaryWriter(str(path))
-
-
 def train(
     config: dict[str, Any],
     *,
@@ -752,13 +520,15 @@ def train(
     resume: bool = False,
     quiet: bool = False,
     task: TrainTask | None = None,
+    source: str | None = None,
 ) -> Trainer:
     """Build a :class:`Trainer` for ``config`` and run it to the end; returns the trainer.
 
     Works alone and under ``torchrun`` (the process group is joined here and left in
-    :func:`foleygen.train.distributed.shutdown`).
+    :func:`foleygen.train.distributed.shutdown`). A config with an unknown section or key raises
+    :class:`~foleygen.config.UnknownKeyError` (a ``ConfigError``) before anything starts.
     """
-    trainer = Trainer(config, task, out_dir=out_dir, resume=resume, quiet=quiet)
+    trainer = Trainer(config, task, out_dir=out_dir, resume=resume, quiet=quiet, source=source)
     try:
         trainer.fit()
     finally:
@@ -766,4 +536,4 @@ def train(
     return trainer
 
 
-__all__ = ["Trainer", "TrainConfig", "train", "build_task", "find_latest_checkpoint"]
+__all__ = ["Trainer", "TrainConfig", "build_task", "find_latest_checkpoint", "train"]

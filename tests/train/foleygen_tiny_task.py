@@ -7,14 +7,15 @@ It exercises what matters for the trainer: global-RNG use in the dataset (noise)
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from foleygen.checkpoint import save_checkpoint_dir
+from foleygen.train.run_config import RunConfig
 from foleygen.train.task import register_task
 
 
@@ -47,24 +48,39 @@ class TinyNet(nn.Module):
         return self.out(self.drop(torch.relu(self.norm(h))))
 
 
+@dataclass
+class TinyConfig:
+    n: int = 48
+    dim: int = 8
+    classes: int = 4
+    hidden: int = 32
+    sleep: float = 0.0
+
+
+@dataclass
+class TinyRunConfig(RunConfig):
+    tiny: TinyConfig = field(default_factory=TinyConfig)
+
+
 class TinyTask:
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.cfg = dict(config.get("tiny") or {})
-        self.dim = int(self.cfg.get("dim", 8))
-        self.classes = int(self.cfg.get("classes", 4))
+    def __init__(self, run: TinyRunConfig) -> None:
+        self.run = run
+        self.cfg = run.tiny
+        self.dim = self.cfg.dim
+        self.classes = self.cfg.classes
 
     def build_model(self) -> nn.Module:
-        return TinyNet(self.dim, int(self.cfg.get("hidden", 32)), self.classes)
+        return TinyNet(self.dim, self.cfg.hidden, self.classes)
 
     def build_datasets(self):
-        n = int(self.cfg.get("n", 48))
+        n = self.cfg.n
         return NoisyVectors(n, self.dim, self.classes, 1), NoisyVectors(16, self.dim, self.classes, 2)
 
     def collate(self, items):
         return {"x": torch.stack([i["x"] for i in items]), "y": torch.stack([i["y"] for i in items])}
 
     def loss(self, model, batch, step):
-        delay = float(self.cfg.get("sleep", 0.0))
+        delay = self.cfg.sleep
         if delay:
             time.sleep(delay)  # widens the window in which the kill test lands mid-run
         logits = model(batch["x"])
@@ -83,6 +99,6 @@ class TinyTask:
         save_checkpoint_dir(directory, {"dim": self.dim, "classes": self.classes}, model.state_dict())
 
 
-@register_task("tiny_test")
-def make_tiny_task(config: dict[str, Any]) -> TinyTask:
-    return TinyTask(config)
+@register_task("tiny_test", config=TinyRunConfig)
+def make_tiny_task(run: TinyRunConfig) -> TinyTask:
+    return TinyTask(run)

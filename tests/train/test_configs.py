@@ -6,7 +6,7 @@ import pytest
 
 from foleygen.config import from_dict, load_yaml
 from foleygen.lm.model import LMConfig
-from foleygen.train.lm_task import LMDataConfig
+from foleygen.train.lm_config import LMDataConfig
 from foleygen.train.trainer import TrainConfig
 
 CONFIGS = sorted(

@@ -49,13 +49,16 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, train, and leave the process group cleanly."""
     from pathlib import Path
 
-    from foleygen.config import load_yaml
+    from foleygen.config import check_override_keys, deep_merge, load_yaml, parse_overrides
+    from foleygen.train.task import task_config_class
     from foleygen.train.trainer import train
 
-    config = load_yaml(args.config, args.overrides)
+    config = deep_merge(load_yaml(args.config), parse_overrides(args.overrides))
+    # a typo in an override is the override's, not the file's: checked (keys only) before the whole parse
+    check_override_keys(task_config_class(config), args.overrides)
     out = args.out or config.get("out") or str(Path("runs") / Path(args.config).stem)
     config["out"] = out
-    trainer = train(config, out_dir=out, resume=args.resume, quiet=args.quiet)
+    trainer = train(config, out_dir=out, resume=args.resume, quiet=args.quiet, source=args.config)
     if trainer.info.distributed:
         # Gloo can abort in its destructors at interpreter exit after a finished run, turning success into
         # a non-zero exit for torchrun: the group is already destroyed and output flushed, so leave now.

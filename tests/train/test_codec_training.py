@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from foleygen.codecs import load_codec
-from foleygen.codecs.training import CodecTask, RandomCrops
 from foleygen.config import load_yaml
 from foleygen.errors import CheckpointError, ConfigError
+from foleygen.train.codec_task import CodecTask, RandomCrops
 from foleygen.train.task import TASKS
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "codec_tiny.yaml"
@@ -60,28 +60,50 @@ def test_random_crops_depend_on_epoch_only():
     assert short.shape == (1, 10) and short[0, 4:].abs().sum() == 0
 
 
-def test_discriminator_is_trained_by_its_own_optimiser_only():
+def test_the_discriminator_is_declared_as_an_extra_optimiser_and_gets_only_its_own_gradient():
+    from foleygen.codecs.losses import discriminator_hinge_loss
+    from foleygen.train.optim import build_optimizer
+
     torch.manual_seed(0)
+    # warmup_steps=9: the quantiser stays bypassed, so a second forward pass is the same computation
     config = load_yaml(
-        TINY, ["codec_train.discriminator=true", "codec_train.disc_start=0", "codec_train.warmup_steps=0"]
+        TINY, ["codec_train.discriminator=true", "codec_train.disc_start=0", "codec_train.warmup_steps=9"]
     )
     task = TASKS["codec"](config)
     model = task.build_model()
-    assert model.discriminator is not None
+    (extra,) = task.extra_optimizers(model)
+    disc = list(model.discriminator.parameters())
+    assert extra.name == "discriminator" and [id(p) for p in extra.params] == [id(p) for p in disc]
+    main = build_optimizer(model, 1e-3, 0.01, exclude=extra.params)
+    in_main = {id(p) for group in main.param_groups for p in group["params"]}
+    assert in_main.isdisjoint(map(id, disc)) and id(model.codec.encoder[0].weight) in in_main
     batch = torch.randn(2, 1, 3200) * 0.1
-    before = [p.detach().clone() for p in model.discriminator.parameters()]
+    before = [p.detach().clone() for p in disc]
     loss, metrics = task.loss(model, batch, step=0)
     assert {"d_loss", "g_adv", "g_fm"} <= set(metrics)
-    # the discriminator took its own step inside loss() ...
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(before, disc, strict=True))  # loss() steps nothing
+    # the returned loss carries the discriminator's term; the logged one is the codec's objective
+    assert metrics["loss"] == pytest.approx(loss.item() - metrics["d_loss"], rel=1e-5)
     loss.backward()
-    # ... and the generator's loss leaves it without gradients for the trainer's optimiser
-    assert all(p.grad is None for p in model.discriminator.parameters())
     assert model.codec.encoder[0].weight.grad is not None
+    # the discriminator's gradient is its hinge loss's alone: the generator's terms add nothing to it
+    recon = model(batch, quantize=False)[0].detach()
+    reference = torch.autograd.grad(
+        discriminator_hinge_loss(model.discriminator(batch), model.discriminator(recon)), disc
+    )
+    for p, g in zip(disc, reference, strict=True):
+        torch.testing.assert_close(p.grad, g)
+    assert extra.step(0)["discriminator/grad_norm"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, disc, strict=True))
+
+
+def test_no_discriminator_no_extra_optimiser():
+    task = TASKS["codec"](load_yaml(TINY))
+    assert task.extra_optimizers(task.build_model()) == []
 
 
 def test_synthfoley_source_cache_dir(tmp_path):
-    from foleygen.codecs.training import SOURCES
+    from foleygen.train.codec_task import SOURCES
 
     entry = {"kind": "synthfoley", "num": 1, "duration": 0.5, "cache_dir": str(tmp_path)}
     first = SOURCES["synthfoley"](entry, 16000, 1)[0]

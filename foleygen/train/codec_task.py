@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,10 @@ from foleygen.codecs.losses import (
     waveform_l1,
 )
 from foleygen.codecs.metrics import si_sdr
-from foleygen.config import from_dict, to_dict
+from foleygen.config import UnknownKeyError, from_dict, parse_config, to_dict
 from foleygen.errors import CheckpointError, ConfigError, DataError
-from foleygen.train.task import register_task
+from foleygen.train.run_config import RunConfig
+from foleygen.train.task import ExtraOptimizer, register_task
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm", ".mov", ".avi"}
 
@@ -98,6 +99,27 @@ class CodecTaskConfig:
     def __post_init__(self) -> None:
         if self.train_only not in ("all", "decoder"):
             raise ConfigError(f"codec_train.train_only must be 'all' or 'decoder', got {self.train_only!r}")
+
+
+SourceList = list[dict[str, Any]] | dict[str, Any]
+
+
+@dataclass
+class CodecDataConfig:
+    """The ``data:`` section: ``train`` and ``val`` list source entries (``{kind: synthfoley, ...}``, one
+    entry alone may stand without the list); each kind checks its own entry's keys."""
+
+    train: SourceList = field(default_factory=list)
+    val: SourceList = field(default_factory=list)
+
+
+@dataclass
+class CodecRunConfig(RunConfig):
+    """A whole ``task: codec`` YAML: the common sections plus ``model``, ``codec_train`` and ``data``."""
+
+    model: CompactCodecConfig = field(default_factory=CompactCodecConfig)
+    codec_train: CodecTaskConfig = field(default_factory=CodecTaskConfig)
+    data: CodecDataConfig = field(default_factory=CodecDataConfig)
 
 
 # ---------------------------------------------------------------------- data sources
@@ -156,7 +178,12 @@ class _SynthFoleyAudio(Dataset):
 class _AudioFiles(Dataset):
     """Every audio/video file under ``path`` (recursively), read whole with :func:`foleygen.io.read_audio`."""
 
+    KEYS = ("kind", "path", "max_seconds")
+
     def __init__(self, entry: dict[str, Any], sample_rate: int, channels: int) -> None:
+        for key in entry:
+            if key not in self.KEYS:
+                raise UnknownKeyError(str(key), self.KEYS, "entry")
         root = Path(str(entry.get("path", ""))).expanduser()
         if not root.exists():
             raise DataError("audio directory not found", root)
@@ -219,7 +246,8 @@ class RandomCrops(Dataset):
 
 # ---------------------------------------------------------------------- the model trained
 class CodecTrainModel(nn.Module):
-    """The codec plus (optionally) its discriminator, so that the trainer checkpoints both."""
+    """The codec plus (optionally) its discriminator, so that the trainer checkpoints and synchronises both
+    (the discriminator is moved by the task's extra optimiser, :meth:`CodecTask.extra_optimizers`)."""
 
     def __init__(
         self, codec: CompactCodec, discriminator: MultiScaleSTFTDiscriminator | None, decoder_only: bool = False
@@ -262,18 +290,17 @@ def _codec_of(model: nn.Module) -> CompactCodec:
 class CodecTask:
     """:class:`~foleygen.train.task.TrainTask` for the compact codec (see the module docstring)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.model_config = from_dict(CompactCodecConfig, config.get("model") or {}, "model")
-        self.config = from_dict(CodecTaskConfig, config.get("codec_train") or {}, "codec_train")
-        data = config.get("data") or {}
-        if not isinstance(data, dict) or not data.get("train"):
+    def __init__(self, config: dict[str, Any] | CodecRunConfig) -> None:
+        self.run = config if isinstance(config, CodecRunConfig) else parse_config(CodecRunConfig, config)
+        self.model_config = self.run.model
+        self.config = self.run.codec_train
+        if not self.run.data.train:
             raise ConfigError("codec task: data.train must list at least one source (e.g. {kind: synthfoley})")
-        self.data = data
-        if self.config.train_only == "decoder" and not (config.get("train") or {}).get("init_from"):
+        self.data = {"train": self.run.data.train, "val": self.run.data.val}
+        if self.config.train_only == "decoder" and not self.run.train.init_from:
             raise ConfigError("codec_train.train_only=decoder fine-tunes a trained codec: set train.init_from=DIR")
         self.mrstft = MultiResolutionSTFTLoss()
         self.mel = MelLoss(self.model_config.sample_rate)
-        self._disc_opt: torch.optim.Optimizer | None = None
 
     # -- TrainTask ----------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -302,7 +329,10 @@ class CodecTask:
             kind = entry.get("kind") if isinstance(entry, dict) else None
             if kind not in SOURCES:
                 raise ConfigError(f"data.{where}[{n}]: unknown source kind {kind!r}; known: {sorted(SOURCES)}")
-            sets.append(SOURCES[kind](entry, self.model_config.sample_rate, self.model_config.channels))
+            try:
+                sets.append(SOURCES[kind](entry, self.model_config.sample_rate, self.model_config.channels))
+            except UnknownKeyError as err:  # name the entry by its place in the file
+                raise UnknownKeyError(err.key, err.known, f"data.{where}[{n}]") from None
         return ConcatDataset(sets)
 
     def build_datasets(self) -> tuple[Dataset, Dataset | None]:
@@ -330,7 +360,11 @@ class CodecTask:
         return out
 
     def loss(self, model: nn.Module, batch: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Reconstruction (+ commitment, + adversarial) loss of one batch ``[B, C, S]``."""
+        """Reconstruction (+ commitment, + adversarial) loss of one batch ``[B, C, S]``.
+
+        From ``disc_start`` on, the returned loss also holds the discriminator's hinge loss, whose gradient
+        reaches the discriminator only (see :meth:`_adversarial`); ``metrics["loss"]`` leaves it out.
+        """
         cfg = self.config
         inner = getattr(model, "module", model)
         quantize = step >= cfg.warmup_steps or cfg.train_only == "decoder"
@@ -359,7 +393,10 @@ class CodecTask:
             metrics["dead_restarts"] = sum(q.metrics.get(f"dead_restarts_{i}", 0.0) for i in range(k))
         disc = getattr(inner, "discriminator", None)
         if disc is not None and step >= cfg.disc_start:
-            total = total + self._adversarial(disc, recon, batch, metrics)
+            generator_terms, d_loss = self._adversarial(disc, recon, batch, metrics)
+            total = total + generator_terms
+            metrics["loss"] = float(total.detach())  # what is logged: the codec's objective
+            return total + d_loss, metrics
         metrics["loss"] = float(total.detach())
         return total, metrics
 
@@ -381,31 +418,34 @@ class CodecTask:
         logmag = torch.nn.functional.l1_loss(torch.log(mag + 1e-4), torch.log(true + 1e-4))
         return torch.stack(scs).mean(), logmag
 
+    def extra_optimizers(self, model: nn.Module) -> list[ExtraOptimizer]:
+        """The discriminator's own Adam (when it is enabled), stepped by the trainer from ``disc_start`` on."""
+        disc = getattr(getattr(model, "module", model), "discriminator", None)
+        if disc is None:
+            return []
+        params = list(disc.parameters())
+        # foreach=False: the per-tensor kernel, bit-for-bit the same on every run (exact resume)
+        adam = torch.optim.Adam(params, lr=self.config.disc_lr, betas=(0.5, 0.9), foreach=False)
+        return [ExtraOptimizer("discriminator", params, adam, start_step=self.config.disc_start)]
+
     def _adversarial(
         self, disc: nn.Module, recon: torch.Tensor, wav: torch.Tensor, metrics: dict[str, float]
-    ) -> torch.Tensor:
-        """Update the discriminator (own Adam) and return the generator's adversarial terms.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(generator terms, discriminator loss)``; the caller adds both to the loss it returns.
 
-        The trainer's optimiser must not move the discriminator: its parameters get their gradient only
-        here (``autograd.grad``), and the generator's terms go through a detached copy of them.
+        Their gradients do not mix: the discriminator's hinge loss sees the reconstruction detached (so
+        it trains the discriminator alone), and the generator's terms go through detached copies of the
+        discriminator's parameters (so they train the codec alone). The trainer's one backward thus
+        gives the codec its gradient and the discriminator its own, for its extra optimiser.
         """
-        params = [p for p in disc.parameters()]
-        if self._disc_opt is None:
-            self._disc_opt = torch.optim.Adam(params, lr=self.config.disc_lr, betas=(0.5, 0.9))
         d_loss = discriminator_hinge_loss(disc(wav), disc(recon.detach()))
-        grads = torch.autograd.grad(d_loss, params)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        self._disc_opt.step()
-        for p in params:
-            p.grad = None
         frozen = {k: v.detach() for k, v in disc.named_parameters()}
         fake = functional_call(disc, frozen, (recon,))
         with torch.no_grad():
             real = functional_call(disc, frozen, (wav,))
         adv, fm = generator_adversarial_losses(real, fake)
         metrics.update(d_loss=float(d_loss.detach()), g_adv=float(adv.detach()), g_fm=float(fm.detach()))
-        return self.config.w_adv * adv + self.config.w_fm * fm
+        return self.config.w_adv * adv + self.config.w_fm * fm, d_loss
 
     @torch.no_grad()
     def validate(self, model: nn.Module, batch: torch.Tensor) -> dict[str, float]:
@@ -439,13 +479,15 @@ class CodecTask:
         writer.add_audio("codec/reconstruction", recon[0, 0].clamp(-1, 1).cpu(), step, sample_rate=sr)
 
 
-@register_task("codec")
-def make_codec_task(config: dict[str, Any]) -> CodecTask:
+@register_task("codec", config=CodecRunConfig)
+def make_codec_task(config: CodecRunConfig) -> CodecTask:
     """Factory registered as ``task: codec``."""
     return CodecTask(config)
 
 
 __all__ = [
+    "CodecDataConfig",
+    "CodecRunConfig",
     "CodecTask",
     "CodecTaskConfig",
     "CodecTrainModel",
