@@ -15,9 +15,19 @@ from typing import Any, TypeVar
 
 from foleygen.errors import one_line
 
-__all__ = ["FileFailures"]
+__all__ = ["FileFailures", "skipped", "errored"]
 
 T = TypeVar("T")
+
+
+def skipped(reason: str) -> dict[str, Any]:
+    """A metric's result when it cannot run and was not asked for by name."""
+    return {"value": None, "skipped": reason}
+
+
+def errored(reason: str) -> dict[str, Any]:
+    """A metric's result when it was asked for but cannot run, or raised: an error (the CLI exits 1)."""
+    return {"value": None, "skipped": None, "error": reason}
 
 
 class FileFailures:
