@@ -149,7 +149,7 @@ def _cell(result: dict[str, Any] | None) -> str:
     value = float(result["value"])
     if not math.isfinite(value):
         return "nan"
-    return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+    return f"{value:.2f}"  # as MMAudio's Table 1 prints them (the JSON has full precision)
 
 
 def render_av_benchmark(report: dict[str, Any]) -> str:
@@ -175,7 +175,8 @@ def render_av_benchmark(report: dict[str, Any]) -> str:
     if is_passt and is_passt.get("value") is not None:
         lines.append(f"- IS_PaSST (not in Table 1): {_cell(is_passt)}")
     ib = metrics.get("ib-score")
-    notes = "IS on PANNs (10 splits, seed 2020); KL = KL(ref||gen) of softmax outputs, paired"
+    splits = (metrics.get("is-panns") or {}).get("splits") or 10
+    notes = f"IS on PANNs ({splits} splits, seed 2020); KL = KL(ref||gen) of softmax outputs, paired"
     if ib and ib.get("value") is not None:
         notes += "; IB-score = 100 x mean cosine"
     p = report["pairing"]

@@ -159,21 +159,27 @@ class _Embedded:
 
 
 def _embed_files(
-    embedder: AudioEmbedder, paths: Sequence[Path], cache: EmbeddingCache, config: EvalConfig, failures: FileFailures
+    embedder: AudioEmbedder,
+    paths: Sequence[Path],
+    cache: EmbeddingCache,
+    config: EvalConfig,
+    failures: FileFailures,
+    model: str,
 ) -> dict[Path, EmbedderOutput]:
-    """Embed every file; a file that fails is recorded in ``failures`` and left out of the result."""
+    """Embed every file with the metric model registered as ``model``; a file that fails is recorded in
+    ``failures`` and left out of the result."""
 
     def one(path: Path) -> EmbedderOutput:
         key = cache.key(path, embedder, config.duration, variant=config.protocol)
         result = cache.get(key)
         if result is None:
-            result = embedder.embed(_clip(path, embedder.sample_rate, config, embedder.name))
+            result = embedder.embed(_clip(path, embedder.sample_rate, config, model))
             cache.put(key, result)
         return result
 
     out: dict[Path, EmbedderOutput] = {}
-    for path in progress(paths, desc=f"{embedder.name}", quiet=config.quiet, unit="clip"):
-        result = failures.attempt(path, embedder.name, one, path)
+    for path in progress(paths, desc=model, quiet=config.quiet, unit="clip"):
+        result = failures.attempt(path, model, one, path)
         if result is not None:
             out[path] = result
     return out
@@ -353,7 +359,7 @@ def evaluate(
         if not ref_files:
             raise DataError("no audio or video files", reference)
         paths = _files_needed(wanted, pairing, gen_files, ref_files, config)
-        outputs = _embed_files(embedder, paths, cache, config, failures)
+        outputs = _embed_files(embedder, paths, cache, config, failures, name)
         embedded[name] = (wanted, _Embedded(name, int(embedder.num_classes), outputs))
         del embedder  # the next model gets the memory
     skips, later = video_metrics(

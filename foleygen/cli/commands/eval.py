@@ -17,9 +17,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics",
         nargs="+",
-        default=["all"],
+        default=None,
         help="metrics or groups: all, fad, kl, is, ib, fad-vggish, fad-panns, fad-passt, "
-        "fad-synthfoley, kl-panns, kl-passt, is-panns, is-passt, ib-score, av-align, onsets",
+        "fad-synthfoley, kl-panns, kl-passt, is-panns, is-passt, ib-score, av-align, onsets "
+        "(default: all, or the protocol's set). A metric named here that cannot run is an error (exit 1); "
+        "one reached through a group is skipped with the reason",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=["foleygen", "av-benchmark"],
+        default="foleygen",
+        help="how clips are read and the table laid out: foleygen (default), or av-benchmark "
+        "(hkchengrex/av-benchmark's resampling and 8 s clips, MMAudio Table 1 layout; docs/evaluation.md)",
     )
     parser.add_argument(
         "--duration",
@@ -65,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache,
         quiet=args.quiet,
         device=args.device,
+        protocol=args.protocol,
     )
     report = evaluate(
         args.generated,
