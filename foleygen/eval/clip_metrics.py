@@ -152,7 +152,7 @@ def _ib_embeddings(
         if benchmark:  # frames at 0.5 fps, consecutive pairs as 2-frame clips (foleygen.eval.protocol)
             from foleygen.eval.protocol import imagebind_frame_times
 
-            times = imagebind_frame_times(duration)
+            times = imagebind_frame_times(duration, fps)
             spans = list(zip(times[:-1], times[1:], strict=True))
         else:
             spans = video_clip_times(duration, fps)

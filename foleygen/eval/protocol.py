@@ -137,10 +137,14 @@ def load_audio_imagebind(path: str | os.PathLike[str], sample_rate: int) -> torc
     return sinc_resample(wav, rate, sample_rate)
 
 
-def imagebind_frame_times(duration: float) -> list[float]:
-    """Frame times (s) of av-benchmark's ImageBind video side: 0.5 fps over the clip (0, 2, 4, 6 for 8 s)."""
-    count = max(int(IMAGEBIND_FPS * duration), 2)  # at least one 2-frame clip
-    return [min(k / IMAGEBIND_FPS, max(duration - 1e-3, 0.0)) for k in range(count)]
+def imagebind_frame_times(duration: float, fps: float = 25.0) -> list[float]:
+    """Frame times (s) of av-benchmark's ImageBind video side: 0.5 fps over the clip (0, 2, 4, 6 for 8 s).
+
+    A clip shorter than 4 s still gets one 2-frame clip; no time is past the last frame of a ``fps`` video.
+    """
+    count = max(int(IMAGEBIND_FPS * duration), 2)
+    last = max(duration - 1.0 / fps, 0.0)
+    return [min(k / IMAGEBIND_FPS, last) for k in range(count)]
 
 
 def _cell(result: dict[str, Any] | None) -> str:

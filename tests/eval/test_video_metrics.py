@@ -138,6 +138,23 @@ def test_ib_score_from_files_matches_manual(av_folders, tmp_path, monkeypatch):
     assert r["value"] == pytest.approx(imagebind_score(np.stack(v), np.stack(a)), abs=1e-3)
 
 
+def test_ib_score_under_the_av_benchmark_protocol(av_folders, tmp_path):
+    """Frames at 0.5 fps as 2-frame clips (a 2 s video: frames 0 and 49), audio from the whole file."""
+    from foleygen.eval.protocol import load_audio_imagebind
+    from foleygen.io import read_frames
+
+    videos, gen, ref = av_folders
+    model = _tiny_imagebind(tmp_path / "ib")
+    config = EvalConfig(duration=2.0, quiet=True, imagebind=str(tmp_path / "ib"), protocol="av-benchmark")
+    r = evaluate(gen, ref, videos=videos, metrics=["ib-score"], config=config)["metrics"]["ib-score"]
+    v, a = [], []
+    for stem in ("a", "b"):
+        frames = read_frames(videos / f"{stem}.mp4", FPS)
+        v.append(video_embedding(model, frames[[0, 49]][None]))
+        a.append(audio_embedding(model, load_audio_imagebind(gen / f"{stem}.wav", 16000), 16000))
+    assert r["n_pairs"] == 2 and r["value"] == pytest.approx(imagebind_score(np.stack(v), np.stack(a)), abs=1e-3)
+
+
 def test_ib_score_missing_weights_is_skipped(av_folders, monkeypatch):
     videos, gen, ref = av_folders
     monkeypatch.delenv("FOLEYGEN_IMAGEBIND", raising=False)
