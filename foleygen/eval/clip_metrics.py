@@ -47,7 +47,7 @@ def video_metrics(
         return skips, later
     if videos is None:
         return {m: skipped("needs --videos") for m in wanted}, later
-    video_files = list_media(videos, VIDEO_EXTENSIONS)
+    video_files = list_media(videos, VIDEO_EXTENSIONS, on_ambiguous=failures.record_problem)
     stems = [s for s in gen_files if s in video_files]
     if not stems:
         return {m: skipped(f"no generated stem has a video in {videos}") for m in wanted}, later

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from foleygen.errors import one_line
+from foleygen.errors import DataError, one_line
 
 __all__ = ["FileFailures", "skipped", "errored"]
 
@@ -58,6 +58,10 @@ class FileFailures:
         self.entries.append({"file": str(path), "stage": stage, "error": message})
         if self.on_failure is not None:
             self.on_failure(message)
+
+    def record_problem(self, path: str | Path, problem: str) -> None:
+        """Note a problem found without an exception (two files for one stem...) as ``path``'s failure."""
+        self.record(path, "pairing", DataError(problem))
 
     def attempt(self, path: str | Path, stage: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """``fn(*args, **kwargs)``, or None when ``path`` failed before or ``fn`` raises (then recorded)."""

@@ -336,11 +336,11 @@ def evaluate(
     else:
         named = metrics
     chosen = expand_metrics(metrics)
-    pairing = pair_by_stem(generated, reference)
-    gen_files = list_media(generated)
-    ref_files = list_media(reference)
-    cache = EmbeddingCache(config.cache_dir)
     failures = FileFailures(on_failure)
+    pairing = pair_by_stem(generated, reference, on_ambiguous=failures.record_problem)
+    gen_files = list_media(generated, on_ambiguous=failures.record_problem)
+    ref_files = list_media(reference, on_ambiguous=failures.record_problem)
+    cache = EmbeddingCache(config.cache_dir)
     results: dict[str, dict[str, Any]] = {}
 
     # First every clip's per-file work (any file may fail), then the metrics over the clips left.

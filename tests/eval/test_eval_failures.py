@@ -167,3 +167,18 @@ def test_onset_loop_goes_on_after_a_bad_events_file(tmp_path, wavtools, capsys):
     assert "cannot read events" in lines[0]
     onsets = json.loads(out_json.read_text())["metrics"]["onsets"]
     assert onsets["n_clips"] == 2 and onsets["hits"] == 4
+
+
+def test_two_files_for_one_stem_leave_that_stem_out(four, tmp_path, capsys, wavtools, stand_in_embedder):
+    """Ambiguous pairing (b_cursed.wav and b_cursed.flac): one line, the stem out, the others scored."""
+    gen, ref = four
+    wavtools.write_wav(gen / "b_cursed.flac", wavtools.tone(500, 1.0))  # not FLAC inside; the name decides
+    out_json = tmp_path / "r.json"
+    rc = main(_eval_argv(gen, ref, out_json, "fad-synthfoley"))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(lines) == 2
+    assert lines[0].startswith("foleygen eval: failed: ") and "two files share the stem 'b_cursed'" in lines[0]
+    report = json.loads(out_json.read_text())
+    assert report["excluded_stems"] == ["b_cursed"] and report["failed"][0]["stage"] == "pairing"
+    fad = report["metrics"]["fad-synthfoley"]
+    assert fad["n_generated"] == 6 and fad["n_reference"] == 6
