@@ -18,9 +18,12 @@ __all__ = ["inception_score", "inception_score_from_probs"]
 
 
 def inception_score_from_probs(
-    probs: np.ndarray, *, splits: int = 10, shuffle: bool = True, seed: int = 2020
+    probs: np.ndarray, *, splits: int = 10, shuffle: bool = True, seed: int = 2020, min_per_split: int = 2
 ) -> dict[str, float]:
     """IS of class probabilities ``probs [N, C]`` (rows sum to 1).
+
+    ``min_per_split``: fewer splits are cut when there are fewer than ``splits * min_per_split`` clips
+    (2 by default: a one-clip split always scores 1; av-benchmark's protocol uses 1).
 
     Returns:
         ``{"mean": ..., "std": ..., "splits": number of splits used}``.
@@ -31,7 +34,7 @@ def inception_score_from_probs(
     if probs.ndim != 2 or probs.shape[0] < 2:
         raise DataError(f"Inception Score needs [N, C] probabilities with N >= 2, got shape {probs.shape}")
     n = probs.shape[0]
-    splits = max(1, min(splits, n // 2))
+    splits = max(1, min(splits, n // max(1, min_per_split)))
     if shuffle:
         probs = probs[np.random.RandomState(seed).permutation(n)]
     scores = []
@@ -44,7 +47,7 @@ def inception_score_from_probs(
 
 
 def inception_score(
-    logits: np.ndarray, *, splits: int = 10, shuffle: bool = True, seed: int = 2020
+    logits: np.ndarray, *, splits: int = 10, shuffle: bool = True, seed: int = 2020, min_per_split: int = 2
 ) -> dict[str, float]:
     """IS of classifier ``logits [N, C]`` (softmax over classes; see the module docstring)."""
     from scipy.special import softmax
@@ -52,4 +55,6 @@ def inception_score(
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:
         raise DataError(f"Inception Score needs [N, C] logits, got shape {logits.shape}")
-    return inception_score_from_probs(softmax(logits, axis=1), splits=splits, shuffle=shuffle, seed=seed)
+    return inception_score_from_probs(
+        softmax(logits, axis=1), splits=splits, shuffle=shuffle, seed=seed, min_per_split=min_per_split
+    )

@@ -9,6 +9,7 @@ dropped. Every clip is read mono at the metric model's rate and cut or zero-padd
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,16 +45,21 @@ class Pairing:
 def list_media(
     directory: str | os.PathLike[str],
     extensions: tuple[str, ...] = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS,
+    *,
+    on_ambiguous: Callable[[Path, str], None] | None = None,
 ) -> dict[str, Path]:
     """``{stem: path}`` of the media files directly in ``directory`` (hidden files ignored).
 
     When one stem has several files, an audio extension wins over a video one (a folder of generated
-    ``.wav`` next to muxed ``.mp4`` is common); two audio files with one stem are ambiguous and rejected.
+    ``.wav`` next to muxed ``.mp4`` is common); two audio files with one stem are ambiguous: rejected
+    (:class:`DataError`), or, with ``on_ambiguous``, reported as ``on_ambiguous(path, problem)`` and the
+    stem left out (an evaluation goes on with the other stems).
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError("folder not found", directory)
     found: dict[str, Path] = {}
+    ambiguous: set[str] = set()
     for path in sorted(directory.iterdir()):
         if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in extensions:
             continue
@@ -63,15 +69,25 @@ def list_media(
             continue
         other_audio, this_audio = other.suffix.lower() in AUDIO_EXTENSIONS, path.suffix.lower() in AUDIO_EXTENSIONS
         if other_audio == this_audio:
-            raise DataError(f"two files share the stem {path.stem!r} ({other.name}, {path.name}); keep one", directory)
-        if this_audio:
+            problem = f"two files share the stem {path.stem!r} ({other.name}, {path.name}); keep one"
+            if on_ambiguous is None:
+                raise DataError(problem, directory)
+            on_ambiguous(path, problem)
+            ambiguous.add(path.stem)
+        elif this_audio:
             found[path.stem] = path
-    return found
+    return {stem: path for stem, path in found.items() if stem not in ambiguous}
 
 
-def pair_by_stem(generated: str | os.PathLike[str], reference: str | os.PathLike[str]) -> Pairing:
-    """Pair the media files of two folders by stem."""
-    gen, ref = list_media(generated), list_media(reference)
+def pair_by_stem(
+    generated: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    *,
+    on_ambiguous: Callable[[Path, str], None] | None = None,
+) -> Pairing:
+    """Pair the media files of two folders by stem (``on_ambiguous``: see :func:`list_media`)."""
+    gen = list_media(generated, on_ambiguous=on_ambiguous)
+    ref = list_media(reference, on_ambiguous=on_ambiguous)
     if not gen:
         raise DataError("no audio or video files", generated)
     return Pairing(

@@ -11,6 +11,7 @@ from foleygen.eval.report import EvalConfig, evaluate
 
 def test_cli_end_to_end(folders, tmp_path, capsys, monkeypatch, stand_in_embedder):
     monkeypatch.delenv("FOLEYGEN_PASST", raising=False)
+    monkeypatch.delenv("FOLEYGEN_PANNS", raising=False)
     gen, ref = folders
     out_json, out_md = tmp_path / "out" / "r.json", tmp_path / "out" / "r.md"
     rc = main(
@@ -22,7 +23,7 @@ def test_cli_end_to_end(folders, tmp_path, capsys, monkeypatch, stand_in_embedde
             str(ref),
             "--metrics",
             "fad-synthfoley",
-            "kl-passt",
+            "kl",  # a group: its members without weights are optional, skipped with the reason
             "--duration",
             "1",
             "--json",
@@ -47,6 +48,34 @@ def test_cli_end_to_end(folders, tmp_path, capsys, monkeypatch, stand_in_embedde
     assert len(list((tmp_path / "c").rglob("*.npz"))) == 10
 
 
+def test_a_metric_asked_for_by_name_that_cannot_run_is_an_error(
+    folders, tmp_path, capsys, monkeypatch, stand_in_embedder
+):
+    """Issue 40 item 8: named and unable to run -> one line, exit 1; the other metrics still computed."""
+    monkeypatch.delenv("FOLEYGEN_PASST", raising=False)
+    gen, ref = folders
+    out_json = tmp_path / "r.json"
+    argv = ["eval", "--generated", str(gen), "--reference", str(ref), "--duration", "1", "--json", str(out_json)]
+    rc = main([*argv, "--metrics", "fad-synthfoley", "kl-passt", "-q"])
+    printed = capsys.readouterr()
+    lines = printed.err.strip().splitlines()
+    assert rc == 1 and len(lines) == 1
+    assert (
+        lines[0].startswith("foleygen eval: error: kl-passt: asked for but cannot run") and "FOLEYGEN_PASST" in lines[0]
+    )
+    report = json.loads(out_json.read_text())
+    assert report["metrics"]["fad-synthfoley"]["value"] > 0  # computed and reported all the same
+    assert (
+        report["metrics"]["kl-passt"]["skipped"] is None and "FOLEYGEN_PASST" in report["metrics"]["kl-passt"]["error"]
+    )
+    assert "| KL (PaSST) | error |" in printed.out
+    # Named metrics that need an input not given are errors too; through a group they are skipped.
+    assert main([*argv, "--metrics", "ib-score", "-q"]) == 1
+    assert "error: ib-score: asked for but cannot run: needs --videos" in capsys.readouterr().err
+    assert main([*argv, "--metrics", "fad-synthfoley", "ib", "-q"]) == 0
+    assert json.loads(out_json.read_text())["metrics"]["ib-score"]["skipped"] == "needs --videos"
+
+
 def test_cli_flag_points_at_missing_file(folders, tmp_path, capsys, stand_in_embedder):
     gen, ref = folders
     rc = main(
@@ -64,9 +93,15 @@ def test_cli_flag_points_at_missing_file(folders, tmp_path, capsys, stand_in_emb
             "1",
         ]
     )
-    assert rc == 0
+    assert rc == 1  # weights pointed at by a flag that cannot be read: an error, not a quiet skip
     err = capsys.readouterr().err
-    assert "skipped fad-vggish" in err and "vggish.pth: vggish weights file not found" in err
+    assert "error: fad-vggish" in err and "vggish.pth: vggish weights file not found" in err
+    # The flag alone (metrics from the default group) makes fad-vggish required too.
+    rc = main(
+        ["eval", "--generated", str(gen), "--reference", str(ref), "--metrics", "fad"]
+        + ["--vggish", str(tmp_path / "vggish.pth"), "--duration", "1", "-q"]
+    )
+    assert rc == 1 and "error: fad-vggish" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -138,11 +138,72 @@ def test_ib_score_from_files_matches_manual(av_folders, tmp_path, monkeypatch):
     assert r["value"] == pytest.approx(imagebind_score(np.stack(v), np.stack(a)), abs=1e-3)
 
 
+def test_ib_score_under_the_av_benchmark_protocol(av_folders, tmp_path):
+    """Frames at 0.5 fps as 2-frame clips (a 2 s video: frames 0 and 49), audio from the whole file."""
+    from foleygen.eval.protocol import load_audio_imagebind
+    from foleygen.io import read_frames
+
+    videos, gen, ref = av_folders
+    model = _tiny_imagebind(tmp_path / "ib")
+    config = EvalConfig(duration=2.0, quiet=True, imagebind=str(tmp_path / "ib"), protocol="av-benchmark")
+    r = evaluate(gen, ref, videos=videos, metrics=["ib-score"], config=config)["metrics"]["ib-score"]
+    v, a = [], []
+    for stem in ("a", "b"):
+        frames = read_frames(videos / f"{stem}.mp4", FPS)
+        v.append(video_embedding(model, frames[[0, 49]][None]))
+        a.append(audio_embedding(model, load_audio_imagebind(gen / f"{stem}.wav", 16000), 16000))
+    assert r["n_pairs"] == 2 and r["value"] == pytest.approx(imagebind_score(np.stack(v), np.stack(a)), abs=1e-3)
+
+
 def test_ib_score_missing_weights_is_skipped(av_folders, monkeypatch):
     videos, gen, ref = av_folders
     monkeypatch.delenv("FOLEYGEN_IMAGEBIND", raising=False)
-    report = evaluate(gen, ref, videos=videos, metrics=["ib-score"], config=EvalConfig(duration=2.0, quiet=True))
+    report = evaluate(gen, ref, videos=videos, metrics=["ib"], config=EvalConfig(duration=2.0, quiet=True))
     assert "FOLEYGEN_IMAGEBIND" in report["metrics"]["ib-score"]["skipped"]
+    # Asked for by name: an error (the CLI exits 1), not a quiet skip.
+    report = evaluate(gen, ref, videos=videos, metrics=["ib-score"], config=EvalConfig(duration=2.0, quiet=True))
+    r = report["metrics"]["ib-score"]
+    assert r["skipped"] is None and "asked for but cannot run" in r["error"] and "FOLEYGEN_IMAGEBIND" in r["error"]
+
+
+def test_video_loops_go_on_after_a_bad_file(av_folders, tmp_path, monkeypatch, wavtools):
+    """A corrupt video and a stage that raises on one clip: one line each, the other clips scored."""
+    from foleygen.eval import ib_score
+
+    videos, gen, ref = av_folders
+    for stem in ("c", "d"):
+        _write_video(videos / f"{stem}.mp4")
+        wavtools.write_wav(gen / f"{stem}.wav", _clicks([f / FPS for f in JUMPS]))
+        wavtools.write_wav(ref / f"{stem}.wav", _clicks([f / FPS for f in JUMPS]))
+    (videos / "b.mp4").write_bytes(np.random.default_rng(1).bytes(4000))
+    original = ib_score.audio_embedding
+
+    calls = []
+
+    def sometimes_broken(model, wav, sample_rate):
+        calls.append(1)
+        if len(calls) == 2:  # the second clip to get this far: c (a went through, b's video failed first)
+            raise ZeroDivisionError("stage blew up")
+        return original(model, wav, sample_rate)
+
+    monkeypatch.setattr(ib_score, "audio_embedding", sometimes_broken)
+    _tiny_imagebind(tmp_path / "ib")
+    lines = []
+    report = evaluate(
+        gen,
+        ref,
+        videos=videos,
+        metrics=["ib-score", "av-align"],
+        onset_fn=_energy_onsets,
+        config=EvalConfig(duration=2.0, quiet=True, imagebind=str(tmp_path / "ib")),
+        on_failure=lines.append,
+    )
+    assert len(lines) == 2 and lines[0].startswith(str(videos / "b.mp4")) and "unexpected" not in lines[0]
+    assert lines[1].startswith(str(gen / "c.wav")) and "unexpected ZeroDivisionError: stage blew up" in lines[1]
+    assert report["excluded_stems"] == ["b", "c"]
+    m = report["metrics"]
+    assert m["ib-score"]["n_pairs"] == 2 and m["av-align"]["n_scored"] == 2
+    assert m["av-align"]["value"] == pytest.approx(1.0) and m["av-align"]["reference"] == pytest.approx(1.0)
 
 
 def test_imagebind_score_scale():

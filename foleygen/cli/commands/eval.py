@@ -17,9 +17,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics",
         nargs="+",
-        default=["all"],
+        default=None,
         help="metrics or groups: all, fad, kl, is, ib, fad-vggish, fad-panns, fad-passt, "
-        "fad-synthfoley, kl-panns, kl-passt, is-panns, is-passt, ib-score, av-align, onsets",
+        "fad-synthfoley, kl-panns, kl-passt, is-panns, is-passt, ib-score, av-align, onsets "
+        "(default: all, or the protocol's set). A metric named here that cannot run is an error (exit 1); "
+        "one reached through a group is skipped with the reason",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=["foleygen", "av-benchmark"],
+        default="foleygen",
+        help="how clips are read and the table laid out: foleygen (default), or av-benchmark "
+        "(hkchengrex/av-benchmark's resampling and 8 s clips, MMAudio Table 1 layout; docs/evaluation.md)",
     )
     parser.add_argument(
         "--duration",
@@ -50,7 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, print the Markdown table, write --json/--markdown; exit 0."""
+    """Evaluate, print the Markdown table, write --json/--markdown.
+
+    Exit 1 when a file failed (one line each as it happens; the others are scored without it) or when a
+    metric asked for by name could not run (one line each; the others are still computed); else 0.
+    """
     from foleygen.eval.report import EvalConfig, evaluate, render_markdown, write_report
 
     config = EvalConfig(
@@ -61,14 +74,29 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache,
         quiet=args.quiet,
         device=args.device,
+        protocol=args.protocol,
     )
     report = evaluate(
-        args.generated, args.reference, videos=args.videos, events=args.events, metrics=args.metrics, config=config
+        args.generated,
+        args.reference,
+        videos=args.videos,
+        events=args.events,
+        metrics=args.metrics,
+        config=config,
+        on_failure=lambda line: print(f"foleygen eval: failed: {line}", file=sys.stderr, flush=True),
     )
     write_report(report, args.json, args.markdown)
     print(render_markdown(report), end="")
-    if not args.quiet:
-        for metric, result in report["metrics"].items():
-            if result.get("skipped"):
-                print(f"foleygen eval: skipped {metric}: {result['skipped']}", file=sys.stderr)
-    return 0
+    errors = 0
+    for metric, result in report["metrics"].items():
+        if result.get("error"):
+            errors += 1
+            print(f"foleygen eval: error: {metric}: {result['error']}", file=sys.stderr)
+        elif result.get("skipped") and not args.quiet:
+            print(f"foleygen eval: skipped {metric}: {result['skipped']}", file=sys.stderr)
+    if report["failed"]:
+        print(
+            f"foleygen eval: {len(report['failed'])} file(s) failed; their stems were left out of every metric",
+            file=sys.stderr,
+        )
+    return 1 if errors or report["failed"] else 0

@@ -37,11 +37,14 @@ class EmbeddingCache:
         self.misses = 0
         self._hashes: dict[Path, str] = {}
 
-    def key(self, path: str | os.PathLike[str], embedder: AudioEmbedder, duration: float) -> str:
+    def key(self, path: str | os.PathLike[str], embedder: AudioEmbedder, duration: float, variant: str = "") -> str:
+        """Cache key of one clip; ``variant`` names a way of reading it (a protocol) other than the default."""
         path = Path(path).resolve()
         if path not in self._hashes:
             self._hashes[path] = content_hash(path)
         model = f"{embedder.name}-{embedder.fingerprint}-{embedder.sample_rate}-{duration:g}"
+        if variant and variant != "foleygen":  # the default keeps the keys written before protocols existed
+            model += f"-{variant}"
         return f"{model}/{self._hashes[path]}"
 
     def get(self, key: str) -> EmbedderOutput | None:
