@@ -7,6 +7,7 @@ video), so that frame ``i`` and sample ``n`` of the same file are on one clock.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -18,7 +19,7 @@ from typing import Any
 
 import av
 
-from foleygen.errors import MediaError
+from foleygen.errors import MediaError, quote_path
 from foleygen.utils import temp_file_beside
 
 PathLike = str | os.PathLike[str]
@@ -33,25 +34,74 @@ def ffmpeg_message(err: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def check_readable(path: PathLike) -> Path:
-    """Fail early, with a precise message, for the usual reasons a path cannot be a media file."""
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_a_file_problem(path: PathLike) -> str | None:
+    """Why ``path`` cannot be opened as an input file, or None if it is a readable regular file.
+
+    Only ``stat`` and ``access`` are used: nothing here opens the path, so a FIFO or a device never
+    blocks the caller (opening a FIFO for reading waits for a writer, forever). Symbolic links are
+    followed; a broken one or a loop is named as such rather than as a missing file.
+    """
     p = Path(path)
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise MediaError("file not found", p) from None
+        if p.is_symlink():
+            return f"broken symbolic link (to {quote_path(os.readlink(p))})"
+        return "file not found"
     except PermissionError:
-        raise MediaError("permission denied", p) from None
+        return "permission denied"
     except OSError as err:
-        raise MediaError(f"cannot access file ({err.strerror})", p) from None
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"cannot access file ({err.strerror})"
     if stat.S_ISDIR(st.st_mode):
-        raise MediaError("is a directory, not a media file", p)
-    if not stat.S_ISREG(st.st_mode) and not stat.S_ISFIFO(st.st_mode) and not stat.S_ISCHR(st.st_mode):
-        raise MediaError("not a regular file", p)
-    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-        raise MediaError("empty file (0 bytes)", p)
+        return "is a directory, not a media file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "something else")
+        return f"not a regular file but {kind}; give a file (save a stream to one first)"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
     if not os.access(p, os.R_OK):
-        raise MediaError("permission denied", p)
+        return "permission denied"
+    return None
+
+
+def check_readable(path: PathLike) -> Path:
+    """Fail early, with a precise one-line :class:`MediaError`, for the usual reasons a path cannot be
+    a media file (see :func:`not_a_file_problem`)."""
+    problem = not_a_file_problem(path)
+    if problem is not None:
+        raise MediaError(problem, path)
+    return Path(path)
+
+
+def make_output_dir(path: PathLike) -> Path:
+    """Create the folder ``path`` (and its parents) for results, or say in one line why it cannot be.
+
+    Raises:
+        MediaError: ``path`` is a file, a part of it is a file, it cannot be created (permissions,
+            read-only file system), or it exists but cannot be written to.
+    """
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        what = "a broken symbolic link" if p.is_symlink() and not p.exists() else "a file"
+        raise MediaError(f"output folder is {what}, not a folder", p) from None
+    except NotADirectoryError:
+        raise MediaError("output folder cannot be created: a part of its path is a file", p) from None
+    except OSError as err:
+        raise MediaError(f"output folder cannot be created ({err.strerror or type(err).__name__})", p) from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise MediaError("output folder is not writable (permission denied or a read-only file system)", p)
     return p
 
 
