@@ -8,6 +8,8 @@ never unpickles arbitrary objects.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,28 @@ def load_checkpoint_dir(directory: str | os.PathLike[str]) -> tuple[dict[str, An
     return config, state
 
 
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def load_refusal(
+    err: BaseException, fix: str = "re-save its tensors (state_dict) as safetensors or a plain tensor file"
+) -> str:
+    """Why a weights-only load failed, in one line, for any loader (ours, transformers', ImageBind's).
+
+    torch's own message spans a dozen lines and advises retrying with ``weights_only=False``, which
+    would run whatever code the file carries; that advice is never repeated. A refused pickle names
+    the Python object it needed (``omegaconf.dictconfig.DictConfig``), which tells where it came from.
+    """
+    text = " ".join(_ANSI.sub("", str(err)).split())
+    found = _REFUSED_GLOBAL.search(text)
+    if found or isinstance(err, pickle.UnpicklingError) or "weights only load failed" in text.lower():
+        what = f" ({found.group(1)})" if found else ""
+        return f"holds pickled Python objects{what}, which foleygen never unpickles (they could run code); {fix}"
+    first = _ANSI.sub("", str(err)).strip().splitlines()[0].strip() if str(err).strip() else type(err).__name__
+    return f"cannot be read ({first})"
+
+
 def safe_torch_load(path: str | os.PathLike[str]) -> Any:
     """``torch.load(weights_only=True)`` with a one-line error for files that need full unpickling."""
     path = Path(path)
@@ -84,9 +108,6 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            "cannot be loaded safely with weights_only=True (it holds arbitrary Python objects; "
-            f"convert it to safetensors or re-save its state_dict): {first}",
-            path,
-        ) from None
+        # `from None` hides torch's traceback; its message stays reachable as __context__ for callers
+        # that recognise a known refused object (the AudioCraft loader does).
+        raise CheckpointError(load_refusal(err), path) from None
