@@ -211,3 +211,16 @@ def test_a_newline_in_a_name_stays_on_one_line(tmp_path, capsys):
         assert repr(str(weird)) in lines[0] and "not a readable media file" in lines[0]
         assert len(lines) == (1 if argv[0] == "info" else 2)
     assert quote_path("/plain/name.mp4") == "/plain/name.mp4"
+
+
+# -- item 11: warnings obey -q ---------------------------------------------------------------------
+
+
+def test_reencode_warnings_obey_quiet(tmp_path, capsys):
+    ffv1 = make_media(tmp_path / "lossless.mkv", fps=25, duration=0.4).path  # FFV1: re-encoded for .mp4
+    assert main(["generate", str(ffv1), "-o", str(tmp_path / "loud"), "--model", "debug", "--json"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warned == [f"foleygen generate: warning: {ffv1}: video codec ffv1 is re-encoded to H.264 for lossless.mp4"]
+    assert main(["generate", str(ffv1), "-o", str(tmp_path / "quiet"), "--model", "debug", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert (tmp_path / "quiet" / "lossless.mp4").is_file()
