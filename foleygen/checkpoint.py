@@ -18,6 +18,7 @@ import torch
 
 from foleygen.config import load_json, save_json
 from foleygen.errors import CheckpointError
+from foleygen.staging import hold, remove_stale_temporaries
 from foleygen.utils import temp_dir_beside
 
 CONFIG_NAME = "config.json"
@@ -33,31 +34,47 @@ def save_checkpoint_dir(
     """Atomically write ``directory`` with config.json and model.safetensors (+ optional files).
 
     The directory is assembled next to its final place and renamed over it, so a crash never leaves a
-    half-written checkpoint under the final name.
+    half-written checkpoint under the final name. Temporaries that a killed earlier save left in the
+    same folder are removed first (see :mod:`foleygen.staging`).
     """
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(directory.parent)  # what a killed earlier save left beside it
     tmp = temp_dir_beside(directory)
     try:
-        tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        save_json(tmp / CONFIG_NAME, config)
-        for name, data in (extra_files or {}).items():
-            (tmp / name).write_bytes(data)
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
+        with hold(tmp):
+            _fill_and_swap(tmp, directory, config, state_dict, extra_files)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def _fill_and_swap(
+    tmp: Path,
+    directory: Path,
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    extra_files: dict[str, bytes] | None,
+) -> None:
+    """Write the checkpoint's files into ``tmp``, then rename ``tmp`` over ``directory``."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+    save_json(tmp / CONFIG_NAME, config)
+    for name, data in (extra_files or {}).items():
+        (tmp / name).write_bytes(data)
+    if directory.exists():
+        # Two renames: a process killed between them leaves `.NAME.old` and no NAME, which the next
+        # save's remove_stale_temporaries moves back.
+        old = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, directory)
 
 
 def load_checkpoint_dir(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

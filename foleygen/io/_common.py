@@ -21,6 +21,7 @@ from typing import Any
 import av
 
 from foleygen.errors import MediaError, quote_path
+from foleygen.staging import hold
 from foleygen.utils import temp_file_beside
 
 PathLike = str | os.PathLike[str]
@@ -357,7 +358,9 @@ def atomic_output(path: PathLike, suffix: str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
 
     The temporary file lives in the same directory so that :func:`os.replace` is an atomic rename
-    on one file system: readers see the old file or the complete new one, never a partial write.
+    on one file system: readers see the old file or the complete new one, never a partial write. It
+    is locked while written (:func:`foleygen.staging.hold`): if this process is killed, the next run's
+    :func:`foleygen.staging.remove_stale_temporaries` knows it for a leftover.
     """
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
@@ -368,8 +371,9 @@ def atomic_output(path: PathLike, suffix: str) -> Iterator[Path]:
     except OSError as err:
         raise MediaError(f"cannot write here ({err.strerror})", target) from None
     try:
-        yield tmp
-        os.replace(tmp, target)
+        with hold(tmp):  # a later run's clean-up leaves it alone while we write
+            yield tmp
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -296,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
     from foleygen.api import FoleyGen
     from foleygen.errors import ConfigError, one_line
     from foleygen.io._common import make_output_dir
+    from foleygen.staging import remove_stale_temporaries
     from foleygen.utils import progress
 
     if args.batch_size < 1:
@@ -304,6 +305,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--duration must be a positive number of seconds, got {args.duration}")
     outdir = make_output_dir(Path(args.output).expanduser())
     args.output = str(outdir)  # write_outputs writes where the folder was made (a "~" expanded)
+    leftovers = remove_stale_temporaries(outdir)  # of an earlier run that was killed mid-write
+    if leftovers and not args.quiet:
+        print(
+            f"foleygen generate: removed {len(leftovers)} unfinished temporary file(s) of an interrupted run "
+            f"in {quote_path(outdir)}",
+            file=sys.stderr,
+        )
     jobs, problems = collect_jobs(args.inputs, args.duration)
     jobs, clashes = _spare_the_inputs(jobs, outdir, args)
     problems += clashes
