@@ -224,3 +224,14 @@ def test_reencode_warnings_obey_quiet(tmp_path, capsys):
     assert main(["generate", str(ffv1), "-o", str(tmp_path / "quiet"), "--model", "debug", "-q"]) == 0
     assert capsys.readouterr().err == ""
     assert (tmp_path / "quiet" / "lossless.mp4").is_file()
+
+
+def test_a_stem_clash_fails_the_second_input_only(tmp_path, clip, capsys):
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "take.mp4").write_bytes(clip.read_bytes())
+    code, summary, _ = _generate(capsys, tmp_path / "one", tmp_path / "two", "-o", tmp_path / "out")
+    assert code == 1 and [Path(g["input"]).parent.name for g in summary["generated"]] == ["one"]
+    (failure,) = summary["failed"]
+    assert failure["input"] == str(tmp_path / "two" / "take.mp4")
+    assert f"would write the same outputs (take.*) as {tmp_path / 'one' / 'take.mp4'}" in failure["error"]
