@@ -46,6 +46,9 @@ from foleygen.vision.base import VisualEncoder
 
 #: the embedded demo model (written by ``make demo-model``; absent in a fresh checkout)
 DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo"
+# Audio may run on past the last frame (which stays on screen), but only this much: a duration of
+# 1e9 s would otherwise be an allocation of terabytes, and no video needs an hour of sound after it.
+MAX_AUDIO_PAST_VIDEO_S = 10.0
 
 Video = str | os.PathLike[str] | torch.Tensor
 
@@ -172,8 +175,8 @@ class FoleyGen:
             raise ConfigError(
                 f"need top_k >= 0, 0 <= top_p <= 1, temperature >= 0; got {top_k}, {top_p}, {temperature}"
             )
-        if duration is not None and not duration > 0:
-            raise ConfigError(f"duration must be positive, got {duration}")
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
+            raise ConfigError(f"duration must be a positive number of seconds, got {duration}")
         stride = self._default_stride() if extend_stride is None else float(extend_stride)
         if not 0 < stride < self.duration:
             raise ConfigError(f"extend_stride must be in (0, {self.duration:g}) seconds, got {extend_stride}")
@@ -216,6 +219,7 @@ class FoleyGen:
                     f"video tensors must be uint8 [F, H, W, 3] with F >= 1, got {video.dtype} {tuple(video.shape)}"
                 )
             src_fps = float(tensor_fps or enc.input_fps)
+            _check_length(want, video.shape[0] / src_fps, None)
             duration = want or video.shape[0] / src_fps
             # Frame i of the encoder's rate shows the source frame on screen at i / input_fps.
             n = max(1, round(min(duration, video.shape[0] / src_fps) * enc.input_fps))
@@ -232,6 +236,7 @@ class FoleyGen:
                 raise MediaError("has no video stream", video)
             if not info.duration or info.duration <= 0:
                 raise MediaError("cannot tell the video's duration (empty or broken stream)", video)
+            _check_length(want, info.duration, video)
             duration = want or info.duration
             # A clip shorter than one encoder frame (0.01 s at 100 fps) still shows its first frame:
             # read at least that one, so every clip that has a picture gets features.
@@ -613,6 +618,16 @@ class FoleyGen:
         for part in (codec, visual, lm):
             part.eval()
         return cls(codec, visual, lm, duration)
+
+
+def _check_length(want: float | None, video_seconds: float, path: Any) -> None:
+    """Refuse a requested audio length that runs on far past the video (see MAX_AUDIO_PAST_VIDEO_S)."""
+    if want is not None and want > video_seconds + MAX_AUDIO_PAST_VIDEO_S:
+        raise MediaError(
+            f"duration {want:g} s is too long for this {video_seconds:.2f} s video (at most "
+            f"{MAX_AUDIO_PAST_VIDEO_S:g} s past its end)",
+            path,
+        )
 
 
 def _load_part(module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: str, where: Path) -> None:

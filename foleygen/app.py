@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from foleygen.errors import ConfigError, FoleyGenError, MediaError
+from foleygen.app_limits import IMAGE_FORMATS, MB, SETTING_RANGES, check_setting, discard_refused_upload
+from foleygen.errors import ConfigError, FoleyGenError, MediaError, one_line
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -55,7 +56,6 @@ BROWSER_VIDEO_CODECS = {"h264", "vp9", "av1"}
 # The alignment picture needs only thumbnails: read few, small frames.
 PLOT_FPS = 25.0
 PLOT_HEIGHT = 96
-
 ProgressFn = Callable[..., Any]
 
 
@@ -151,7 +151,8 @@ class DemoService:
         models: names a visitor may choose (the first is the default).
         work_root: the dedicated directory for uploads (``work/``) and results (``results/``);
             default ``$TMPDIR/foleygen-demo``.
-        max_upload_mb / max_duration_s: limits checked on every upload.
+        max_upload_mb / max_duration_s: limits checked on every upload (``MB`` = 2**20 bytes, as the
+            browser counts, so that Gradio's limit and this one are the same number of bytes).
         result_ttl_s: results older than this are deleted at the next request.
     """
 
@@ -172,7 +173,8 @@ class DemoService:
         self.results_dir = self.root / "results"
         for d in (self.work_dir, self.results_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self.max_upload_mb = float(max_upload_mb)
+        self.max_upload_mb = check_setting("max_upload_mb", max_upload_mb, low=0.001, high=1e6)
+        self.max_upload_bytes = round(self.max_upload_mb * MB)
         self.max_duration_s = float(max_duration_s)
         self.result_ttl_s = float(result_ttl_s)
         # Ground-truth events of the example clips, keyed by the file's SHA-256: Gradio hands an example
@@ -205,10 +207,10 @@ class DemoService:
         shown = display_name or path.name
         if not path.is_file():
             raise UploadError("the upload is missing on the server (it may have expired); upload it again", shown)
-        size_mb = path.stat().st_size / 1e6
-        if size_mb > self.max_upload_mb:
-            raise UploadError(f"file is {size_mb:.1f} MB; this demo accepts at most {self.max_upload_mb:g} MB", shown)
-        if size_mb == 0:
+        size = path.stat().st_size
+        if size > self.max_upload_bytes:
+            raise UploadError(f"file is {size / MB:.1f} MB; this demo accepts at most {self.max_upload_mb:g} MB", shown)
+        if size == 0:
             raise UploadError("file is empty", shown)
         try:
             info = probe(path)
@@ -216,6 +218,9 @@ class DemoService:
             raise UploadError(f"not a readable video ({err.message})", shown) from None
         if not info.has_video:
             raise UploadError("has no video stream (audio-only files and images are not supported)", shown)
+        fmt = info.container.split(",")[0]
+        if fmt.endswith("_pipe") or (fmt in IMAGE_FORMATS and (fmt == "image2" or info.num_frames <= 1)):
+            raise UploadError("is a still image, not a video (images are not supported)", shown)
         if not info.duration or info.duration <= 0:
             raise UploadError("video has no measurable duration", shown)
         if info.duration > self.max_duration_s + 0.05:  # tolerate container rounding
@@ -300,10 +305,11 @@ class DemoService:
         report = progress or (lambda *a, **k: None)
         model = model or self.models[0]
         shown = display_name or (Path(video).name if video else "upload")
+        cfg, top_k = check_setting("cfg", cfg), check_setting("top_k", top_k)
+        temperature, seed = check_setting("temperature", temperature), check_setting("seed", seed)
+        duration = 0.0 if duration is None else check_setting("duration", duration, low=0.0, high=self.max_duration_s)
         info = self.validate_upload(video, shown)
-        if not (0.0 <= temperature <= 10.0) or top_k < 0 or cfg < 0:
-            raise ConfigError(f"invalid settings: cfg={cfg}, top_k={top_k}, temperature={temperature}")
-        length = info.duration if not duration or duration <= 0 else min(float(duration), info.duration)
+        length = info.duration if not duration else min(duration, info.duration)
         stem = safe_filename(shown)
         self.prune_results()
 
@@ -386,7 +392,7 @@ DESCRIPTION = """\
 # FoleyGen: a soundtrack for your video
 Drop a short video, pick the settings, press **Generate soundtrack**. You get the video back with the
 generated audio, the audio alone, and a picture that shows whether the sounds (blue lines) land on the
-visible actions (orange: visual motion peaks). Limits: {max_mb:g} MB and {max_s:g} s per video;
+visible actions (orange: visual motion peaks). Limits: {max_mb:g} MB and {max_s:g} s per video (no images);
 requests queue and run one at a time.
 """
 
@@ -414,9 +420,20 @@ def _public_message(err: FoleyGenError, service: DemoService, video: Any) -> str
     return text.replace(str(service.root), "…")
 
 
+def _refuse(err: FoleyGenError, service: DemoService, video: Any, title: str) -> gr.Error:
+    """The visitor's one-line toast for ``err``, the same line in the server log, and a refused upload
+    removed from Gradio's cache. No traceback: a visitor's bad input is not a server fault."""
+    import gradio as gr
+
+    message = _public_message(err, service, video)
+    log.warning("refused a request: %s", message)
+    if isinstance(err, UploadError):
+        discard_refused_upload(video)
+    return gr.Error(message, title=title, print_exception=False)
+
+
 def make_upload_check(service: DemoService) -> Callable[[str | None], None]:
     """Checks an upload as soon as it arrives, so visitors learn about the limits before they wait."""
-    import gradio as gr
 
     def check_upload(video: str | None) -> None:
         if not video:  # the upload box was cleared
@@ -424,7 +441,7 @@ def make_upload_check(service: DemoService) -> Callable[[str | None], None]:
         try:
             service.validate_upload(video, _upload_name(video))
         except FoleyGenError as err:
-            raise gr.Error(_public_message(err, service, video), title="Cannot use this file") from None
+            raise _refuse(err, service, video, "Cannot use this file") from None
 
     return check_upload
 
@@ -444,22 +461,24 @@ def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> tuple[str, str, str, str, str]:
         try:
+            # The service checks every setting (a client of the API can send anything, NaN included).
             result = service.generate(
                 video,
                 model=model,
-                cfg=float(cfg),
-                top_k=int(top_k),
-                temperature=float(temperature),
-                seed=int(seed or 0),
-                duration=float(duration),
+                cfg=cfg,
+                top_k=top_k,
+                temperature=temperature,
+                seed=0 if seed is None else seed,
+                duration=duration,
                 display_name=_upload_name(video),
                 progress=progress,
             )
         except FoleyGenError as err:
-            raise gr.Error(_public_message(err, service, video), title="Cannot generate") from None
-        except Exception as err:  # a bug: log it in full, show one line
-            log.exception("generation failed")
-            raise gr.Error(f"generation failed: {type(err).__name__}: {err}", title="Internal error") from None
+            raise _refuse(err, service, video, "Cannot generate") from None
+        except Exception as err:  # a bug: one line in the log (the traceback with FOLEYGEN_DEBUG=1)
+            log.error("generation failed: %s", one_line(err, _upload_name(video)))
+            text = " ".join(f"{type(err).__name__}: {err}".split())
+            raise gr.Error(f"generation failed: {text}", title="Internal error", print_exception=False) from None
         return str(result.video), str(result.video), str(result.audio), str(result.plot), result.summary
 
     return generate_soundtrack
@@ -511,8 +530,7 @@ def build_app(
                         elem_id="duration",
                     )
                     cfg = gr.Slider(
-                        0.0,
-                        10.0,
+                        *SETTING_RANGES["cfg"][:2],
                         value=start["cfg"],
                         step=0.5,
                         label="Guidance (cfg)",
@@ -520,8 +538,7 @@ def build_app(
                         elem_id="cfg",
                     )
                     top_k = gr.Slider(
-                        0,
-                        1024,
+                        *SETTING_RANGES["top_k"][:2],
                         value=start["top_k"],
                         step=1,
                         label="Top-k",
@@ -529,15 +546,21 @@ def build_app(
                         elem_id="top-k",
                     )
                     temperature = gr.Slider(
-                        0.0,
-                        2.0,
+                        *SETTING_RANGES["temperature"][:2],
                         value=start["temperature"],
                         step=0.05,
                         label="Temperature",
                         info="0 = always the most likely code",
                         elem_id="temperature",
                     )
-                    seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
+                    seed = gr.Number(
+                        value=0,
+                        precision=0,
+                        minimum=SETTING_RANGES["seed"][0],
+                        maximum=SETTING_RANGES["seed"][1],
+                        label="Seed",
+                        elem_id="seed",
+                    )
                 button = gr.Button("Generate soundtrack", variant="primary", elem_id="generate-btn")
                 example_paths = _examples_or_none(service, examples)
                 if example_paths:
@@ -617,7 +640,7 @@ def launch(
         server_name=host,
         server_port=port,
         share=share,
-        max_file_size=f"{max_upload_mb:g}mb",
+        max_file_size=service.max_upload_bytes,  # bytes: the very limit the app checks
         allowed_paths=[str(service.results_dir), str(service.root / "examples")],
         ssr_mode=False,
         show_error=True,

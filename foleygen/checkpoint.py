@@ -8,6 +8,8 @@ never unpickles arbitrary objects.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import torch
 
 from foleygen.config import load_json, save_json
 from foleygen.errors import CheckpointError
+from foleygen.staging import hold, remove_stale_temporaries
 from foleygen.utils import temp_dir_beside
 
 CONFIG_NAME = "config.json"
@@ -31,31 +34,47 @@ def save_checkpoint_dir(
     """Atomically write ``directory`` with config.json and model.safetensors (+ optional files).
 
     The directory is assembled next to its final place and renamed over it, so a crash never leaves a
-    half-written checkpoint under the final name.
+    half-written checkpoint under the final name. Temporaries that a killed earlier save left in the
+    same folder are removed first (see :mod:`foleygen.staging`).
     """
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(directory.parent)  # what a killed earlier save left beside it
     tmp = temp_dir_beside(directory)
     try:
-        tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        save_json(tmp / CONFIG_NAME, config)
-        for name, data in (extra_files or {}).items():
-            (tmp / name).write_bytes(data)
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
+        with hold(tmp):
+            _fill_and_swap(tmp, directory, config, state_dict, extra_files)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def _fill_and_swap(
+    tmp: Path,
+    directory: Path,
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    extra_files: dict[str, bytes] | None,
+) -> None:
+    """Write the checkpoint's files into ``tmp``, then rename ``tmp`` over ``directory``."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+    save_json(tmp / CONFIG_NAME, config)
+    for name, data in (extra_files or {}).items():
+        (tmp / name).write_bytes(data)
+    if directory.exists():
+        # Two renames: a process killed between them leaves `.NAME.old` and no NAME, which the next
+        # save's remove_stale_temporaries moves back.
+        old = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, directory)
 
 
 def load_checkpoint_dir(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -76,6 +95,28 @@ def load_checkpoint_dir(directory: str | os.PathLike[str]) -> tuple[dict[str, An
     return config, state
 
 
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def load_refusal(
+    err: BaseException, fix: str = "re-save its tensors (state_dict) as safetensors or a plain tensor file"
+) -> str:
+    """Why a weights-only load failed, in one line, for any loader (ours, transformers', ImageBind's).
+
+    torch's own message spans a dozen lines and advises retrying with ``weights_only=False``, which
+    would run whatever code the file carries; that advice is never repeated. A refused pickle names
+    the Python object it needed (``omegaconf.dictconfig.DictConfig``), which tells where it came from.
+    """
+    text = " ".join(_ANSI.sub("", str(err)).split())
+    found = _REFUSED_GLOBAL.search(text)
+    if found or isinstance(err, pickle.UnpicklingError) or "weights only load failed" in text.lower():
+        what = f" ({found.group(1)})" if found else ""
+        return f"holds pickled Python objects{what}, which foleygen never unpickles (they could run code); {fix}"
+    first = _ANSI.sub("", str(err)).strip().splitlines()[0].strip() if str(err).strip() else type(err).__name__
+    return f"cannot be read ({first})"
+
+
 def safe_torch_load(path: str | os.PathLike[str]) -> Any:
     """``torch.load(weights_only=True)`` with a one-line error for files that need full unpickling."""
     path = Path(path)
@@ -84,9 +125,6 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            "cannot be loaded safely with weights_only=True (it holds arbitrary Python objects; "
-            f"convert it to safetensors or re-save its state_dict): {first}",
-            path,
-        ) from None
+        # `from None` hides torch's traceback; its message stays reachable as __context__ for callers
+        # that recognise a known refused object (the AudioCraft loader does).
+        raise CheckpointError(load_refusal(err), path) from None

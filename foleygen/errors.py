@@ -15,13 +15,30 @@ DEBUG_ENV = "FOLEYGEN_DEBUG"
 """Set to 1 (or pass ``--debug`` to any command) to see the traceback behind an unexpected error."""
 
 
+def quote_path(path: str | Path) -> str:
+    """``path`` as it appears in a message: as is when plain, else quoted like Python's ``repr``.
+
+    A file may be named with a newline, a tab, a control character or bytes that are not UTF-8
+    (they reach Python as lone surrogates); printed raw, such a name would split the one error line
+    or fail to print at all. Quoting only those names keeps the common messages unchanged.
+    """
+    text = str(path)
+    if text.isprintable() and text == text.strip() and text[:1] not in ("'", '"'):
+        return text
+    return repr(text)  # escapes newlines, control characters and surrogates: one printable line
+
+
 class FoleyGenError(Exception):
-    """Base class: a problem the user can act on, described in one line."""
+    """Base class: a problem the user can act on, described in one line.
+
+    ``path`` is kept as given (``err.path``); the message quotes it when it holds characters that
+    would break the line (see :func:`quote_path`).
+    """
 
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = None if path is None else str(path)
         self.message = " ".join(str(message).split())  # one line, always
-        super().__init__(f"{self.path}: {self.message}" if self.path else self.message)
+        super().__init__(f"{quote_path(self.path)}: {self.message}" if self.path else self.message)
 
 
 class MediaError(FoleyGenError):
@@ -61,8 +78,9 @@ def one_line(err: BaseException, path: str | Path | None = None) -> str:
     if isinstance(err, FoleyGenError):
         text = str(err)
     else:
+        # A library's message may hold newlines and may repeat the raw file name (with its newline).
         detail = " ".join(str(err).split()) or "no message"
         text = f"unexpected {type(err).__name__}: {detail} (rerun with --debug for the traceback)"
-    if path is not None and not text.startswith(str(path)):
-        text = f"{path}: {text}"
+    if path is not None and not text.startswith(quote_path(path)):
+        text = f"{quote_path(path)}: {text}"
     return text

@@ -15,11 +15,14 @@ printed as one line on stderr with exit code 1; so is any other exception (a bug
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import pkgutil
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from foleygen import __version__
 from foleygen.errors import DEBUG_ENV, one_line
@@ -55,6 +58,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _messages(command: str, quiet: bool) -> Iterator[None]:
+    """Where the library's warnings go while a command runs: stderr, one line, named after the command.
+
+    Modules log through ``logging.getLogger(__name__)`` (a re-encoded video, a header that lies
+    about a duration); ``-q`` keeps only errors, and silences foleygen's own Python warnings too.
+    """
+    logger = logging.getLogger("foleygen")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelFormatter(f"foleygen {command}: %(level)s: %(message)s"))
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    logger.propagate = False  # an application's own root handler would print each line twice
+    try:
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.filterwarnings("ignore", module=r"foleygen(\.|$)")
+            yield
+    finally:  # main() is also called in-process (tests, notebooks): leave logging as found
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+class _LevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.level = record.levelname.lower()
+        # One line, whatever the message holds (names in messages are quoted; this is the backstop).
+        return super().format(record).replace("\r", " ").replace("\n", " ")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foleygen`` console script; returns the exit code."""
     parser = build_parser()
@@ -66,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.debug:
         os.environ[DEBUG_ENV] = "1"  # per-file handlers deep inside commands read it too
     try:
-        return int(args._module.run(args) or 0)
+        with _messages(args.command, bool(getattr(args, "quiet", False))):
+            return int(args._module.run(args) or 0)
     except Exception as err:  # ours (one line) or a bug (one line; the traceback with --debug)
         print(f"foleygen {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 1

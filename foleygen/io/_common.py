@@ -7,6 +7,8 @@ video), so that frame ``i`` and sample ``n`` of the same file are on one clock.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 import stat
@@ -18,10 +20,13 @@ from typing import Any
 
 import av
 
-from foleygen.errors import MediaError
+from foleygen.errors import MediaError, quote_path
+from foleygen.staging import hold
 from foleygen.utils import temp_file_beside
 
 PathLike = str | os.PathLike[str]
+
+log = logging.getLogger(__name__)
 
 
 def ffmpeg_message(err: BaseException) -> str:
@@ -33,25 +38,74 @@ def ffmpeg_message(err: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def check_readable(path: PathLike) -> Path:
-    """Fail early, with a precise message, for the usual reasons a path cannot be a media file."""
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_a_file_problem(path: PathLike) -> str | None:
+    """Why ``path`` cannot be opened as an input file, or None if it is a readable regular file.
+
+    Only ``stat`` and ``access`` are used: nothing here opens the path, so a FIFO or a device never
+    blocks the caller (opening a FIFO for reading waits for a writer, forever). Symbolic links are
+    followed; a broken one or a loop is named as such rather than as a missing file.
+    """
     p = Path(path)
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise MediaError("file not found", p) from None
+        if p.is_symlink():
+            return f"broken symbolic link (to {quote_path(os.readlink(p))})"
+        return "file not found"
     except PermissionError:
-        raise MediaError("permission denied", p) from None
+        return "permission denied"
     except OSError as err:
-        raise MediaError(f"cannot access file ({err.strerror})", p) from None
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"cannot access file ({err.strerror})"
     if stat.S_ISDIR(st.st_mode):
-        raise MediaError("is a directory, not a media file", p)
-    if not stat.S_ISREG(st.st_mode) and not stat.S_ISFIFO(st.st_mode) and not stat.S_ISCHR(st.st_mode):
-        raise MediaError("not a regular file", p)
-    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-        raise MediaError("empty file (0 bytes)", p)
+        return "is a directory, not a media file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "something else")
+        return f"not a regular file but {kind}; give a file (save a stream to one first)"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
     if not os.access(p, os.R_OK):
-        raise MediaError("permission denied", p)
+        return "permission denied"
+    return None
+
+
+def check_readable(path: PathLike) -> Path:
+    """Fail early, with a precise one-line :class:`MediaError`, for the usual reasons a path cannot be
+    a media file (see :func:`not_a_file_problem`)."""
+    problem = not_a_file_problem(path)
+    if problem is not None:
+        raise MediaError(problem, path)
+    return Path(path)
+
+
+def make_output_dir(path: PathLike) -> Path:
+    """Create the folder ``path`` (and its parents) for results, or say in one line why it cannot be.
+
+    Raises:
+        MediaError: ``path`` is a file, a part of it is a file, it cannot be created (permissions,
+            read-only file system), or it exists but cannot be written to.
+    """
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        what = "a broken symbolic link" if p.is_symlink() and not p.exists() else "a file"
+        raise MediaError(f"output folder is {what}, not a folder", p) from None
+    except NotADirectoryError:
+        raise MediaError("output folder cannot be created: a part of its path is a file", p) from None
+    except OSError as err:
+        raise MediaError(f"output folder cannot be created ({err.strerror or type(err).__name__})", p) from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise MediaError("output folder is not writable (permission denied or a read-only file system)", p)
     return p
 
 
@@ -110,18 +164,26 @@ def _duration_tag_seconds(stream: av.stream.Stream) -> float | None:
     return None
 
 
-def declared_end(stream: av.stream.Stream) -> float | None:
-    """Where the container says the stream ends (seconds), without reading packets; None if unsaid."""
+def declared_duration(stream: av.stream.Stream) -> float | None:
+    """How long the container's header says the stream lasts (seconds from its start); None if unsaid.
+
+    The stream's duration field, else Matroska's per-track ``DURATION`` tag. Headers can be wrong
+    (a damaged or hand-edited file, a muxer bug, a file cut short): :func:`stream_duration` checks
+    them against the packets.
+    """
     if stream.duration is not None and stream.duration > 0 and stream.time_base is not None:
-        return start_seconds(stream) + float(stream.duration * stream.time_base)
-    return _duration_tag_seconds(stream)
+        return float(stream.duration * stream.time_base)
+    tagged = _duration_tag_seconds(stream)
+    if tagged is not None and tagged > 0:
+        return max(0.0, tagged - start_seconds(stream))
+    return None
 
 
 def scan_packets(path: PathLike, stream_index: int) -> tuple[int, float | None]:
     """Demux (no decoding) one stream: its packet count and the end time ``max(pts + duration)``.
 
-    Used for containers that store no frame count or stream duration (Matroska, WebM, raw streams).
-    It reads the whole file, but decodes nothing, so it is I/O bound.
+    Used for containers that store no frame count (Matroska, WebM, raw streams). It reads the whole
+    file, but decodes nothing, so it is I/O bound.
     """
     count = 0
     end: Fraction | None = None
@@ -141,24 +203,101 @@ def scan_packets(path: PathLike, stream_index: int) -> tuple[int, float | None]:
     return count, (None if end is None else float(end))
 
 
-def stream_duration(container: av.container.InputContainer, stream: av.stream.Stream, path: PathLike) -> float | None:
-    """Duration of one stream in seconds, from its own start.
+# Seek this far (seconds) to land on a stream's last keyframe: past the end of any real file.
+_FAR_S = 10_000_000
 
-    In order: the stream's duration field; Matroska's per-track DURATION tag; the end of its last
-    packet (``pts + duration``, found by demuxing); the container's duration. None if nothing says.
+
+def packet_end(path: PathLike, stream_index: int) -> float | None:
+    """Where the stream's packets end (seconds, ``max(pts + duration)``, on the file's clock).
+
+    Cheap: seek to the last keyframe (containers with an index, MP4 and Matroska, jump there) and
+    demux the rest; when the container cannot seek, or the seek lands past every packet, demux the
+    whole stream. Nothing is decoded. None when no packet has a timestamp.
+    """
+    with av.open(str(path), mode="r", metadata_errors="replace") as container:
+        stream = container.streams[stream_index]
+        tb = stream.time_base
+        if tb is None:
+            return None
+        end: Fraction | None = None
+        try:
+            container.seek(int(_FAR_S / tb), stream=stream, backward=True, any_frame=False)
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None:
+                    t = (packet.pts + (packet.duration or 0)) * tb
+                    end = t if end is None or t > end else end
+        except (av.FFmpegError, OSError):
+            end = None
+    if end is None:
+        return scan_packets(path, stream_index)[1]
+    return float(end)
+
+
+# A header within this of the packets is believed (it is exact where the packets are rounded);
+# beyond it, the packets are (relative part: a long file's header may be rounded to the second).
+_HEADER_SLACK_S = 0.25
+_HEADER_SLACK_REL = 0.02
+
+_ends: dict[tuple[Any, ...], float | None] = {}  # packet ends per file version, and per stream
+_warned: set[tuple[Any, ...]] = set()
+
+
+def _file_key(path: PathLike, stream_index: int) -> tuple[Any, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, stream_index)
+
+
+def _cached_packet_end(path: PathLike, stream_index: int) -> float | None:
+    """:func:`packet_end`, once per file version: probe, read_frames, read_audio and mux each ask."""
+    key = _file_key(path, stream_index)
+    if key is None:
+        return packet_end(path, stream_index)
+    if key not in _ends:
+        if len(_ends) > 4096:  # a long-running server: forget, do not grow without bound
+            _ends.clear()
+        _ends[key] = packet_end(path, stream_index)
+    return _ends[key]
+
+
+def stream_duration(container: av.container.InputContainer, stream: av.stream.Stream, path: PathLike) -> float | None:
+    """Duration of one stream in seconds, from its own start: the header's, checked against the packets.
+
+    The header (:func:`declared_duration`) is used when it agrees with where the stream's packets end
+    (:func:`packet_end`). When it does not (a header that claims a tenth of the real length, a tag that
+    claims an hour, a file cut short after its header was written), the packets win: they are what a
+    decoder will actually produce. That is said once per file, as a warning on the ``foleygen.io``
+    logger. Without a header value, the packets give the duration, else the container's duration.
+    None if nothing says.
     """
     start = start_seconds(stream)
-    if stream.duration is not None and stream.duration > 0 and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    tagged = _duration_tag_seconds(stream)
-    if tagged is not None and tagged > 0:
-        return max(0.0, tagged - start)
-    _, end = scan_packets(path, stream.index)
-    if end is not None and end > start:
-        return end - start
-    if container.duration is not None and container.duration > 0:
-        return max(0.0, container.duration / av.time_base - start)
-    return None
+    declared = declared_duration(stream)
+    end = _cached_packet_end(path, stream.index)
+    measured = None if end is None or end <= start else end - start
+    if measured is None:
+        if declared is not None:
+            return declared
+        if container.duration is not None and container.duration > 0:
+            return max(0.0, container.duration / av.time_base - start)
+        return None
+    if declared is None:
+        return measured
+    if abs(declared - measured) <= max(_HEADER_SLACK_S, _HEADER_SLACK_REL * measured):
+        return declared
+    key = (_file_key(path, stream.index), declared)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(
+            "%s: the header says the %s stream lasts %.2f s but its packets end at %.2f s; using %.2f s",
+            quote_path(path),
+            stream.type,
+            declared,
+            measured,
+            measured,
+        )
+    return measured
 
 
 def video_geometry(stream: av.video.stream.VideoStream, rotation: int) -> tuple[int, int]:
@@ -219,7 +358,9 @@ def atomic_output(path: PathLike, suffix: str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
 
     The temporary file lives in the same directory so that :func:`os.replace` is an atomic rename
-    on one file system: readers see the old file or the complete new one, never a partial write.
+    on one file system: readers see the old file or the complete new one, never a partial write. It
+    is locked while written (:func:`foleygen.staging.hold`): if this process is killed, the next run's
+    :func:`foleygen.staging.remove_stale_temporaries` knows it for a leftover.
     """
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
@@ -230,8 +371,9 @@ def atomic_output(path: PathLike, suffix: str) -> Iterator[Path]:
     except OSError as err:
         raise MediaError(f"cannot write here ({err.strerror})", target) from None
     try:
-        yield tmp
-        os.replace(tmp, target)
+        with hold(tmp):  # a later run's clean-up leaves it alone while we write
+            yield tmp
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

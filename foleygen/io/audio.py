@@ -20,7 +20,6 @@ from foleygen.io._common import (
     PathLike,
     atomic_output,
     audio_stream,
-    declared_end,
     ffmpeg_message,
     open_input,
     origin_seconds,
@@ -122,15 +121,18 @@ def read_audio(
     return torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
 
 
-def _check_complete(stream: av.audio.stream.AudioStream, last_end: float | None, path: PathLike) -> None:
-    """Decoding hit the end of the file: refuse to zero-pad audio that the header says is there.
+def _check_complete(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, last_end: float | None, path: PathLike
+) -> None:
+    """Decoding hit the end of the file: refuse to zero-pad audio that the stream says is there.
 
-    Audio shorter than the video is normal (zero padding is the documented behaviour); audio that
-    stops well before its *own* declared duration means the file was cut off.
+    Audio shorter than the video is normal (zero padding is the documented behaviour); audio whose
+    decoding stops well before its *own* end (its packets' end, see ``stream_duration``) was lost.
     """
-    claimed = declared_end(stream)
-    if last_end is None or claimed is None:
+    length = stream_duration(container, stream, path)
+    if last_end is None or length is None:
         return
+    claimed = start_seconds(stream) + length
     if last_end < claimed - 0.5:
         raise MediaError(f"truncated: audio data ends at {last_end:.2f} s but the stream claims {claimed:.2f} s", path)
 
@@ -201,7 +203,7 @@ def _decode(
             if take(resampler.resample(frame)):
                 return chunks
         take(resampler.resample(None))  # flush the resampler's buffered tail
-        _check_complete(stream, last_end, path)
+        _check_complete(container, stream, last_end, path)
     except av.FFmpegError as err:
         raise MediaError(f"corrupt or truncated audio ({ffmpeg_message(err)})", path) from None
     return chunks

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import torch
 
-from foleygen.errors import MediaError
+from foleygen.errors import MediaError, quote_path
 from foleygen.io._common import (
     PathLike,
     atomic_output,
@@ -168,10 +168,15 @@ def mux(
                 video_path,
             )
         elif not copy_video:
-            log.warning("%s: video codec %s is re-encoded to H.264 for %s", video_path, codec_name(v), out.name)
+            log.warning(
+                "%s: video codec %s is re-encoded to H.264 for %s",
+                quote_path(video_path),
+                codec_name(v),
+                quote_path(out.name),
+            )
         orig = audio_stream(source) if keep_original_audio else None
         if keep_original_audio and orig is None:
-            log.warning("%s: no original audio to keep", video_path)
+            log.warning("%s: no original audio to keep", quote_path(video_path))
         orig_wav = None
         if orig is not None and codec_name(orig) not in MP4_AUDIO_CODECS:
             # Re-encoding goes through read_audio, which already aligns the audio with the video.

@@ -45,9 +45,16 @@ def load_hf_model(model_cls: Any, directory: Path, kind: str, **kwargs: Any) -> 
     """``model_cls.from_pretrained(directory, **kwargs)`` in float32 with loading info; errors are one line."""
     import torch
 
+    from foleygen.checkpoint import load_refusal
+
     try:
         model, info = model_cls.from_pretrained(str(directory), output_loading_info=True, dtype=torch.float32, **kwargs)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{kind}: cannot load {model_cls.__name__} ({first})", directory) from None
+    except Exception as err:  # transformers raises many types (UnpicklingError, OSError, ValueError...)
+        reason = load_refusal(err, "re-save the model with save_pretrained (it writes model.safetensors)")
+        if reason.startswith("cannot be read"):
+            reason = f"cannot load {model_cls.__name__} ({reason.removeprefix('cannot be read (')}"
+        else:  # a pickled weights file: say which one, not only the folder
+            name = "pytorch_model.bin" if (directory / "pytorch_model.bin").is_file() else "its weights file"
+            reason = f"{name} {reason}"
+        raise CheckpointError(f"{kind}: {reason}", directory) from None
     return model, info

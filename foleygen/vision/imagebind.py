@@ -522,8 +522,9 @@ def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
 
         state = safe_torch_load(file)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"cannot be loaded safely with weights_only=True: {first}", file) from None
+        from foleygen.checkpoint import load_refusal
+
+        raise CheckpointError(load_refusal(err), file) from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from foleygen.errors import quote_path
 
 HELP = "generate soundtracks for videos (files, folders or a CSV of path[,duration])"
 
@@ -85,57 +89,103 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def collect_jobs(inputs: list[str], duration: float | None) -> list[Job]:
-    """Expand files, folders and CSV files into jobs; stems must be unique (they name the outputs)."""
-    from foleygen.errors import ConfigError, MediaError
+Problem = tuple[Path, str]  # an input that cannot run, and why (one line, without the path)
+
+
+def collect_jobs(inputs: list[str], duration: float | None) -> tuple[list[Job], list[Problem]]:
+    """Expand files, folders and CSV files into jobs, and the inputs that cannot run into problems.
+
+    Nothing here stops the run: a folder without videos, an entry that is not a file (broken link,
+    FIFO, folder named ``x.mp4``), a bad CSV row, an unreadable CSV and a second input whose stem
+    would overwrite the first one's outputs are each a problem, reported and counted as failed while
+    the other inputs go on. A file that looks fine here may still fail when it is opened.
+    """
+    from foleygen.cli.inputs import expand_folder
 
     jobs: list[Job] = []
+    problems: list[Problem] = []
     for raw in inputs:
         path = Path(raw).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            found = expand_folder(path, VIDEO_EXTENSIONS)
             if not found:
-                raise MediaError("folder holds no video files", path)
-            jobs += [Job(p, duration, p.stem) for p in found]
+                problems.append((path, "folder holds no video files (in it or below)"))
+            for entry in found:
+                if entry.problem is None:
+                    jobs.append(Job(entry.path, duration, entry.path.stem))
+                else:
+                    problems.append((entry.path, entry.problem))
         elif path.suffix.lower() == ".csv":
-            jobs += _read_csv(path, duration)
+            rows, bad = _read_csv(path, duration)
+            jobs += rows
+            problems += bad
         else:
             # A missing or broken file is that file's failure, reported when its turn comes.
             jobs.append(Job(path, duration, path.stem))
+    unique = list({job.path: job for job in jobs}.values())  # the same file given twice runs once
     seen: dict[str, Path] = {}
-    for job in jobs:
-        if job.stem in seen and seen[job.stem] != job.path:
-            raise ConfigError(f"two inputs would write the same outputs {job.stem!r}: {seen[job.stem]} and {job.path}")
+    kept = []
+    for job in unique:
+        if job.stem in seen:
+            problems.append(
+                (job.path, f"would write the same outputs ({job.stem}.*) as {quote_path(seen[job.stem])}; rename one")
+            )
+            continue
         seen[job.stem] = job.path
-    unique = {job.path: job for job in jobs}  # the same file given twice runs once
-    return list(unique.values())
+        kept.append(job)
+    return kept, problems
 
 
-def _read_csv(path: Path, duration: float | None) -> list[Job]:
-    from foleygen.errors import DataError
+def _read_csv(path: Path, duration: float | None) -> tuple[list[Job], list[Problem]]:
+    """Jobs from the rows of a ``path[,duration]`` CSV; each bad row is a problem and is skipped."""
+    from foleygen.io._common import not_a_file_problem
 
-    if not path.is_file():
-        raise DataError("CSV file not found", path)
-    jobs = []
-    with open(path, newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh), start=1):
-            row = [cell.strip() for cell in row]
-            if not row or not row[0] or row[0].startswith("#"):
+    problem = not_a_file_problem(path)
+    if problem is not None:
+        return [], [(path, problem.replace("media file", "CSV file"))]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        return [], [(path, f"not a text CSV list (byte {err.start} is not UTF-8)")]
+    if "\x00" in text:
+        return [], [(path, "not a text CSV list (it holds NUL bytes: a binary file?)")]
+    jobs: list[Job] = []
+    problems: list[Problem] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:  # e.g. a field past csv's size limit: that row only
+            problems.append((path, f"line {reader.line_num}: not a CSV row ({err}); row skipped"))
+            continue
+        lineno = reader.line_num
+        row = [cell.strip() for cell in row]
+        if not any(row) or row[0].startswith("#"):
+            continue
+        if lineno == 1 and row[0].lower() in ("path", "video", "file"):
+            continue  # header
+        if not row[0]:
+            problems.append((path, f"line {lineno}: no video path in the first column; row skipped"))
+            continue
+        video = Path(row[0]).expanduser()
+        video = video if video.is_absolute() else path.parent / video
+        seconds = duration
+        if len(row) > 1 and row[1]:
+            try:
+                seconds = float(row[1])
+            except ValueError:
+                problems.append((path, f"line {lineno}: duration {row[1]!r} is not a number; row skipped"))
                 continue
-            if lineno == 1 and row[0].lower() in ("path", "video", "file"):
-                continue  # header
-            video = Path(row[0]).expanduser()
-            video = video if video.is_absolute() else path.parent / video
-            seconds = duration
-            if len(row) > 1 and row[1]:
-                try:
-                    seconds = float(row[1])
-                except ValueError:
-                    raise DataError(f"line {lineno}: duration {row[1]!r} is not a number", path) from None
-                if seconds <= 0:
-                    raise DataError(f"line {lineno}: duration must be positive, got {row[1]}", path)
-            jobs.append(Job(video, seconds, video.stem))
-    return jobs
+            if not (math.isfinite(seconds) and seconds > 0):
+                problems.append(
+                    (path, f"line {lineno}: duration must be a positive number of seconds, got {row[1]!r}; row skipped")
+                )
+                continue
+        jobs.append(Job(video, seconds, video.stem))
+    return jobs, problems
 
 
 def planned_outputs(job: Job, outdir: Path, args: argparse.Namespace) -> list[Path]:
@@ -197,6 +247,39 @@ def write_outputs(job: Job, wav: Any, sample_rate: int, args: argparse.Namespace
     return written
 
 
+def _spare_the_inputs(jobs: list[Job], outdir: Path, args: argparse.Namespace) -> tuple[list[Job], list[Problem]]:
+    """Refuse jobs whose outputs would replace an input file (``-o`` the videos' own folder with the
+    .mp4 they came as): writing would destroy the video being read."""
+    inputs = {}
+    for job in jobs:
+        try:
+            inputs[job.path.resolve()] = job
+        except OSError:  # a link loop: its own failure comes when it is opened
+            continue
+    kept, problems = [], []
+    for job in jobs:
+        clash = None
+        for out in planned_outputs(job, outdir, args):
+            try:
+                resolved = out.resolve()
+            except OSError:
+                continue
+            if resolved in inputs:
+                clash = (out, inputs[resolved].path)
+                break
+        if clash is None:
+            kept.append(job)
+        else:
+            problems.append(
+                (
+                    job.path,
+                    f"its output {quote_path(clash[0])} would replace the input {quote_path(clash[1])}; "
+                    "choose another -o",
+                )
+            )
+    return kept, problems
+
+
 def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
     """Consecutive jobs with the same duration setting, ``size`` at most per batch."""
     batches: list[list[Job]] = []
@@ -212,15 +295,26 @@ def run(args: argparse.Namespace) -> int:
     """Generate for every input; print a summary (or JSON); exit 1 if any input failed."""
     from foleygen.api import FoleyGen
     from foleygen.errors import ConfigError, one_line
+    from foleygen.io._common import make_output_dir
+    from foleygen.staging import remove_stale_temporaries
     from foleygen.utils import progress
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.duration is not None and args.duration <= 0:
-        raise ConfigError(f"--duration must be positive, got {args.duration}")
-    outdir = Path(args.output).expanduser()
-    outdir.mkdir(parents=True, exist_ok=True)
-    jobs = collect_jobs(args.inputs, args.duration)
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise ConfigError(f"--duration must be a positive number of seconds, got {args.duration}")
+    outdir = make_output_dir(Path(args.output).expanduser())
+    args.output = str(outdir)  # write_outputs writes where the folder was made (a "~" expanded)
+    leftovers = remove_stale_temporaries(outdir)  # of an earlier run that was killed mid-write
+    if leftovers and not args.quiet:
+        print(
+            f"foleygen generate: removed {len(leftovers)} unfinished temporary file(s) of an interrupted run "
+            f"in {quote_path(outdir)}",
+            file=sys.stderr,
+        )
+    jobs, problems = collect_jobs(args.inputs, args.duration)
+    jobs, clashes = _spare_the_inputs(jobs, outdir, args)
+    problems += clashes
     skipped = []
     if args.skip_existing:
         skipped = [j for j in jobs if all(p.is_file() for p in planned_outputs(j, outdir, args))]
@@ -235,6 +329,11 @@ def run(args: argparse.Namespace) -> int:
     def report_failure(job: Job, err: Exception) -> None:
         message = one_line(err, job.path)
         failed.append((job, message))
+        print(f"foleygen generate: failed: {message}", file=sys.stderr)
+
+    for path, problem in problems:  # known before any work: said first, counted as failed
+        message = f"{quote_path(path)}: {problem}"
+        failed.append((Job(path, None, path.stem), message))
         print(f"foleygen generate: failed: {message}", file=sys.stderr)
 
     def generate(batch: list[Job]) -> None:

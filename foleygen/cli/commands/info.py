@@ -48,17 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def expand(paths: list[str], recursive: bool = False) -> list[tuple[str, str | None]]:
     """Each argument as ``(path, None)``; a directory becomes its media files, sorted by name, or
-    ``(directory, problem)`` when it holds none."""
+    ``(directory, problem)`` when it holds none. Entries named like media that cannot be files (broken
+    links, loops, FIFOs, folders) come with their problem too."""
+    from foleygen.cli.inputs import expand_folder
+
     result: list[tuple[str, str | None]] = []
     for raw in paths:
         p = Path(raw)
         if not p.is_dir():
             result.append((raw, None))
             continue
-        pattern = p.rglob("*") if recursive else p.iterdir()
-        found = sorted(str(f) for f in pattern if f.is_file() and f.suffix.lower() in MEDIA_EXTENSIONS)
+        found = expand_folder(p, MEDIA_EXTENSIONS, recursive=recursive)
         if found:
-            result.extend((f, None) for f in found)
+            result.extend((str(e.path), e.problem) for e in found)
         else:
             where = "in it or below" if recursive else "in it (try -r for subdirectories)"
             result.append((raw, f"directory with no media files {where}"))
@@ -67,19 +69,19 @@ def expand(paths: list[str], recursive: bool = False) -> list[tuple[str, str | N
 
 def run(args: argparse.Namespace) -> int:
     """Print one JSON line per file; errors go to stderr, one line each. Exit 1 if any file failed."""
-    from foleygen.errors import FoleyGenError
+    from foleygen.errors import one_line, quote_path
     from foleygen.io import probe
 
     failed = 0
     for path, problem in expand(args.paths, args.recursive):
         if problem is not None:
-            print(f"foleygen info: error: {path}: {problem}", file=sys.stderr)
+            print(f"foleygen info: error: {quote_path(path)}: {problem}", file=sys.stderr)
             failed += 1
             continue
         try:
             info = probe(path)
-        except FoleyGenError as err:
-            print(f"foleygen info: error: {err}", file=sys.stderr)
+        except Exception as err:  # ours, or a bug met by this file: either way the others are still described
+            print(f"foleygen info: error: {one_line(err, path)}", file=sys.stderr)
             failed += 1
             continue
         print(json.dumps(info.to_dict()), flush=True)
