@@ -28,12 +28,13 @@ import dataclasses
 import math
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from foleygen.checkpoint import CONFIG_NAME, load_checkpoint_dir, save_checkpoint_dir
@@ -392,6 +393,26 @@ class FoleyGen:
         """
         wavs = self.generate_list(videos, seed=seed, progress=progress, fps_of_tensors=fps_of_tensors)
         return _pad_stack(wavs)
+
+    def stream(
+        self,
+        frames: Iterable[torch.Tensor | np.ndarray],
+        *,
+        fps: float,
+        seed: int = 0,
+        params: GenerationParams | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Live generation: ``uint8 [H, W, 3]`` frames at ``fps`` in, audio chunks ``[C, n]`` out as soon as
+        they are final (:mod:`foleygen.stream`).
+
+        The codes equal those :meth:`generate_codes` makes for the same frames (a ``[F, H, W, 3]`` tensor
+        at ``fps_of_tensors=fps``) and seed; the audio equals :meth:`generate`'s up to float rounding at
+        the joins. ``params`` overrides the decoding settings for this call only. Needs a cross-attention
+        model with a ``causal`` or ``frame_specific`` mask (a ``full`` mask looks at the whole window).
+        """
+        from foleygen.stream import stream
+
+        return stream(self, frames, fps=fps, seed=seed, params=params)
 
     def generate_continuation(
         self,

@@ -36,6 +36,10 @@ class VisualEncoder(nn.Module, abc.ABC):
     dim: int
     trainable: bool = False
     chunk_multiple: int | None = None
+    #: previous input frames a feature depends on, when that is a fixed number (``compact``: 1 with its
+    #: temporal difference): a stream is then encoded piece by piece after that many carried frames
+    #: (:mod:`foleygen.stream`). ``None``: use ``chunk_multiple``, or the encoder cannot stream.
+    stream_context: int | None = None
 
     @property
     def input_fps(self) -> float:

@@ -106,6 +106,7 @@ class CompactVisualEncoder(VisualEncoder):
         self.fps = float(cfg.fps)
         self.image_size = int(cfg.image_size)
         self.dim = int(cfg.dim)
+        self.stream_context = 1 if cfg.temporal_diff else 0  # feature f sees frames f and f - 1
         blocks: list[nn.Module] = []
         in_ch = 6 if cfg.temporal_diff else 3
         for i, out_ch in enumerate(cfg.channels):
