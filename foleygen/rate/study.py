@@ -37,6 +37,8 @@ DEFAULT_QUESTIONS: tuple[tuple[str, str], ...] = (
 DEFAULT_AB_QUESTION = "Which soundtrack fits the video better?"
 SCALE = ("Bad", "Poor", "Fair", "Good", "Excellent")  # ITU-T P.800 absolute category rating, 1..5
 ANCHOR_KINDS = ("shuffled", "delayed")
+#: video codecs every current browser plays in MP4; others (e.g. MPEG-4 part 2) are re-encoded to H.264
+BROWSER_VIDEO_CODECS = frozenset({"h264", "vp9", "av1"})
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 
 
@@ -242,7 +244,7 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
     if not videos:
         raise DataError(f"no videos ({', '.join(VIDEO_EXTENSIONS)})", config.videos)
     sources = [s for s in config.systems if s.role != "anchor"]
-    usable: list[tuple[Path, float, dict[str, tuple[Any, int]]]] = []
+    usable: list[tuple[Path, Any, dict[str, tuple[Any, int]]]] = []
     skipped = 0
     for video in videos:
         try:
@@ -263,7 +265,7 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
             log(f"skipped {video.name}: {err}")
             skipped += 1
             continue
-        usable.append((video, info.duration, tracks))
+        usable.append((video, info, tracks))
     if not usable:
         raise DataError("no video could be paired with every system's audio", config.videos)
     stems = [v.stem for v, _, _ in usable]
@@ -281,12 +283,13 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
         store = Store.create(tmp / DB_NAME, _meta(config))
         system_ids = {s.name: store.add_system(s.name, s.role) for s in config.systems}
         media: dict[tuple[str, str], int] = {}
-        for vi, (video, duration, tracks) in enumerate(usable):
-            video_id = store.add_video(video.stem, duration)
+        for vi, (video, info, tracks) in enumerate(usable):
+            video_id = store.add_video(video.stem, info.duration)
+            reencode = True if info.video_codec not in BROWSER_VIDEO_CODECS else None
             for si, s in enumerate(config.systems):
                 file = f"{vi:04d}-{si:02d}.mp4"
                 wav, sr = tracks[s.name]
-                mux(video, wav, sr, tmp / MEDIA_DIR / file)
+                mux(video, wav, sr, tmp / MEDIA_DIR / file, reencode_video=reencode)
                 media[video.stem, s.name] = store.add_media(video_id, system_ids[s.name], file)
             log(f"muxed {video.name} with {len(config.systems)} soundtracks")
         _add_trials(store, config, stems, media)
