@@ -205,6 +205,10 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return parts
 
+    def _checked_route(self) -> list[str]:
+        parts = self._route()
+        return ["-"] if parts is None else parts  # "-" matches no route: a 404
+
     def _rater(self, token: str) -> Any:
         return self.server.store.rater_by_token(token)
 
@@ -216,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:  # noqa: N802
-        parts = self._parts = self._route() or ["-"]
+        parts = self._parts = self._checked_route()
         match parts:
             case []:
                 self._page("index.html")
@@ -237,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._not_found()
 
     def do_POST(self) -> None:  # noqa: N802
-        parts = self._parts = self._route() or ["-"]
+        parts = self._parts = self._checked_route()
         match parts:
             case ["api", "r", token, "answer"] if rater := self._rater(token):
                 pass

@@ -57,6 +57,7 @@ def answer_body(state, value=4, choice="left"):
 
 def test_a_rater_answers_everything_and_resumes(server, study):
     token = tokens(study)["alice"]
+    assert b"personal link" in request(server, "GET", "/")[2]
     status, headers, page = request(server, "GET", f"/r/{token}")
     assert status == 200 and b"/static/rate.js" in page and headers["Referrer-Policy"] == "no-referrer"
     state = json.loads(request(server, "GET", f"/api/r/{token}/state")[2])

@@ -9,6 +9,7 @@
   let played = []; // per clip: heard to the end at least once
   let current = 0; // MOS: the question that the digit keys answer
   let sending = false;
+  let generation = 0; // bumped per trial: events of a previous trial's clips must not count for this one
 
   function showError(text) {
     $("error").textContent = text;
@@ -51,13 +52,15 @@
     shownAt = Date.now();
     current = 0;
     played = trial.clips.map(() => false);
+    const gen = ++generation;
     const clips = $("clips");
+    clips.querySelectorAll("video").forEach((v) => { v.pause(); v.removeAttribute("src"); v.load(); });
     clips.replaceChildren();
     trial.clips.forEach((src, i) => {
       const video = el("video", { id: `clip${i}`, src, controls: "", preload: "auto", playsinline: "" });
-      video.addEventListener("ended", () => markPlayed(i));
+      video.addEventListener("ended", () => markPlayed(gen, i));
       video.addEventListener("timeupdate", () => {
-        if (video.duration && video.currentTime >= video.duration - 0.25) markPlayed(i);
+        if (video.duration && video.currentTime >= video.duration - 0.25) markPlayed(gen, i);
       });
       video.addEventListener("play", () => {
         document.querySelectorAll("#clips video").forEach((v) => v !== video && v.pause());
@@ -91,8 +94,8 @@
     first.play().catch(() => {}); // autoplay may be refused until the first click; the controls remain
   }
 
-  function markPlayed(i) {
-    if (!played[i]) { played[i] = true; update(); }
+  function markPlayed(gen, i) {
+    if (gen === generation && !played[i]) { played[i] = true; update(); }
   }
 
   function answers() {
