@@ -10,6 +10,8 @@
   (:mod:`foleygen.vision.imagebind`);
 * ``mobilenet_v2`` — torchvision's ImageNet MobileNetV2, pooled 1280-d per frame
   (:mod:`foleygen.vision.mobilenet`);
+* ``efficientnet_lite0`` — EfficientNet-Lite0 (ImageNet, converted from TF), pooled 1280-d per frame
+  (:mod:`foleygen.vision.efficientnet`);
 * ``compact`` — small trainable CNN (:mod:`foleygen.vision.compact`).
 
 Backends are imported lazily so that ``compact`` never imports transformers.
@@ -114,17 +116,27 @@ def _load_mobilenet_v2(path_or_dir: PathLike, *, fps: float | None = None, **opt
     return MobileNetV2VisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
 
 
+@register_visual_encoder("efficientnet_lite0")
+def _load_efficientnet_lite0(path_or_dir: PathLike, *, fps: float | None = None, **options: Any) -> VisualEncoder:
+    from foleygen.vision.efficientnet import EfficientNetLite0VisualEncoder
+
+    _check_options("efficientnet_lite0", EfficientNetLite0VisualEncoder.from_pretrained, options)
+    return EfficientNetLite0VisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
+
+
 def load_visual_encoder(
     kind: str, path_or_dir: PathLike = None, *, fps: float | None = None, **options: Any
 ) -> VisualEncoder:
     """Build the visual encoder ``kind`` (see the module docstring).
 
     Args:
-        kind: one of :data:`VISUAL_ENCODERS` (``clip, vit, videomae, imagebind, mobilenet_v2, compact``).
+        kind: one of :data:`VISUAL_ENCODERS` (``clip, vit, videomae, imagebind, mobilenet_v2,
+            efficientnet_lite0, compact``).
         path_or_dir: checkpoint directory (``save_pretrained`` output, or for ``imagebind`` the
-            ``imagebind_huge.pth`` file, for ``mobilenet_v2`` the ``.pth`` or its directory);
-            ``None`` for ``compact`` builds a fresh random encoder, for ``mobilenet_v2`` loads the
-            installed weight package's file (sha256-checked).
+            ``imagebind_huge.pth`` file, for ``mobilenet_v2`` / ``efficientnet_lite0`` the ``.pth`` or
+            its directory); ``None`` for ``compact`` builds a fresh random encoder, for
+            ``mobilenet_v2`` / ``efficientnet_lite0`` loads the installed weight package's file
+            (sha256-checked).
         fps: the *feature* rate wanted (``encoder.fps``); per-frame encoders read frames at this rate,
             ``videomae`` at ``fps * tubelet_size``. ``None`` keeps the backend's default.
         options: backend options, e.g. ``chunk_size``, ``bf16``, ``tokens`` (see each backend).

