@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from foleygen.errors import CheckpointError
+from foleygen.staging import hold
 from foleygen.utils import temp_dir_beside
 
 CHECKPOINT_DIRNAME = "checkpoints"
@@ -77,20 +78,22 @@ def write_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     path = root / step_dir_name(step)
     tmp = temp_dir_beside(path)
-    try:
-        save_file(cpu_state(weights), str(tmp / "model.safetensors"))
-        if ema_weights is not None:
-            save_file(cpu_state(ema_weights), str(tmp / "ema.safetensors"))
-        torch.save(state, tmp / STATE_FILE)
-        export(tmp / "pretrained")
-        fsync_dir(tmp)
-        if path.exists():  # re-saving the same step (e.g. final == periodic)
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-        fsync_dir(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # Held while written: another run's remove_stale_temporaries leaves it alone; once we die, it does not.
+    with hold(tmp):
+        try:
+            save_file(cpu_state(weights), str(tmp / "model.safetensors"))
+            if ema_weights is not None:
+                save_file(cpu_state(ema_weights), str(tmp / "ema.safetensors"))
+            torch.save(state, tmp / STATE_FILE)
+            export(tmp / "pretrained")
+            fsync_dir(tmp)
+            if path.exists():  # re-saving the same step (e.g. final == periodic)
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+            fsync_dir(root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     old = sorted(p for p in root.iterdir() if _STEP_DIR.match(p.name) and p != path)
     for stale in old[: max(0, len(old) - max(0, keep - 1))]:
         shutil.rmtree(stale, ignore_errors=True)
@@ -164,13 +167,14 @@ def copy_atomic(source: Path, directory: Path) -> None:
     """Copy the directory ``source`` to ``directory`` via a temp copy and a rename."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_dir_beside(directory)
-    try:
-        shutil.copytree(source, tmp / "out")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp / "out", directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with hold(tmp):
+        try:
+            shutil.copytree(source, tmp / "out")
+            if directory.exists():
+                shutil.rmtree(directory)
+            os.replace(tmp / "out", directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 __all__ = [

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+from foleygen.staging import hold
+from foleygen.utils import temp_file_beside
 
 
 class JsonlLog:
@@ -24,6 +29,50 @@ class JsonlLog:
         self.fh.close()
 
 
+def trim_jsonl(path: Path, last_step: int) -> int:
+    """Keep only the records of ``path`` a resumed run has not redone; return how many were dropped.
+
+    A run killed after its last checkpoint logged steps that the resumed run logs again, and may have
+    died in the middle of a line. So before resuming at ``last_step`` the file is rewritten (atomically:
+    a temporary beside it, renamed over it) with only the complete, parseable records whose ``step`` is
+    at most ``last_step``. A missing file is left missing.
+    """
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return 0
+    kept: list[bytes] = []
+    dropped = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            step = record["step"]
+            fits = isinstance(step, int) and step <= last_step
+        except (ValueError, TypeError, KeyError):
+            fits = False  # a half-written last line, or something that is not one of our records
+        if fits:
+            kept.append(line)
+        else:
+            dropped += 1
+    if not dropped:
+        return 0
+    tmp = temp_file_beside(path)
+    with hold(tmp):
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(b"".join(line + b"\n" for line in kept))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+    return dropped
+
+
 def tensorboard_writer(path: Path) -> Any:
     """A ``SummaryWriter`` writing under ``path``, or None when tensorboard is not installed."""
     try:
@@ -33,4 +82,4 @@ def tensorboard_writer(path: Path) -> Any:
     return SummaryWriter(str(path))
 
 
-__all__ = ["JsonlLog", "tensorboard_writer"]
+__all__ = ["JsonlLog", "tensorboard_writer", "trim_jsonl"]

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from foleygen.config import parse_config, to_dict
 from foleygen.errors import ConfigError, DataError
+from foleygen.staging import remove_stale_temporaries
 from foleygen.train import distributed as fdist
 from foleygen.train.batches import epoch_loader, move_to
 from foleygen.train.checkpoints import (
@@ -57,7 +58,7 @@ from foleygen.train.ema import EMA
 from foleygen.train.optim import build_optimizer, build_scheduler
 from foleygen.train.rng import preserved_rng, rng_state, seed_all, set_rng_state
 from foleygen.train.run_config import RunConfig
-from foleygen.train.run_log import JsonlLog, tensorboard_writer
+from foleygen.train.run_log import JsonlLog, tensorboard_writer, trim_jsonl
 from foleygen.train.task import ExtraOptimizer, TrainTask, build_task, parse_run_config
 from foleygen.train.train_config import TrainConfig
 from foleygen.utils import native_bf16
@@ -154,6 +155,7 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.resumed_from: Path | None = None
+        self.resume = resume
         if resume:
             if resume_from is not None:
                 self._load_checkpoint(resume_from)
@@ -224,7 +226,13 @@ class Trainer:
         cfg, info = self.cfg, self.info
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            # A killed run's leftovers: half-written checkpoints (and `final/` copies) nobody holds any more.
+            remove_stale_temporaries(self.out_dir / CHECKPOINT_DIRNAME)
+            remove_stale_temporaries(self.out_dir)
             (self.out_dir / "config.json").write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
+            if self.resume:
+                # Records the killed run wrote past its checkpoint would otherwise appear twice.
+                trim_jsonl(self.out_dir / "metrics.jsonl", self.step)
             self.log = JsonlLog(self.out_dir / "metrics.jsonl")
             if cfg.tensorboard:
                 self.writer = tensorboard_writer(self.out_dir / "tb")
