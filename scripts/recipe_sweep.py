@@ -83,7 +83,7 @@ def precompute_onsets(caches: list[Path], codec_path: Path, device: str) -> None
     """
     from foleygen.codecs import load_codec
     from foleygen.data.cache import CacheReader
-    from foleygen.train.onset_weights import codec_key, load_or_compute_onsets
+    from foleygen.train.recipes.synthfoley.onset_data import codec_key, load_or_compute_onsets
     from foleygen.utils import resolve_device
 
     where = resolve_device(None if device == "auto" else device)

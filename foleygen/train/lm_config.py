@@ -3,7 +3,9 @@
 The trainer parses a YAML once into it (unknown sections and keys fail, naming the nearest valid one).
 Two sections are completed later, when the cache is open, and only their keys are checked here: ``lm``
 (an :class:`~foleygen.lm.model.LMConfig` whose data-side numbers default to the cache's) and
-``visual.config`` (a :class:`~foleygen.vision.compact.CompactVisualConfig`).
+``visual.config`` (a :class:`~foleygen.vision.compact.CompactVisualConfig`). The ``labels`` and ``onsets``
+sections configure the SynthFoley recipe's loss terms (:mod:`foleygen.train.recipes.synthfoley`); a field
+made with :func:`~foleygen.train.loss_terms.loss_term_section` is where a recipe's section goes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from foleygen.api import GenerationParams
 from foleygen.config import KEYS_OF
 from foleygen.lm.model import LMConfig
-from foleygen.train.onset_weights import OnsetLossConfig
+from foleygen.train.loss_terms import loss_term_section
+from foleygen.train.recipes.synthfoley import LabelLossConfig, OnsetLossConfig
 from foleygen.train.run_config import RunConfig
 from foleygen.vision.compact import CompactVisualConfig
 
@@ -38,20 +41,6 @@ class LMDataConfig:
     val_splits: list[str] = field(default_factory=lambda: ["val"])
     allow_partial: bool = False
     hflip: float = 0.0
-
-
-@dataclass
-class LabelLossConfig:
-    """``labels:`` of an LM training config (see :mod:`foleygen.train.lm_task`).
-
-    Attributes:
-        weight: weight of the clip-label loss next to the codes' cross-entropy (0 = off). Needs a
-            jointly trained (``compact``) encoder and labels in the cache.
-        separator: splits a clip's label into its classes (SynthFoley writes ``drum+glass``).
-    """
-
-    weight: float = 0.0
-    separator: str = "+"
 
 
 @dataclass
@@ -99,7 +88,9 @@ class LMRunConfig(RunConfig):
         data: the cache and the clips' length (required).
         lm: :class:`~foleygen.lm.model.LMConfig` fields; num_codebooks, cardinality, frame_rate, fps and
             visual_dim default to the cache's.
-        visual / codec / samples / labels / onsets: the sections of the same names.
+        visual / codec / samples: the sections of the same names.
+        labels / onsets: the SynthFoley recipe's loss terms (:mod:`foleygen.train.recipes.synthfoley`),
+            off by default; the task builds the terms of its loss-term sections in this order.
         generation: :class:`~foleygen.api.GenerationParams` fields, for the samples and the checkpoint.
     """
 
@@ -109,8 +100,8 @@ class LMRunConfig(RunConfig):
     codec: LMCodecSection = field(default_factory=LMCodecSection)
     generation: dict[str, Any] = field(default_factory=dict, metadata={KEYS_OF: GenerationParams})
     samples: LMSamplesSection = field(default_factory=LMSamplesSection)
-    labels: LabelLossConfig = field(default_factory=LabelLossConfig)
-    onsets: OnsetLossConfig = field(default_factory=OnsetLossConfig)
+    labels: LabelLossConfig = loss_term_section(LabelLossConfig)
+    onsets: OnsetLossConfig = loss_term_section(OnsetLossConfig)
 
 
 __all__ = [
@@ -119,5 +110,4 @@ __all__ = [
     "LMRunConfig",
     "LMSamplesSection",
     "LMVisualSection",
-    "LabelLossConfig",
 ]

@@ -3,46 +3,27 @@
 Data comes from a cache made by ``foleygen prepare`` (codes + frozen-encoder features, or frames for a
 trainable encoder). The model is :class:`LMWithVisual`: the :class:`~foleygen.lm.model.AudioLM`, plus the
 ``compact`` visual encoder when the config trains one jointly (then the cache holds frames and the
-encoder runs inside the model). Loss: cross-entropy over the real (unpadded) audio frames, averaged
-over the K codebooks; per-codebook loss and accuracy are logged. Classifier-free-guidance condition
-dropout happens inside ``AudioLM.compute_logits`` in training mode (``lm.cfg_dropout``).
+encoder runs inside the model, and the audio loss trains it too). The paper's loss: cross-entropy over the
+K code streams, on the real (unpadded) audio frames and averaged over the codebooks; the LM applies the
+delay pattern inside ``compute_logits``, so logits and targets are aligned per stream. Per-codebook loss
+and accuracy are logged. Classifier-free-guidance condition dropout happens inside
+``AudioLM.compute_logits`` in training mode (``lm.cfg_dropout``).
 
-Clip labels as a second signal for a jointly trained encoder (``labels.weight > 0``). The paper's
-frozen encoders (CLIP, ImageBind) arrive knowing what objects look like; the compact encoder learns
-only from the audio loss, which says little about *which* object is hitting until the LM already
-knows. With clip labels in the cache (SynthFoley: the classes of its on-screen events, ``a+b``), a
-linear head scores every frame's features for every class, a clip's score for a class is its best
-frame's (multiple-instance learning: the class is in the clip if some frame shows it), and a binary
-cross-entropy against the clip's classes is added to the loss with that weight. The head exists only
-in training; the saved FoleyGen checkpoint holds the encoder it shaped.
-
-Onset-weighted code loss (``onsets.weight > 0``, :mod:`foleygen.train.onset_weights`): the audio frames
-around each onset of the true audio count ``1 + weight`` in the codes' cross-entropy, because impacts
-decide a Foley track's timing and timbre while being a small share of its frames.
-
-Visual onset loss for a jointly trained encoder (``onsets.visual_weight > 0``): the same onsets, as one
-target per video frame (an onset of the true audio falls within it, or not). A head of one 1-D
-convolution over five neighbouring frames' features (the contact shows in the frame after an impact
-as often as in its own) scores every frame, and their binary cross-entropy over the real frames is
-added with that weight. Like the label head, it exists only in training.
-
-Visual onset-class loss (``onsets.class_weight > 0`` with ``onsets.events``, a directory of SynthFoley-style
-event files): a third head, of the same shape, scores every frame for every class (an on-screen impact
-of that class falls within the frame), with a binary cross-entropy over the real frames of the clips
-that have an event file. It tells the encoder which object is hitting now, not only which are in the clip.
+Recipes add to that loss through plug-in :class:`~foleygen.train.loss_terms.LossTerm` s, built from the
+run config's loss-term sections (the SynthFoley recipe's ``labels:`` and ``onsets:``,
+:mod:`foleygen.train.recipes.synthfoley`): their training-only heads become modules of the model, their
+frame weights weight the cross-entropy, and their losses are added with their weights.
 
 Config sections (see configs/*.yaml; parsed once into :class:`~foleygen.train.lm_config.LMRunConfig`,
 unknown names failing)::
 
-    data:   {cache, duration, train_splits, val_splits, allow_partial}
+    data:   {cache, duration, train_splits, val_splits, allow_partial, hflip}
     codec:  {path, num_codebooks}        # default path: the codec the cache was made with
     visual: {kind, path, options}        # frozen: how the checkpoint reloads it; compact: {kind, config}
-    labels: {weight, separator}           # clip-label loss on a compact encoder's frames (0: off)
-    onsets: {weight, before, after, visual_weight,   # extra weight of the frames near onsets (0: off);
-             class_weight, events}        # visual onset (and onset-class) loss on a compact encoder's frames
     lm:     LMConfig fields; num_codebooks/cardinality/frame_rate/fps/visual_dim default to the cache's
     generation: {top_k, top_p, temperature, cfg_coef}   # TensorBoard samples and the saved checkpoint
     samples: {num}                        # validation clips generated for TensorBoard
+    labels: / onsets:                     # the SynthFoley recipe's loss terms (off by default)
 
 ``save_pretrained`` writes a FoleyGen checkpoint (``foleygen.api.FoleyGen.save_pretrained``), loadable
 with ``FoleyGen.from_pretrained(dir)``.
@@ -63,14 +44,7 @@ from foleygen.data.datasets import CachedClipDataset, collate_clips
 from foleygen.errors import ConfigError
 from foleygen.lm.model import AudioLM, LMConfig
 from foleygen.train.lm_config import LMRunConfig
-from foleygen.train.onset_weights import (
-    codec_key,
-    load_clip_impacts,
-    load_or_compute_onsets,
-    onset_class_targets,
-    onset_frame_targets,
-    onset_frame_weights,
-)
+from foleygen.train.loss_terms import LMOutputs, LossTerm, LossTermContext, build_loss_terms
 from foleygen.train.task import register_task
 from foleygen.vision.base import VisualEncoder
 
@@ -79,62 +53,32 @@ _FROM_CACHE = ("num_codebooks", "cardinality", "frame_rate", "fps", "visual_dim"
 
 
 class LMWithVisual(nn.Module):
-    """The trained module: ``lm`` (AudioLM) and, when trained jointly, ``visual`` (compact encoder).
+    """The trained module: ``lm`` (AudioLM), ``visual`` (compact encoder) when trained jointly, and the loss
+    terms' training-only ``heads`` (:mod:`foleygen.train.loss_terms`), registered under their names.
 
-    ``forward(codes [B, K, T], visual)`` -> ``(logits [B, K, T, card], heads)``, where ``visual`` is
-    features ``[B, F, D]`` (frozen encoder, from the cache) or uint8 frames ``[B, F, S, S, 3]``
-    (``visual`` set), and ``heads`` holds the training-only heads' scores: ``"labels"`` (clip scores
-    ``[B, C]``, when the run has ``num_labels`` classes), ``"onsets"`` (frame scores ``[B, F]``, with
-    ``onset_head``) and ``"onset_classes"`` (frame-and-class scores ``[B, F, C']``, with
-    ``num_onset_classes`` = C'). Parameter names (``lm.*``, ``visual.*``) are those of a FoleyGen
-    checkpoint; ``label_head.*``, ``onset_head.*`` and ``onset_class_head.*`` are training-only
-    (:data:`TRAINING_ONLY`).
+    ``forward(codes [B, K, T], visual)`` -> ``(logits [B, K, T, card], head scores by head name)``, where
+    ``visual`` is features ``[B, F, D]`` (frozen encoder, from the cache) or uint8 frames
+    ``[B, F, S, S, 3]`` (``visual`` set). Parameter names ``lm.*`` and ``visual.*`` are those of a FoleyGen
+    checkpoint; the heads' (``<head name>.*``, :attr:`head_names`) are training-only.
     """
 
     def __init__(
-        self,
-        lm: AudioLM,
-        visual: VisualEncoder | None = None,
-        num_labels: int = 0,
-        onset_head: bool = False,
-        num_onset_classes: int = 0,
+        self, lm: AudioLM, visual: VisualEncoder | None = None, heads: dict[str, nn.Module] | None = None
     ) -> None:
         super().__init__()
         self.lm = lm
         self.visual = visual
-        self.label_head = nn.Linear(lm.visual_dim, num_labels) if num_labels else None
-        self.onset_head = nn.Conv1d(lm.visual_dim, 1, kernel_size=5, padding=2) if onset_head else None
-        self.onset_class_head = (
-            nn.Conv1d(lm.visual_dim, num_onset_classes, kernel_size=5, padding=2) if num_onset_classes else None
-        )
+        for name, head in (heads or {}).items():
+            if hasattr(self, name):
+                raise ConfigError(f"a loss term's head is named {name!r}, which the model already has")
+            self.add_module(name, head)
+        self.head_names: tuple[str, ...] = tuple(heads or {})
 
     def features(self, visual: torch.Tensor) -> torch.Tensor:
         """Features ``[B, F, D]`` from what the cache stores."""
         if self.visual is None:
             return visual
         return self.visual(self.visual.preprocess(visual))
-
-    def label_logits(self, features: torch.Tensor, visual_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Clip scores ``[B, C]``: per class, the best score of a real frame of ``features [B, F, D]``.
-
-        ``visual_mask [B, F]`` (True = a real frame) keeps padding frames out of the max.
-        """
-        assert self.label_head is not None
-        per_frame = self.label_head(features.float())  # [B, F, C]
-        if visual_mask is not None:
-            per_frame = per_frame.masked_fill(~visual_mask[:, :, None], float("-inf"))
-        return per_frame.amax(dim=1)
-
-    def onset_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Frame scores ``[B, F]`` (an onset of the audio falls within frame f) from ``features [B, F, D]``."""
-        assert self.onset_head is not None
-        return self.onset_head(features.float().transpose(1, 2))[:, 0]
-
-    def onset_class_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Frame-and-class scores ``[B, F, C']`` (an on-screen impact of class c falls within frame f)
-        from ``features [B, F, D]``."""
-        assert self.onset_class_head is not None
-        return self.onset_class_head(features.float().transpose(1, 2)).transpose(1, 2)
 
     def forward(
         self,
@@ -145,18 +89,8 @@ class LMWithVisual(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         features = self.features(visual)
         logits = self.lm.compute_logits(codes, features, drop_condition=drop_condition)
-        heads = {}
-        if self.label_head is not None:
-            heads["labels"] = self.label_logits(features, visual_mask)
-        if self.onset_head is not None:
-            heads["onsets"] = self.onset_logits(features)
-        if self.onset_class_head is not None:
-            heads["onset_classes"] = self.onset_class_logits(features)
-        return logits, heads
-
-
-#: parameter-name prefixes of :class:`LMWithVisual`'s training-only heads (not in a FoleyGen checkpoint)
-TRAINING_ONLY = ("label_head.", "onset_head.", "onset_class_head.")
+        # the heads run here, inside the model's forward, so a compiled training step covers them too
+        return logits, {name: getattr(self, name)(features, visual_mask) for name in self.head_names}
 
 
 class _FrozenEncoderSpec(VisualEncoder):
@@ -234,172 +168,43 @@ class LMTask:
         self.codec_cfg.setdefault("path", self.reader.codec.get("name"))
         self.generation = dict(run.generation)
         self.num_samples = run.samples.num
-        self.labels = run.labels
-        self.label_classes = self._label_classes() if self.labels.weight > 0 else []
-        self._label_index = {c: i for i, c in enumerate(self.label_classes)}
-        self.onset_loss = run.onsets
         self._codec: Any = None
-        self._onsets: dict[str, list[float]] | None = None
-        if self.onset_loss.visual_weight > 0 and not self.trainable_visual:
-            raise ConfigError(
-                "onsets.visual_weight > 0 trains the visual encoder on the audio's onsets; set visual.kind: compact"
-            )
-        if self.onset_loss.weight > 0 or self.onset_loss.visual_weight > 0:
-            self.clip_onsets()  # before training starts (decoding the cache takes a while the first time)
-        self.clip_impacts: dict[str, list[tuple[float, str]]] = {}
-        self.onset_classes: list[str] = []
-        self._onset_class_index: dict[str, int] = {}
-        if self.onset_loss.class_weight > 0:
-            if not self.trainable_visual:
-                raise ConfigError(
-                    "onsets.class_weight > 0 trains the visual encoder on the events' classes; set visual.kind: compact"
-                )
-            assert self.onset_loss.events is not None  # (OnsetLossConfig checks it)
-            self.clip_impacts = load_clip_impacts(self.onset_loss.events, [c.id for c in self.reader.clips])
-            train = set(self.data.train_splits)
-            self.onset_classes = sorted(
-                {name for c in self.reader.clips if c.split in train for _, name in self.clip_impacts.get(c.id, [])}
-            )
-            self._onset_class_index = {c: i for i, c in enumerate(self.onset_classes)}
-            if not self.onset_classes:
-                raise ConfigError(
-                    "onsets.class_weight > 0 but no training clip has an on-screen impact", self.onset_loss.events
-                )
+        self.terms: list[LossTerm] = build_loss_terms(
+            run,
+            LossTermContext(
+                reader=self.reader,
+                train_splits=list(self.data.train_splits),
+                trainable_visual=self.trainable_visual,
+                frame_rate=float(self.lm_config.frame_rate),
+                fps=float(self.lm_config.fps),
+                codec=lambda: self.codec(),
+                codec_name=str(self.codec_cfg.get("path")),
+            ),
+        )
+
+    # -------------------------------------------------------------------------------- loss terms
+    def term(self, name: str) -> LossTerm:
+        """This run's loss term called ``name`` (``KeyError`` naming the run's terms when it has none)."""
+        for term in self.terms:
+            if term.name == name:
+                return term
+        raise KeyError(f"no loss term {name!r} in this run (it has {[t.name for t in self.terms]})")
+
+    def frame_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """Loss weights ``float [B, T]`` of a batch's audio frames: the product of the terms' (``None`` when
+        no term weights frames)."""
+        weights = None
+        for term in self.terms:
+            w = term.frame_weights(batch)
+            if w is not None:
+                weights = w if weights is None else weights * w
+        return weights
 
     # ------------------------------------------------------------------------------ config checks
     def _visual_config(self) -> Any:
         from foleygen.vision.compact import CompactVisualConfig
 
         return from_dict(CompactVisualConfig, dict(self.visual_cfg.get("config") or {}), "visual.config")
-
-    def _label_classes(self) -> list[str]:
-        """Sorted classes of the training clips' labels (the label head's outputs)."""
-        if not self.trainable_visual:
-            raise ConfigError("labels.weight > 0 trains the visual encoder on clip labels; set visual.kind: compact")
-        if not self.labels.separator:
-            raise ConfigError("labels.separator must not be empty")
-        train = set(self.data.train_splits)
-        classes = {
-            name.strip()
-            for clip in self.reader.clips
-            if clip.split in train and clip.label
-            for name in clip.label.split(self.labels.separator)
-            if name.strip()
-        }
-        if not classes:
-            raise ConfigError("labels.weight > 0 but no training clip has a label", self.reader.cache_dir)
-        return sorted(classes)
-
-    def label_targets(self, labels: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(targets float [B, C], known bool [B])``: multi-hot classes of each clip's label.
-
-        A clip without a label is ``known = False`` (it adds nothing to the label loss); classes outside
-        the training vocabulary (a validation-only class) are ignored.
-        """
-        index = self._label_index
-        targets = torch.zeros(len(labels), len(index))
-        for b, label in enumerate(labels):
-            for name in (label or "").split(self.labels.separator):
-                if name.strip() in index:
-                    targets[b, index[name.strip()]] = 1.0
-        known = torch.tensor([bool(label) for label in labels], dtype=torch.bool)
-        return targets, known
-
-    def _label_loss(
-        self, label_logits: torch.Tensor, labels: list[str | None]
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Binary cross-entropy of ``label_logits [B, C]`` over the labelled clips, and its accuracy."""
-        targets, known = self.label_targets(labels)
-        targets, known = targets.to(label_logits.device), known.to(label_logits.device)
-        bce = F.binary_cross_entropy_with_logits(label_logits.float(), targets, reduction="none").mean(dim=1)  # [B]
-        n = known.sum().clamp_min(1)
-        loss = (bce * known).sum() / n
-        with torch.no_grad():
-            hit = ((label_logits > 0).float() == targets).float().mean(dim=1)  # [B]
-            acc = float((hit * known).sum() / n)
-        return loss, {"label_loss": float(loss.detach()), "label_acc": acc}
-
-    def clip_onsets(self) -> dict[str, list[float]]:
-        """Onset times (s) of every cached clip's true audio, ``{clip id: [...]}`` (computed once; see
-        :mod:`foleygen.train.onset_weights`)."""
-        if self._onsets is None:
-            codec = self.codec()
-            device = next(codec.parameters()).device
-            self._onsets = load_or_compute_onsets(
-                self.reader,
-                lambda codes: codec.decode(codes.to(device)),
-                int(codec.sample_rate),
-                codec_key(str(self.codec_cfg.get("path"))),
-                batch_size=self.onset_loss.batch_size,
-            )
-        return self._onsets
-
-    def _crop_starts(self, batch: dict[str, Any]) -> list[float]:
-        """Where each of the batch's crops starts in its clip, in seconds."""
-        rate = float(self.lm_config.frame_rate)
-        return [a / rate for a in batch.get("audio_starts") or [0] * len(batch["ids"])]
-
-    def frame_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
-        """Loss weights ``float [B, T]`` of a batch's audio frames (``None`` when onset weighting is off)."""
-        if self.onset_loss.weight <= 0:
-            return None
-        onsets = self.clip_onsets()
-        weights = onset_frame_weights(
-            [onsets.get(i, []) for i in batch["ids"]],
-            self._crop_starts(batch),
-            batch["codes"].shape[-1],
-            float(self.lm_config.frame_rate),
-            self.onset_loss,
-        )
-        return weights.to(batch["codes"].device)
-
-    def _visual_onset_loss(
-        self, onset_logits: torch.Tensor, batch: dict[str, Any]
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Binary cross-entropy of ``onset_logits [B, F]`` against the frames holding a true onset, over
-        the real frames, with the F1 of ``logit > 0`` as a frame-level detector (pooled over the batch)."""
-        onsets = self.clip_onsets()
-        targets = onset_frame_targets(
-            [onsets.get(i, []) for i in batch["ids"]],
-            self._crop_starts(batch),
-            onset_logits.shape[1],
-            float(self.lm_config.fps),
-        ).to(onset_logits.device)
-        real = batch.get("visual_mask")
-        real = torch.ones_like(targets, dtype=torch.bool) if real is None else real.to(onset_logits.device)
-        bce = F.binary_cross_entropy_with_logits(onset_logits.float(), targets, reduction="none")
-        loss = (bce * real).sum() / real.sum().clamp_min(1)
-        with torch.no_grad():
-            said = (onset_logits > 0) & real
-            hits = float((said & (targets > 0)).sum())
-            f1 = 2 * hits / max(float(said.sum()) + float(((targets > 0) & real).sum()), 1.0)
-        return loss, {"visual_onset_loss": float(loss.detach()), "visual_onset_f1": f1}
-
-    def _visual_onset_class_loss(
-        self, class_logits: torch.Tensor, batch: dict[str, Any]
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Binary cross-entropy of ``class_logits [B, F, C]`` against the frames' on-screen impact classes,
-        over the real frames of clips with an event file, and the share of impact frames whose best-scored
-        class is a true one (pooled over the batch)."""
-        targets, known = onset_class_targets(
-            [self.clip_impacts.get(i) for i in batch["ids"]],
-            self._crop_starts(batch),
-            class_logits.shape[1],
-            float(self.lm_config.fps),
-            self._onset_class_index,
-        )
-        targets, known = targets.to(class_logits.device), known.to(class_logits.device)
-        real = batch.get("visual_mask")
-        real = torch.ones(targets.shape[:2], dtype=torch.bool, device=targets.device) if real is None else real
-        real = real.to(class_logits.device) & known[:, None]  # [B, F]
-        bce = F.binary_cross_entropy_with_logits(class_logits.float(), targets, reduction="none").mean(dim=2)
-        loss = (bce * real).sum() / real.sum().clamp_min(1)
-        with torch.no_grad():
-            impact = (targets.sum(dim=2) > 0) & real  # [B, F]
-            best = class_logits.argmax(dim=2, keepdim=True)  # [B, F, 1]
-            right = targets.gather(2, best)[..., 0] > 0
-            acc = float((right & impact).sum()) / max(float(impact.sum()), 1.0)
-        return loss, {"visual_onset_class_loss": float(loss.detach()), "visual_onset_class_acc": acc}
 
     def _lm_config(self, lm: dict[str, Any]) -> LMConfig:
         r = self.reader
@@ -438,13 +243,9 @@ class LMTask:
             from foleygen.vision.compact import CompactVisualEncoder
 
             visual = CompactVisualEncoder(self._visual_config())
-        return LMWithVisual(
-            AudioLM(self.lm_config),
-            visual,
-            num_labels=len(self.label_classes),
-            onset_head=self.onset_loss.visual_weight > 0,
-            num_onset_classes=len(self.onset_classes),
-        )
+        lm = AudioLM(self.lm_config)
+        heads = {name: head for term in self.terms for name, head in term.heads(self.lm_config.visual_dim).items()}
+        return LMWithVisual(lm, visual, heads)
 
     def build_datasets(self) -> tuple[CachedClipDataset, CachedClipDataset | None]:
         """Train/validation crops of ``data.duration`` from the cache."""
@@ -464,51 +265,42 @@ class LMTask:
         return collate_clips(items)
 
     def loss(self, model: nn.Module, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Masked cross-entropy (+ ``labels.weight`` x the clip-label loss + ``onsets.visual_weight`` x the
-        visual onset loss + ``onsets.class_weight`` x the visual onset-class loss); the call goes through
-        ``model(...)``.
+        """Masked cross-entropy of the codes, weighted per frame by the terms that weight frames, plus each
+        term's loss times its weight; the call goes through ``model(...)``.
 
-        With labels or the visual onset loss, the logged ``loss`` is the total and ``code_loss`` the
-        codes' cross-entropy alone (comparable with runs without them). With onset weights the loss
-        optimised is the weighted cross-entropy (``weighted_loss``); ``code_loss`` and the per-codebook
-        metrics stay unweighted.
+        With terms that add a loss, the logged ``loss`` is the total and ``code_loss`` the codes'
+        cross-entropy alone (comparable with runs without them). With frame weights the loss optimised is
+        the weighted cross-entropy (``weighted_loss``); ``code_loss`` and the per-codebook metrics stay
+        unweighted.
         """
-        logits, heads = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
+        outputs = self._outputs(model, batch)
         weights = self.frame_weights(batch)
-        loss, metrics = masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"], weights)
+        loss, metrics = masked_codebook_metrics(outputs.logits, batch["codes"], batch["codes_mask"], weights)
         K = batch["codes"].shape[1]
         if weights is not None:
             metrics["weighted_loss"] = float(loss.detach())
             metrics["code_loss"] = sum(metrics[f"loss_cb{k}"] for k in range(K)) / K  # unweighted
-        if heads:
-            metrics.setdefault("code_loss", float(loss.detach()))
-        if "labels" in heads:
-            label_loss, label_metrics = self._label_loss(heads["labels"], batch["labels"])
-            metrics.update(label_metrics)
-            loss = loss + self.labels.weight * label_loss
-        if "onsets" in heads:
-            onset_loss, onset_metrics = self._visual_onset_loss(heads["onsets"], batch)
-            metrics.update(onset_metrics)
-            loss = loss + self.onset_loss.visual_weight * onset_loss
-        if "onset_classes" in heads:
-            class_loss, class_metrics = self._visual_onset_class_loss(heads["onset_classes"], batch)
-            metrics.update(class_metrics)
-            loss = loss + self.onset_loss.class_weight * class_loss
+        for term in self.terms:
+            term_loss, term_metrics = term.loss(batch, outputs)
+            if term_loss is not None:
+                metrics.setdefault("code_loss", float(loss.detach()))  # (before the first term's is added)
+                loss = loss + term.weight * term_loss
+            metrics.update(term_metrics)
         return loss, metrics
 
     @torch.no_grad()
     def validate(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, float]:
-        """Conditional loss/accuracy (eval mode: no condition dropout), per codebook too (and the heads' metrics)."""
-        logits, heads = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
-        loss, metrics = masked_codebook_metrics(logits, batch["codes"], batch["codes_mask"])
+        """Conditional loss/accuracy (eval mode: no condition dropout), per codebook too (and the terms' metrics)."""
+        outputs = self._outputs(model, batch)
+        loss, metrics = masked_codebook_metrics(outputs.logits, batch["codes"], batch["codes_mask"])
         metrics["loss"] = float(loss)
-        if "labels" in heads:
-            metrics.update(self._label_loss(heads["labels"], batch["labels"])[1])
-        if "onsets" in heads:
-            metrics.update(self._visual_onset_loss(heads["onsets"], batch)[1])
-        if "onset_classes" in heads:
-            metrics.update(self._visual_onset_class_loss(heads["onset_classes"], batch)[1])
+        for term in self.terms:
+            metrics.update(term.validate(batch, outputs))
         return metrics
+
+    def _outputs(self, model: nn.Module, batch: dict[str, Any]) -> LMOutputs:
+        logits, heads = model(batch["codes"], batch["visual"], visual_mask=batch.get("visual_mask"))
+        return LMOutputs(logits, heads)
 
     # ---------------------------------------------------------------------------- checkpoints
     def codec(self) -> Any:
@@ -586,7 +378,8 @@ class LMTask:
             if diff:
                 raise CheckpointError(f"its LM config differs from this run's ({'; '.join(diff[:4])})", directory)
         inner: LMWithVisual = getattr(model, "module", model)
-        wanted = {k for k in inner.state_dict() if not k.startswith(TRAINING_ONLY)}  # the heads start fresh
+        # the terms' heads start fresh
+        wanted = {k for k in inner.state_dict() if k.split(".", 1)[0] not in inner.head_names}
         picked = {k: v for k, v in state.items() if k in wanted}
         missing = sorted(wanted - set(picked))
         if missing:

@@ -8,9 +8,9 @@ from torch import nn
 from foleygen.data.cache import CacheReader, ShardWriter, init_cache, make_fingerprint
 from foleygen.errors import ConfigError
 from foleygen.train.lm_task import LMTask, masked_codebook_metrics
-from foleygen.train.onset_weights import (
+from foleygen.train.recipes.synthfoley import OnsetLossConfig
+from foleygen.train.recipes.synthfoley.onset_data import (
     SIDECAR,
-    OnsetLossConfig,
     compute_onsets,
     load_clip_impacts,
     load_or_compute_onsets,
@@ -69,8 +69,7 @@ def click_cache(tmp_path):
 
 
 def test_frame_weights_cover_the_window_around_each_onset():
-    cfg = OnsetLossConfig(weight=3.0, before=0.04, after=0.06)
-    w = onset_frame_weights([[0.5], []], [0.0, 0.0], 50, 50.0, cfg)
+    w = onset_frame_weights([[0.5], []], [0.0, 0.0], 50, 50.0, weight=3.0, before=0.04, after=0.06)
     assert w.shape == (2, 50)
     # onset at frame 25: frames 23, 24 (40 ms before) and 25, 26, 27 (60 ms after) weigh 4
     assert torch.nonzero(w[0] == 4.0).flatten().tolist() == [23, 24, 25, 26, 27]
@@ -79,16 +78,15 @@ def test_frame_weights_cover_the_window_around_each_onset():
 
 
 def test_frame_weights_follow_the_crop_and_clip_at_its_edges():
-    cfg = OnsetLossConfig(weight=1.0, before=0.04, after=0.06)
     # the crop starts at 0.4 s: the onset at 0.5 s is crop frame 5; one at 0.41 s hangs over the start
-    w = onset_frame_weights([[0.5], [0.41], [5.0]], [0.4, 0.4, 0.4], 20, 50.0, cfg)
+    w = onset_frame_weights([[0.5], [0.41], [5.0]], [0.4, 0.4, 0.4], 20, 50.0, weight=1.0, before=0.04, after=0.06)
     assert torch.nonzero(w[0] == 2.0).flatten().tolist() == [3, 4, 5, 6, 7]
     assert torch.nonzero(w[1] == 2.0).flatten().tolist() == [0, 1, 2, 3]
     assert bool((w[2] == 1.0).all())  # outside the crop
 
 
 def test_zero_weight_gives_ones_and_negative_values_are_refused():
-    w = onset_frame_weights([[0.5]], [0.0], 50, 50.0, OnsetLossConfig(weight=0.0))
+    w = onset_frame_weights([[0.5]], [0.0], 50, 50.0, weight=0.0, before=0.06, after=0.1)
     assert bool((w == 1.0).all())
     with pytest.raises(ConfigError, match="must be >= 0"):
         OnsetLossConfig(weight=-1.0)
@@ -287,7 +285,7 @@ def assert_head_stays_out_of_checkpoints(task, model, head, directory):
 def test_visual_onset_loss_teaches_the_encoder_when_sounds_start(flash_cache, monkeypatch):
     monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
     task, model, batch, val = task_model_batch(flash_config(flash_cache))
-    assert model.onset_head is not None and model.label_head is None
+    assert model.head_names == ("onset_head",)
     loss, metrics = task.loss(model, batch, 0)
     assert {"code_loss", "visual_onset_loss", "visual_onset_f1"} <= set(metrics)
     assert float(loss.detach()) == pytest.approx(metrics["code_loss"] + metrics["visual_onset_loss"], rel=1e-5)
@@ -297,7 +295,8 @@ def test_visual_onset_loss_teaches_the_encoder_when_sounds_start(flash_cache, mo
     # the encoder and its head alone (the LM's loss has nothing to do with this and costs most)
     opt = torch.optim.Adam([*model.visual.parameters(), *model.onset_head.parameters()], lr=1e-2)
     for _ in range(80):
-        loss, metrics = task._visual_onset_loss(model.onset_logits(model.features(batch["visual"])), batch)
+        scores = model.onset_head(model.features(batch["visual"]))[..., 0]  # [B, F]
+        loss, metrics = task.term("visual_onsets").score_loss(scores, batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -331,7 +330,7 @@ def test_one_codec_directory_named_two_ways_shares_the_onsets(click_cache, monke
     (tmp_path / "codec").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "codec")
     first = LMTask(click_task_config(click_cache, codec={"path": str(tmp_path / "codec")}, onsets={"weight": 1.0}))
-    assert calls and set(first.clip_onsets()) == set(CLICKS)
+    assert calls and set(first.term("onset_weights").onsets()) == set(CLICKS)
     decoded = len(calls)
     LMTask(click_task_config(click_cache, codec={"path": str(tmp_path / "link")}, onsets={"weight": 1.0}))
     assert len(calls) == decoded  # read from the sidecar, not decoded again
@@ -420,8 +419,8 @@ def test_onset_class_loss_teaches_the_encoder_which_object_hits(colour_flash_cac
 
     monkeypatch.setattr(LMTask, "codec", lambda self: ClickCodec())
     task, model, batch, val = task_model_batch(colour_config(colour_flash_cache))
-    assert task.onset_classes == ["glass", "wood"]  # metal is heard off screen or spinning only
-    assert model.onset_class_head is not None and model.onset_head is None
+    assert task.term("onset_classes").classes == ["glass", "wood"]  # metal is heard off screen or spinning only
+    assert model.head_names == ("onset_class_head",)
     loss, metrics = task.loss(model, batch, 0)
     assert {"visual_onset_class_loss", "visual_onset_class_acc"} <= set(metrics)
     expected = metrics["code_loss"] + 2.0 * metrics["visual_onset_class_loss"]
@@ -432,8 +431,8 @@ def test_onset_class_loss_teaches_the_encoder_which_object_hits(colour_flash_cac
     # the encoder and its head alone: red flashes are glass, blue ones wood
     opt = torch.optim.Adam([*model.visual.parameters(), *model.onset_class_head.parameters()], lr=1e-2)
     for _ in range(80):
-        scores = model.onset_class_logits(model.features(batch["visual"]))
-        loss, metrics = task._visual_onset_class_loss(scores, batch)
+        scores = model.onset_class_head(model.features(batch["visual"]))  # [B, F, C]
+        loss, metrics = task.term("onset_classes").score_loss(scores, batch)
         opt.zero_grad()
         loss.backward()
         opt.step()

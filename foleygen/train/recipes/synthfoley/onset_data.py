@@ -1,37 +1,22 @@
-"""Onset-weighted code loss: the audio frames around each sound onset count more in the LM's loss.
+"""Where the SynthFoley recipe's onset terms get their targets: onsets of the true audio, impacts of events.
 
-Why: in Foley the instants that matter are the impacts. A struck object's first 100 ms decide what it
-sounds like (the LM keeps to a timbre once it has started one) and when it sounds; the frames of ringing
-tails and silence around them are far more numerous and easy to predict, so a plain per-frame average
-spends most of its gradient on them. Weighting the frames from ``before`` seconds ahead of each onset
-to ``after`` seconds past it by ``1 + weight`` puts the loss where a listener's attention is: the
-pre-onset frames teach not to strike early, the post-onset frames teach the timbre.
+Onsets of the true audio (:func:`load_or_compute_onsets`): the cache's own codes, decoded with the run's
+codec, through the evaluation's onset detector (:func:`foleygen.eval.onsets.detect_onsets`). So any cache
+works, without annotations, and the onsets are those the codec can reproduce. They are computed once per
+cache and detector and kept beside the cache in ``onsets.json`` (a read-only cache just recomputes them
+each run). From them: per-frame weights of the codes' loss around each onset
+(:func:`onset_frame_weights`) and per-video-frame onset targets (:func:`onset_frame_targets`).
 
-Where onsets come from: the cache's own codes, decoded with the run's codec, through the evaluation's
-onset detector (:func:`foleygen.eval.onsets.detect_onsets`). So any cache works, without annotations,
-and the onsets are those the codec can reproduce. They are computed once per cache and detector and
-kept beside the cache in ``onsets.json`` (a read-only cache just recomputes them each run).
-
-The same onsets also give a jointly trained visual encoder a signal of its own (``visual_weight > 0``,
-used by :mod:`foleygen.train.lm_task`): a small head on the visual features predicts, for every video
-frame, whether the true audio has an onset within that frame (:func:`onset_frame_targets`). Through the
-codes' loss alone the encoder learns *when* things hit only once the LM has learnt to listen to it,
-which takes most of a CPU budget; the frame targets tell it directly from the first step, again
-without annotations.
-
-Where a data set knows *what* made each sound (SynthFoley's event files: time, class, on screen or not),
-the encoder can be told that too (``class_weight > 0`` with ``events`` naming the directory of those
-files): a second head predicts, for every video frame, which classes have an on-screen impact within
-it (:func:`onset_class_targets`). The clip labels say which objects a clip holds; only these frame
-targets say which of them is the one hitting now, which the codes' loss alone teaches only after
-thousands of steps (the timbre of the right object at the right frame is what class accuracy scores).
+Impacts with their classes (:func:`load_clip_impacts`): SynthFoley's event files (time, class, on screen or
+not), where a data set knows *what* made each sound; from them, per-video-frame class targets
+(:func:`onset_class_targets`). Why each target helps: :mod:`foleygen.train.recipes.synthfoley.onsets`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,43 +25,9 @@ import torch
 
 from foleygen.config import atomic_write_text
 from foleygen.data.cache import CacheReader
-from foleygen.errors import ConfigError
 from foleygen.eval.onsets import OnsetDetectorConfig, detect_onsets
 
 SIDECAR = "onsets.json"
-
-
-@dataclass
-class OnsetLossConfig:
-    """``onsets:`` of an LM training config (see the module docstring).
-
-    Attributes:
-        weight: extra weight of the frames near an onset (a frame counts ``1 + weight``; 0 = off).
-        before: seconds before an onset that count as near it.
-        after: seconds after an onset that count as near it.
-        batch_size: clips decoded at once when the onsets are first computed.
-        visual_weight: weight of the visual onset loss (see the module docstring; 0 = off). Needs a
-            jointly trained (``compact``) visual encoder.
-        class_weight: weight of the visual onset-class loss (see the module docstring; 0 = off). Needs
-            a jointly trained encoder and ``events``.
-        events: directory of per-clip event files, ``<events>/<clip id>.json`` in SynthFoley's format
-            (``{"events": [{"time", "class", "kind", "offscreen"}, ...]}``; ``foleygen synth``'s output).
-    """
-
-    weight: float = 0.0
-    before: float = 0.06
-    after: float = 0.1
-    batch_size: int = 32
-    visual_weight: float = 0.0
-    class_weight: float = 0.0
-    events: str | None = None
-
-    def __post_init__(self) -> None:
-        if min(self.weight, self.before, self.after, self.visual_weight, self.class_weight) < 0:
-            got = f"{self.weight}, {self.before}, {self.after}, {self.visual_weight}, {self.class_weight}"
-            raise ConfigError(f"onsets: weight, before, after, visual_weight and class_weight must be >= 0 (got {got})")
-        if self.class_weight > 0 and not self.events:
-            raise ConfigError("onsets.class_weight > 0 needs onsets.events: the directory of the clips' event files")
 
 
 def compute_onsets(
@@ -155,7 +106,10 @@ def onset_frame_weights(
     starts: Sequence[float],
     num_frames: int,
     frame_rate: float,
-    config: OnsetLossConfig,
+    *,
+    weight: float,
+    before: float,
+    after: float,
 ) -> torch.Tensor:
     """Per-frame loss weights ``float [B, T]`` (``T = num_frames``) of a batch of crops.
 
@@ -164,22 +118,23 @@ def onset_frame_weights(
         starts: per clip, where its crop starts (s) in the clip.
         num_frames: audio frames per crop.
         frame_rate: audio frames per second; frame ``t`` spans ``[t, t + 1) / frame_rate``.
-        config: weight and window.
+        weight: a frame near an onset weighs ``1 + weight`` (0: all frames weigh 1).
+        before / after: seconds before / after an onset that count as near it.
 
     A frame is near an onset at time ``o`` (crop time) when it overlaps ``[o - before, o + after)``.
     """
     weights = torch.ones(len(onsets), num_frames)
-    if config.weight <= 0:
+    if weight <= 0:
         return weights
     for b, (times, start) in enumerate(zip(onsets, starts, strict=True)):
         for t in times:
             o = float(t) - float(start)
             # (the epsilon keeps float noise such as 0.56 * 50 = 28.000000000000004 off the frame count)
-            first = int(np.floor((o - config.before) * frame_rate + 1e-6))
-            last = int(np.ceil((o + config.after) * frame_rate - 1e-6))  # exclusive
+            first = int(np.floor((o - before) * frame_rate + 1e-6))
+            last = int(np.ceil((o + after) * frame_rate - 1e-6))  # exclusive
             first, last = max(first, 0), min(last, num_frames)
             if first < last:
-                weights[b, first:last] = 1.0 + config.weight
+                weights[b, first:last] = 1.0 + weight
     return weights
 
 
