@@ -54,6 +54,7 @@ METRICS: dict[str, tuple[str, str | None]] = {
     "fad-panns": ("FAD (PANNs)", "panns"),
     "fad-passt": ("FAD (PaSST)", "passt"),
     "fad-synthfoley": ("FAD (SynthFoley classifier)", "synthfoley"),
+    "fad-aisfx": ("FD-aisfx (sound-effects CNN, not VGGish)", "aisfx"),
     "kl-panns": ("KL (PANNs)", "panns"),
     "kl-passt": ("KL (PaSST)", "passt"),
     "is-panns": ("IS (PANNs)", "panns"),

@@ -77,6 +77,12 @@ def _load_synthfoley(path: Path | None, **options: Any) -> AudioEmbedder:
     return load_synthfoley_embedder(path)
 
 
+def _load_aisfx(path: Path | None, **options: Any) -> AudioEmbedder:
+    from foleygen.eval.aisfx import load_aisfx
+
+    return load_aisfx(path)
+
+
 EMBEDDERS: dict[str, EmbedderSpec] = {
     "vggish": EmbedderSpec(
         "vggish",
@@ -100,6 +106,8 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
         _load_passt,
     ),
     "synthfoley": EmbedderSpec("synthfoley", None, "foleygen/assets/event_classifier", "built in", _load_synthfoley),
+    # No environment variable: without a path the installed package's file is used (sha256-checked).
+    "aisfx": EmbedderSpec("aisfx", None, "checkpoint.pth", "pip install --no-deps aisfx==0.1.2", _load_aisfx),
 }
 
 
