@@ -144,6 +144,8 @@ def _retrieval(effects, embedder):
             continue
         cand = sorted((b for b in range(len(effects)) if b != a and not src[a] & src[b]), key=lambda b: -sim[a, b])
         rel = np.array([kind_of.get(effects[b].index) == kind_of[e.index] for b in cand], dtype=float)
+        if not rel.any():  # no other effect of its kind from another source: AP is undefined
+            continue
         hits.append(rel[0])
         aps.append(float(np.mean((np.cumsum(rel) / np.arange(1, len(rel) + 1))[rel > 0])))
     return float(np.mean(hits)), float(np.mean(aps))
