@@ -17,7 +17,7 @@ switches the model's linears, norms and attentions to one **decoding path** in p
     ``torch.ops.mkldnn`` ops: offered only on the torch releases they were tested on,
     :data:`ONEDNN_TESTED_TORCH`, unless asked for by name).
 ``native``
-    the C kernels of :mod:`foleygen.lm.native`: float32 rows through bf16/fp16 weights widened on the
+    the C++ torch ops of :mod:`foleygen.lm.native`: float32 rows through bf16/fp16 weights widened on the
     fly, and one-query attention over float32 or bf16 KV caches (``gemv`` linears for float32 models).
 
 Which is fastest is not assumed: on first use :func:`calibrate` times a few decoding steps of the model

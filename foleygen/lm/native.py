@@ -16,12 +16,15 @@ The second kernel attends one query per row and head over cached keys and values
 (:func:`attend_one`): cheaper than PyTorch's fused kernel for one query, and with bf16 caches it
 reads half the bytes, which matters late in long clips, where attention outweighs the linears.
 
-How. The C source below is compiled on first use with the system's C compiler (``$CC``, else ``cc``)
-into ``$FOLEYGEN_CACHE/native`` (default ``~/.cache/foleygen/native``), once per source, flags and
-machine; a compiler that rejects ``-march=native`` gets a portable build. The library is loaded with
-``ctypes`` (no PyTorch headers, so compiling takes well under a second). Without a compiler, or with
-``FOLEYGEN_NATIVE=0``, :func:`available` is False and callers take PyTorch's paths, which compute the
-same product up to rounding order.
+How. The C++ source ``foleygen/lm/csrc/decoding.cpp`` registers the torch ops
+``torch.ops.foleygen_native.linear_half`` and ``attend_one``. It is built the way PyTorch builds JIT
+extensions (:func:`torch.utils.cpp_extension.load`: the C++ compiler ``$CXX``, else ``c++``, driven by
+``ninja``) on first use into ``$FOLEYGEN_CACHE/native`` (default ``~/.cache/foleygen/native``), once per
+source, flags, torch version and machine; later processes load the built library directly. It includes
+only the light ATen headers (no Python bindings), so the build takes ~10-20 s once, not minutes; a
+compiler that rejects ``-march=native`` gets a portable build. If the build fails (no compiler, no
+ninja), one log line says so, :func:`available` is False and callers take PyTorch's paths, which compute
+the same product up to rounding order; ``FOLEYGEN_NATIVE=0`` turns the kernels off.
 
 The kernel runs on the calling thread only; the ``native`` decoding path
 (:mod:`foleygen.lm.cpu_decoding`) therefore uses it only while PyTorch runs few threads
@@ -30,14 +33,16 @@ The kernel runs on the calling thread only; the ``native`` decoding path
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
 import os
 import platform
 import shutil
 import subprocess
-import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,216 +56,146 @@ log = logging.getLogger(__name__)
 #: step with it against 10.2 ms with oneDNN's parallel bf16 linear); more threads were not measured.
 MAX_THREADS = 2
 
-_SOURCE = r"""
-#include <stdint.h>
-#include <math.h>
-#include <string.h>
-
-static inline float widen(uint16_t h) {  /* bf16 -> float32: the bf16 bits are the top half */
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* float16 -> float32, exactly. Normal numbers: the exponent and mantissa bits move into place and
-   the exponent is rebiased by 127 - 15; infinities and NaNs get the all-ones exponent; zeros and
-   subnormals are their mantissa times 2^-24 (no float subnormals, so flushing them cannot bite). Plain
-   integer and float operations and selects, which the loops below vectorise on any compiler, unlike
-   _Float16, whose availability and conversions vary by compiler and target. */
-static inline float widen_f16(uint16_t h) {
-    uint32_t em = h & 0x7fffu;
-    uint32_t u = em >= 0x7c00u ? (em << 13) | 0x7f800000u : (em << 13) + (112u << 23);
-    float f;
-    memcpy(&f, &u, 4);
-    if (em < 0x400u) f = (float)em * 0x1p-24f;
-    memcpy(&u, &f, 4);
-    u |= (uint32_t)(h & 0x8000u) << 16;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* y[r, o] = sum_i x[r, i] * W[o, i] for rows r0 .. r0 + R - 1, reading each weight row once; W holds
-   16-bit numbers that WIDEN turns into float32. One named accumulator per row (not an array) is what
-   lets compilers vectorise the sums. */
-#define ROWS(SUFFIX, WIDEN)                                                                      \
-static void rows_1##SUFFIX(const uint16_t *W, const float *x, float *y, int64_t out, int64_t in,  \
-                           int64_t r0) {                                                          \
-    const float *x0 = x + r0 * in;                                                                \
-    for (int64_t o = 0; o < out; o++) {                                                           \
-        const uint16_t *w = W + o * in;                                                           \
-        float a0 = 0.f;                                                                           \
-        for (int64_t i = 0; i < in; i++) a0 += WIDEN(w[i]) * x0[i];                               \
-        y[r0 * out + o] = a0;                                                                     \
-    }                                                                                             \
-}                                                                                                 \
-static void rows_2##SUFFIX(const uint16_t *W, const float *x, float *y, int64_t out, int64_t in,  \
-                           int64_t r0) {                                                          \
-    const float *x0 = x + r0 * in, *x1 = x0 + in;                                                 \
-    for (int64_t o = 0; o < out; o++) {                                                           \
-        const uint16_t *w = W + o * in;                                                           \
-        float a0 = 0.f, a1 = 0.f;                                                                 \
-        for (int64_t i = 0; i < in; i++) {                                                        \
-            float wi = WIDEN(w[i]);                                                               \
-            a0 += wi * x0[i];                                                                     \
-            a1 += wi * x1[i];                                                                     \
-        }                                                                                         \
-        y[r0 * out + o] = a0;                                                                     \
-        y[(r0 + 1) * out + o] = a1;                                                               \
-    }                                                                                             \
-}                                                                                                 \
-static void rows_4##SUFFIX(const uint16_t *W, const float *x, float *y, int64_t out, int64_t in,  \
-                           int64_t r0) {                                                          \
-    const float *x0 = x + r0 * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;                   \
-    for (int64_t o = 0; o < out; o++) {                                                           \
-        const uint16_t *w = W + o * in;                                                           \
-        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;                                             \
-        for (int64_t i = 0; i < in; i++) {                                                        \
-            float wi = WIDEN(w[i]);                                                               \
-            a0 += wi * x0[i];                                                                     \
-            a1 += wi * x1[i];                                                                     \
-            a2 += wi * x2[i];                                                                     \
-            a3 += wi * x3[i];                                                                     \
-        }                                                                                         \
-        y[r0 * out + o] = a0;                                                                     \
-        y[(r0 + 1) * out + o] = a1;                                                               \
-        y[(r0 + 2) * out + o] = a2;                                                               \
-        y[(r0 + 3) * out + o] = a3;                                                               \
-    }                                                                                             \
-}
-ROWS(_bf16, widen)
-ROWS(_f16, widen_f16)
-
-/* Attention of one query per (batch row, head) over S keys: out[bh] = softmax(scale * K[bh] q[bh]) V[bh].
-   q, out float32 [BH, hd] contiguous; K, V [BH, S, hd] with rows of hd contiguous, (bh, s) strides in
-   elements; float32 or bf16 (kv_bf16). scores: caller's float32 buffer of S. */
-#define ATTEND(NAME, T, LOAD)                                                                   \
-static void NAME(const float *q, const T *K, const T *V, float *out, int64_t BH, int64_t S,     \
-                 int64_t hd, int64_t k_bh, int64_t k_s, int64_t v_bh, int64_t v_s,              \
-                 float scale, float *scores) {                                                  \
-    for (int64_t bh = 0; bh < BH; bh++) {                                                       \
-        const float *qb = q + bh * hd;                                                          \
-        const T *kb = K + bh * k_bh, *vb = V + bh * v_bh;                                       \
-        float top = -1e30f;                                                                     \
-        for (int64_t s = 0; s < S; s++) {                                                       \
-            const T *kr = kb + s * k_s;                                                         \
-            float d = 0.f;                                                                      \
-            for (int64_t i = 0; i < hd; i++) d += qb[i] * LOAD(kr[i]);                          \
-            d *= scale;                                                                         \
-            scores[s] = d;                                                                      \
-            if (d > top) top = d;                                                               \
-        }                                                                                       \
-        float total = 0.f;                                                                      \
-        for (int64_t s = 0; s < S; s++) { scores[s] = expf(scores[s] - top); total += scores[s]; } \
-        float *ob = out + bh * hd;                                                              \
-        for (int64_t i = 0; i < hd; i++) ob[i] = 0.f;                                           \
-        for (int64_t s = 0; s < S; s++) {                                                       \
-            const T *vr = vb + s * v_s;                                                         \
-            float p = scores[s] / total;                                                        \
-            for (int64_t i = 0; i < hd; i++) ob[i] += p * LOAD(vr[i]);                          \
-        }                                                                                       \
-    }                                                                                           \
-}
-#define SAME(x) (x)
-ATTEND(attend_f32, float, SAME)
-ATTEND(attend_bf16, uint16_t, widen)
-
-void foleygen_attend_one(const float *q, const void *K, const void *V, float *out, int64_t BH,
-                         int64_t S, int64_t hd, int64_t k_bh, int64_t k_s, int64_t v_bh, int64_t v_s,
-                         float scale, int kv_bf16, float *scores) {
-    if (kv_bf16)
-        attend_bf16(q, (const uint16_t *)K, (const uint16_t *)V, out, BH, S, hd, k_bh, k_s, v_bh, v_s, scale, scores);
-    else
-        attend_f32(q, (const float *)K, (const float *)V, out, BH, S, hd, k_bh, k_s, v_bh, v_s, scale, scores);
-}
-
-/* W bf16 (w_f16 = 0) or float16 (w_f16 = 1) [out, in], x float32 [rows, in], y float32 [rows, out];
-   all contiguous. */
-void foleygen_linear_half(const uint16_t *W, const float *x, float *y,
-                          int64_t out, int64_t in, int64_t rows, int w_f16) {
-    int64_t r = 0;
-    if (w_f16) {
-        for (; r + 4 <= rows; r += 4) rows_4_f16(W, x, y, out, in, r);
-        for (; r + 2 <= rows; r += 2) rows_2_f16(W, x, y, out, in, r);
-        for (; r < rows; r++) rows_1_f16(W, x, y, out, in, r);
-    } else {
-        for (; r + 4 <= rows; r += 4) rows_4_bf16(W, x, y, out, in, r);
-        for (; r + 2 <= rows; r += 2) rows_2_bf16(W, x, y, out, in, r);
-        for (; r < rows; r++) rows_1_bf16(W, x, y, out, in, r);
-    }
-}
-"""
+#: The first torch release whose stable C++ ABI has what the kernels' source uses.
+STABLE_ABI_TORCH = (2, 10)
+SOURCE = Path(__file__).with_name("csrc") / "decoding.cpp"
 
 # Reassociating the sums lets the compiler vectorise them; the result differs from PyTorch's only in
 # rounding order.
 _FLAGS = [
+    "-DTORCH_TARGET_VERSION=0x020a000000000000",  # the stable ABI of torch 2.10: works on later releases too
     "-O3",
     "-fno-math-errno",
     "-fassociative-math",
     "-fno-signed-zeros",
     "-fno-trapping-math",
     "-ffp-contract=fast",
-    "-shared",
-    "-fPIC",
 ]
 # Tried in order; 512-bit vectors where the CPU has them (compilers default to 256 on some x86 CPUs).
 _ARCH_FLAGS = (["-march=native", "-mprefer-vector-width=512"], ["-march=native"], [])
+# A build lock older than this was left by a killed process (cpp_extension would wait on it forever).
+_STALE_LOCK_S = 600.0
 
 
 def cache_dir() -> Path:
-    """Where compiled kernels are kept: ``$FOLEYGEN_CACHE/native`` or ``~/.cache/foleygen/native``."""
+    """Where built kernels are kept: ``$FOLEYGEN_CACHE/native`` or ``~/.cache/foleygen/native``."""
     root = os.environ.get("FOLEYGEN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "foleygen")
     return Path(root) / "native"
 
 
-def _compile(compiler: str, arch: list[str]) -> Path | None:
-    """The shared library for this source, compiler and flags: reused if present, else built atomically."""
+@dataclass(frozen=True)
+class _Kernels:
+    """The loaded ops (their ``.default`` overloads: the cheapest way to call a torch op from Python)."""
+
+    path: Path
+    linear: Callable[..., torch.Tensor]
+    attend: Callable[..., torch.Tensor]
+
+
+def _torch_release() -> tuple[int, int]:
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int(minor)
+
+
+def _compiler() -> str:
+    """The C++ compiler cpp_extension will run (its rule: ``$CXX``, else ``c++``; ``cl`` on Windows),
+    without importing it."""
+    return os.environ.get("CXX") or ("cl" if os.name == "nt" else "c++")
+
+
+def _ensure_ninja() -> None:
+    """cpp_extension runs ``ninja`` from ``PATH``; the pip package puts it beside the interpreter, which is
+    not on ``PATH`` when a virtual environment is used without activating it."""
+    if shutil.which("ninja"):
+        return
+    try:
+        import ninja  # the pip package (a foleygen dependency)
+    except ImportError:
+        return
+    os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+
+
+def _build(arch: list[str]) -> Path:
+    """The op library for this source, compiler, flags, torch and machine: loaded from the cache if built
+    there, else built by :func:`torch.utils.cpp_extension.load` (which loads it). Raises on failure."""
     flags = [*_FLAGS, *arch]
-    key = hashlib.sha256("\0".join([_SOURCE, compiler, *flags, platform.machine(), platform.node()]).encode())
-    target = cache_dir() / f"kernels-{key.hexdigest()[:16]}.so"  # both kernels, one library
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src, lib = Path(tmp) / "kernel.c", Path(tmp) / "kernel.so"
-        src.write_text(_SOURCE)
-        done = subprocess.run([compiler, *flags, str(src), "-o", str(lib)], capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            log.debug("native kernel: %s %s failed: %s", compiler, " ".join(arch), done.stderr.strip()[:500])
-            return None
-        os.replace(lib, target)  # atomic: a concurrent process sees the whole library or none
-    return target
+    compiler = _compiler()
+    parts = [SOURCE.read_text(), compiler, *flags, torch.__version__, platform.machine(), platform.node()]
+    name = f"foleygen_native_{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}"
+    directory = cache_dir() / name
+    library, done = directory / f"{name}.so", directory / "built"
+    if done.is_file() and library.is_file():  # skip cpp_extension's up-to-date check: ~0.3 s per process
+        torch.ops.load_library(str(library))
+        return library
+    from torch.utils import cpp_extension  # ~0.6 s to import: only when building
+
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = directory / "lock"
+    if lock.is_file() and time.time() - lock.stat().st_mtime > _STALE_LOCK_S:
+        lock.unlink(missing_ok=True)
+    _ensure_ninja()
+    log.info("building the native decoding kernels (once per machine and torch version) in %s", directory)
+    # cpp_extension's compiler-version banners (warnings and its logger) are muted: a failure raises, and
+    # _library logs it in one line.
+    quiet = logging.getLogger(cpp_extension.__name__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            built = cpp_extension.load(
+                name,
+                sources=[str(SOURCE)],
+                extra_cflags=flags,
+                build_directory=str(directory),
+                is_python_module=False,
+                verbose=False,
+            )
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # no half-built directory is left behind
+        raise
+    finally:
+        quiet.setLevel(level)
+    done.write_text(f"{built}\n")  # written last: a library without it is rebuilt (or waited for) by ninja
+    return Path(built)
+
+
+def _reason(err: BaseException, compiler: str) -> str:
+    """The line of a failed build that names the problem: the first line of the compiler's own output
+    (not cpp_extension's and ninja's lines around it, nor the echoed command), else the message's last."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    noise = ("Error building extension", "[", "FAILED:", "ninja: build stopped", compiler)
+    told = [line for line in lines if not line.startswith(noise)]
+    return (told or lines or [type(err).__name__])[0][:300]
 
 
 @lru_cache(maxsize=1)
-def _library() -> ctypes.CDLL | None:
+def _library() -> _Kernels | None:
     if os.environ.get("FOLEYGEN_NATIVE", "1") == "0":
         return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if not compiler:
-        log.debug("native kernel: no C compiler found; PyTorch's paths are used")
+    if _torch_release() < STABLE_ABI_TORCH:
+        log.warning("native decoding kernels unavailable (they need torch >= 2.10); decoding uses PyTorch's paths")
         return None
+    compiler = _compiler()
+    if not shutil.which(compiler):
+        log.warning("native decoding kernels unavailable (no C++ compiler %r); decoding uses PyTorch's paths", compiler)
+        return None
+    reason = "no build attempted"
     for arch in _ARCH_FLAGS:
         try:
-            path = _compile(compiler, arch)
-            if path is None:
-                continue
-            lib = ctypes.CDLL(str(path))
-        except (OSError, subprocess.SubprocessError) as err:
-            log.debug("native kernel: %s", err)
+            path = _build(arch)
+        except (RuntimeError, OSError, ImportError, ValueError, subprocess.SubprocessError) as err:  # cpp_extension's
+            reason = _reason(err, compiler)
+            log.debug("native kernels with %s: %s", arch or "portable flags", err)
             continue
-        fn = lib.foleygen_linear_half
-        fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3 + [ctypes.c_int]
-        fn.restype = None
-        fn = lib.foleygen_attend_one
-        fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 7 + [ctypes.c_float, ctypes.c_int, ctypes.c_void_p]
-        fn.restype = None
-        return lib
+        ops = torch.ops.foleygen_native
+        return _Kernels(path, ops.linear_half.default, ops.attend_one.default)
+    log.warning("native decoding kernels unavailable (%s); decoding uses PyTorch's paths", reason)
     return None
 
 
 def available() -> bool:
-    """Whether the kernel is compiled and loaded (compiles it on the first call)."""
+    """Whether the kernels are built and loaded (builds them on the first call)."""
     return _library() is not None
 
 
@@ -289,7 +224,7 @@ def linear_half(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     kernel is not :func:`available`.
     """
     if _library() is None:
-        raise RuntimeError("the native linear kernel is not available (no C compiler, or FOLEYGEN_NATIVE=0)")
+        raise RuntimeError("the native linear kernel is not available (its build failed, or FOLEYGEN_NATIVE=0)")
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"need x [rows, in] and weight [out, in], got {tuple(x.shape)} and {tuple(weight.shape)}")
     if x.dtype != torch.float32 or weight.dtype not in HALF_DTYPES:
@@ -300,14 +235,7 @@ def linear_half(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 def linear_half_unchecked(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """:func:`linear_half` for callers that have checked :func:`usable`, shapes and contiguity (a decoding
     step calls it ~50 times, where each microsecond of checks is worth saving)."""
-    rows, out = x.shape[0], weight.shape[0]
-    y = torch.empty(rows, out, dtype=torch.float32)
-    _library().foleygen_linear_half(
-        weight.data_ptr(), x.data_ptr(), y.data_ptr(), out, x.shape[1], rows, int(weight.dtype == torch.float16)
-    )
-    if bias is not None:
-        y += bias
-    return y
+    return _library().linear(x, weight, bias)
 
 
 def attention_usable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
@@ -343,25 +271,4 @@ def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tenso
     thread, S = 25-1250) and bf16 keys and values would make it slower still; here bf16 caches halve
     the bytes read. Callers check :func:`attention_usable` first.
     """
-    B, H, _, hd = q.shape
-    S = k.shape[2]
-    q = q.contiguous()
-    out = torch.empty(B, H, 1, hd, dtype=torch.float32)
-    scores = torch.empty(max(S, 1), dtype=torch.float32)
-    _library().foleygen_attend_one(
-        q.data_ptr(),
-        k.data_ptr(),
-        v.data_ptr(),
-        out.data_ptr(),
-        B * H,
-        S,
-        hd,
-        k.stride(1),
-        k.stride(2),
-        v.stride(1),
-        v.stride(2),
-        hd**-0.5,
-        int(k.dtype == torch.bfloat16),
-        scores.data_ptr(),
-    )
-    return out
+    return _library().attend(q, k, v)

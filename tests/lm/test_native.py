@@ -1,5 +1,6 @@
 """``foleygen.lm.native``: the bf16/float16-weight kernel for decoding, and the ``native`` decoding path through it."""
 
+import logging
 import os
 import shutil
 
@@ -11,12 +12,15 @@ from foleygen.lm import native
 from foleygen.lm.cpu_decoding import MAX_ROWS as GEMV_MAX_ROWS
 from foleygen.lm.cpu_decoding import DecodingLinear
 
-HAS_COMPILER = bool(os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"))
+HAS_COMPILER = bool(shutil.which(native._compiler())) and native._torch_release() >= native.STABLE_ABI_TORCH
 ENABLED = os.environ.get("FOLEYGEN_NATIVE", "1") != "0"
 
 
 def test_the_kernel_builds_where_a_compiler_is():
     assert native.available() == (HAS_COMPILER and ENABLED)
+    from torch.utils import cpp_extension
+
+    assert native._compiler() == cpp_extension.get_cxx_compiler()  # the compiler checked is the one it runs
 
 
 @pytest.mark.skipif(not (HAS_COMPILER and ENABLED), reason="no C compiler, or FOLEYGEN_NATIVE=0")
@@ -78,32 +82,43 @@ def test_disabled_by_environment(monkeypatch):
         native._library.cache_clear()
 
 
-def test_build_is_cached_and_shared(monkeypatch, tmp_path):
+def test_build_is_cached_and_loaded_as_torch_ops():
     if not (HAS_COMPILER and ENABLED):
-        pytest.skip("no C compiler")
+        pytest.skip("no C++ compiler")
+    assert native.available()
+    built = native._library().path
+    assert built.parent.parent == native.cache_dir() and (built.parent / "built").is_file()
+    stamp = built.stat().st_mtime_ns
     native._library.cache_clear()
-    monkeypatch.setenv("FOLEYGEN_CACHE", str(tmp_path))
     try:
-        assert native.available()
-        built = sorted(p.name for p in native.cache_dir().iterdir())
-        assert len(built) == 1 and built[0].endswith(".so")  # the library only: no sources or temp files left
-        native._library.cache_clear()
-        assert native.available() and sorted(p.name for p in native.cache_dir().iterdir()) == built  # reused
+        assert native.available() and native._library().path == built  # loaded again, not rebuilt
+        assert built.stat().st_mtime_ns == stamp
     finally:
         native._library.cache_clear()
+    # the kernels are registered torch ops, callable as such
+    x, w = torch.randn(3, 8), torch.randn(5, 8).bfloat16()
+    torch.testing.assert_close(torch.ops.foleygen_native.linear_half(x, w, None), native.linear_half(x, w))
 
 
-def test_a_failing_compiler_leaves_pytorchs_paths(monkeypatch, tmp_path):
+@pytest.mark.parametrize("compiler", ["false", "/nonexistent/c++"])  # one that always fails; none at all
+def test_a_failing_build_leaves_pytorchs_paths_with_one_log_line(compiler, monkeypatch, tmp_path, caplog):
     native._library.cache_clear()
     monkeypatch.setenv("FOLEYGEN_CACHE", str(tmp_path))
-    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    monkeypatch.setenv("CXX", compiler)
     try:
-        assert not native.available()
+        with caplog.at_level(logging.WARNING):
+            assert not native.available()
+        warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warned) == 1 and "native decoding kernels unavailable" in warned[0].getMessage()
+        assert compiler in warned[0].getMessage() or "false" in warned[0].getMessage()
         lin = native_linear(16, 8).bfloat16()
         x = torch.randn(2, 16)
         with torch.inference_mode():
             torch.testing.assert_close(lin(x), F.linear(x.bfloat16(), lin.weight, lin.bias).float())
-        assert not any(tmp_path.rglob("*.so"))
+        assert not any(tmp_path.rglob("*.so")) and not any((tmp_path / "native").glob("*/*"))  # nothing half-built
+        from foleygen.lm.cpu_decoding import candidates
+
+        assert "native" not in candidates(torch.bfloat16)  # decoding chooses among the other paths
     finally:
         native._library.cache_clear()
 
