@@ -19,6 +19,10 @@ switches the model's linears, norms and attentions to one **decoding path** in p
 ``native``
     the C++ torch ops of :mod:`foleygen.lm.native`: float32 rows through bf16/fp16 weights widened on the
     fly, and one-query attention over float32 or bf16 KV caches (``gemv`` linears for float32 models).
+``int8`` (any float model; by name only, never the measured choice: it changes the numbers)
+    ``native`` with every decoding linear on a per-output-channel int8 copy of its weight, made once
+    (:func:`foleygen.lm.native.quantize_int8`): a quarter of float32's bytes, half of bf16's. Its
+    quality cost on SynthFoley is measured in ``docs/performance.md``.
 
 Which is fastest is not assumed: on first use :func:`calibrate` times a few decoding steps of the model
 itself with each candidate, interleaved, and keeps the fastest. The choice is cached per CPU model,
@@ -54,7 +58,9 @@ log = logging.getLogger(__name__)
 
 #: Up to this many rows (a decoding step's batch and its guidance rows) a linear takes the chosen path.
 MAX_ROWS = 8
-PATHS = ("torch", "gemv", "onednn", "native")
+PATHS = ("torch", "gemv", "onednn", "native", "int8")
+#: Paths whose products differ from the model's own by more than rounding: offered by name only.
+LOSSY = ("int8",)
 ENV = "FOLEYGEN_DECODE_PATH"
 #: torch (major, minor) releases on which the private oneDNN ops of the ``onednn`` path were tested.
 ONEDNN_TESTED_TORCH = ((2, 13), (2, 14))
@@ -74,6 +80,7 @@ class DecodingLinear(nn.Linear):
 
     path: str = "torch"
     _packed: tuple[int, int, torch.Tensor] | None = None  # (weight version, data pointer, packed weight)
+    _int8: tuple[tuple[int, int, int], torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
@@ -90,6 +97,9 @@ class DecodingLinear(nn.Linear):
     def _rows(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """``x [rows, in]`` (the activations' dtype) -> ``[rows, out]`` in that dtype."""
         path = self.path
+        if path == "int8" and x.dtype == torch.float32 and native.int8_usable(x):
+            _, q, scale, bias = self._int8_weight()
+            return native.linear_int8(x.contiguous(), q, scale, bias)
         if w.dtype == torch.float32:
             if path in ("gemv", "native") and x.dtype == torch.float32:
                 y = (w @ x.T).T.contiguous()
@@ -111,13 +121,22 @@ class DecodingLinear(nn.Linear):
             self._packed = (*key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), MAX_ROWS))
         return self._packed[2]
 
+    def _int8_weight(self) -> tuple[tuple[int, int, int], torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        w, b = self.weight, self.bias
+        key = (w._version, w.data_ptr(), -1 if b is None else b._version)
+        if self._int8 is None or self._int8[0] != key:  # remade whenever the weight or bias changes
+            q, scale = native.quantize_int8(w)
+            self._int8 = (key, q, scale, None if b is None else b.detach().float().contiguous())
+        return self._int8
+
     def __getstate__(self) -> dict[str, Any]:  # deepcopy/pickle: oneDNN's packed tensor has no storage
         state = self.__dict__.copy()
         state.pop("_packed", None)
+        state.pop("_int8", None)
         return state
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> DecodingLinear:
-        self._packed = None  # .to(), .half(), ...: a packed copy of the old weight is stale
+        self._packed = self._int8 = None  # .to(), .half(), ...: a packed copy of the old weight is stale
         return super()._apply(fn, *args, **kwargs)
 
 
@@ -159,9 +178,9 @@ def native_attention(
 
 
 # ------------------------------------------------------------------------------------------ install
-def candidates(dtype: torch.dtype, *, untested: bool = False) -> list[str]:
+def candidates(dtype: torch.dtype, *, untested: bool = False, lossy: bool = False) -> list[str]:
     """The paths that apply to a model whose weights are in ``dtype`` on this machine (``untested``: also
-    ``onednn`` on a torch release outside :data:`ONEDNN_TESTED_TORCH`)."""
+    ``onednn`` on a torch release outside :data:`ONEDNN_TESTED_TORCH`; ``lossy``: also :data:`LOSSY`)."""
     out = ["torch"]
     if dtype == torch.float32:
         out.append("gemv")
@@ -170,6 +189,8 @@ def candidates(dtype: torch.dtype, *, untested: bool = False) -> list[str]:
         out.append("onednn")
     if dtype in (torch.float32, *native.HALF_DTYPES) and native.available():
         out.append("native")
+        if lossy:
+            out.append("int8")
     return out
 
 
@@ -184,7 +205,7 @@ def install(lm: nn.Module, path: str) -> None:
         elif type(module) in (nn.LayerNorm, DecodingLayerNorm):
             module.__class__ = DecodingLayerNorm
         elif isinstance(module, SelfAttention | CrossAttention):
-            module.attend = native_attention if path == "native" else attention
+            module.attend = native_attention if path in ("native", "int8") else attention
     lm.decode_path = path
 
 
@@ -192,7 +213,7 @@ def uninstall(lm: nn.Module) -> None:
     """Back to plain PyTorch modules (nothing is copied: the parameters stay where they are)."""
     for module in lm.modules():
         if type(module) is DecodingLinear:
-            module._packed = None
+            module._packed = module._int8 = None
             module.__class__ = nn.Linear
             module.__dict__.pop("path", None)
         elif type(module) is DecodingLayerNorm:
@@ -206,7 +227,7 @@ def uninstall(lm: nn.Module) -> None:
 def cache_dtype(lm: nn.Module, dtype: torch.dtype, device: torch.device) -> torch.dtype | None:
     """KV-cache dtype the installed path wants (bf16 caches for ``native`` on a bf16 model: its
     attention kernel reads them at half the bytes); ``None``: the activations' dtype."""
-    if device.type == "cpu" and dtype == torch.bfloat16 and getattr(lm, "decode_path", None) == "native":
+    if device.type == "cpu" and dtype == torch.bfloat16 and getattr(lm, "decode_path", None) in ("native", "int8"):
         return torch.bfloat16
     return None
 
@@ -292,10 +313,10 @@ def prepare(lm: nn.Module, path: str | None = None) -> str:
     dtype = lm.head.weight.dtype
     requested = path or os.environ.get(ENV) or "auto"
     if requested != "auto":
-        if requested not in candidates(dtype, untested=True):
+        allowed = candidates(dtype, untested=True, lossy=True)
+        if requested not in allowed:
             raise ConfigError(
-                f"decoding path {requested!r} does not apply to a {dtype} model here; "
-                f"available: {', '.join(candidates(dtype, untested=True))}"
+                f"decoding path {requested!r} does not apply to a {dtype} model here; available: {', '.join(allowed)}"
             )
         if getattr(lm, "decode_path", None) != requested:
             install(lm, requested)

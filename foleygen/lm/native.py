@@ -90,6 +90,7 @@ class _Kernels:
     path: Path
     linear: Callable[..., torch.Tensor]
     attend: Callable[..., torch.Tensor]
+    linear_int8: Callable[..., torch.Tensor]
 
 
 def _torch_release() -> tuple[int, int]:
@@ -189,7 +190,7 @@ def _library() -> _Kernels | None:
             log.debug("native kernels with %s: %s", arch or "portable flags", err)
             continue
         ops = torch.ops.foleygen_native
-        return _Kernels(path, ops.linear_half.default, ops.attend_one.default)
+        return _Kernels(path, ops.linear_half.default, ops.attend_one.default, ops.linear_int8.default)
     log.warning("native decoding kernels unavailable (%s); decoding uses PyTorch's paths", reason)
     return None
 
@@ -236,6 +237,31 @@ def linear_half_unchecked(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     """:func:`linear_half` for callers that have checked :func:`usable`, shapes and contiguity (a decoding
     step calls it ~50 times, where each microsecond of checks is worth saving)."""
     return _library().linear(x, weight, bias)
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel int8 of ``weight [out, in]`` (any float dtype): ``q int8 [out, in]`` and
+    ``scale float32 [out]`` with ``weight ~= scale[:, None] * q`` (round to nearest, |q| <= 127; an all-zero
+    row gets scale 1). The error of each weight is at most ``scale / 2`` = its row's largest magnitude / 254."""
+    w = weight.detach().float()
+    top = w.abs().amax(dim=1)
+    scale = torch.where(top > 0, top / 127.0, torch.ones_like(top))
+    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8).contiguous()
+    return q, scale.contiguous()
+
+
+def int8_usable(x: torch.Tensor) -> bool:
+    """Whether :func:`linear_int8` applies to rows ``x``: float32 on the CPU, few threads, kernels built."""
+    return (
+        x.dtype == torch.float32 and x.device.type == "cpu" and torch.get_num_threads() <= MAX_THREADS and available()
+    )
+
+
+def linear_int8(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x [rows, in]`` (float32, contiguous) times the int8 weight ``scale[:, None] * q`` (from
+    :func:`quantize_int8`) plus float32 ``bias [out]`` -> float32 ``[rows, out]``; callers check
+    :func:`int8_usable`. Exact for the dequantised weight up to float32 rounding order."""
+    return _library().linear_int8(x, q, scale, bias)
 
 
 def attention_usable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from foleygen.errors import ConfigError
-from foleygen.lm import AudioLM, LMConfig, cpu_decoding
+from foleygen.lm import AudioLM, LMConfig, cpu_decoding, native
 from foleygen.lm.cpu_decoding import MAX_ROWS, DecodingLinear, candidates, install, prepare, uninstall
 from foleygen.utils import native_bf16
 
@@ -153,3 +153,25 @@ def test_private_onednn_ops_are_offered_only_on_tested_torch_releases(monkeypatc
     assert "onednn" not in candidates(torch.bfloat16)  # never chosen automatically on an untested torch
     lm = tiny_lm().bfloat16()
     assert prepare(lm, "onednn") == "onednn"  # but a user may still ask for it by name
+
+
+@pytest.mark.skipif(not native.available(), reason="native kernels not built here")
+def test_int8_path_is_offered_by_name_only_and_stays_close_to_the_model(monkeypatch):
+    assert all("int8" not in candidates(d) for d in (torch.float32, torch.bfloat16))  # never the measured choice
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # the kernels run on few threads
+    lm = tiny_lm()
+    keys = list(lm.state_dict())
+    x = torch.randn(2, 1, lm.config.dim)
+    with torch.inference_mode():
+        ref = lm.head(x)
+        assert prepare(lm, "int8") == "int8" and lm.decode_path == "int8"
+        got = lm.head(x)
+        assert list(lm.state_dict()) == keys  # the int8 copy is not a parameter or buffer
+        step = (lm.head.weight.abs().amax(dim=1) / 254).sum()  # the largest error of one output's weights
+        assert 0 < (got - ref).abs().max() <= step * x.abs().max() + 1e-5
+        codes = lm.generate(torch.randn(1, 5, 8), 10, temperature=0.0, cfg_coef=2.0)
+    assert codes.shape == (1, lm.config.num_codebooks, 10)
+    assert lm.head.bias is None
+    lm.head.weight.data.mul_(2)  # a changed weight is quantised afresh: twice the weight, twice the output
+    with torch.inference_mode():
+        torch.testing.assert_close(lm.head(x), 2 * got, atol=1e-4, rtol=1e-4)

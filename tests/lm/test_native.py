@@ -199,3 +199,24 @@ def test_attention_kernel_declines_what_it_does_not_do(one_thread):
         q, k.transpose(0, 1).contiguous().transpose(0, 1), k
     )  # heads not at a fixed stride
     assert not native.attention_usable(q, k, k.bfloat16())  # keys and values differ
+
+
+@pytest.mark.skipif(not (HAS_COMPILER and ENABLED), reason="no C++ compiler, or FOLEYGEN_NATIVE=0")
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_int8_kernel_is_the_product_with_the_dequantised_weight(rows, dtype):
+    g = torch.Generator().manual_seed(rows)
+    weight = torch.randn(37, 70, generator=g).to(dtype)
+    weight[3] = 0  # an all-zero row: scale 1, no division by zero
+    bias = torch.randn(37, generator=g)
+    q, scale = native.quantize_int8(weight)
+    assert q.dtype == torch.int8 and q.abs().max() <= 127 and scale.shape == (37,)
+    dequantised = scale.double()[:, None] * q.double()
+    # round to nearest: every weight within half a step of its row's scale
+    assert ((dequantised - weight.double()).abs() <= scale.double()[:, None] / 2 + 1e-7).all()
+    x = torch.randn(rows, 70, generator=g)
+    ref = x.double() @ dequantised.T + bias.double()
+    torch.testing.assert_close(native.linear_int8(x, q, scale, bias).double(), ref, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(
+        native.linear_int8(x, q, scale, None).double(), ref - bias.double(), atol=1e-4, rtol=1e-5
+    )
