@@ -159,18 +159,19 @@ def test_private_onednn_ops_are_offered_only_on_tested_torch_releases(monkeypatc
 def test_int8_path_is_offered_by_name_only_and_stays_close_to_the_model(monkeypatch):
     assert all("int8" not in candidates(d) for d in (torch.float32, torch.bfloat16))  # never the measured choice
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # the kernels run on few threads
+    monkeypatch.setenv(cpu_decoding.ENV, "int8")  # how a user selects it: generate() prepares by it
     lm = tiny_lm()
     keys = list(lm.state_dict())
     x = torch.randn(2, 1, lm.config.dim)
     with torch.inference_mode():
         ref = lm.head(x)
-        assert prepare(lm, "int8") == "int8" and lm.decode_path == "int8"
+        assert prepare(lm) == "int8" and lm.decode_path == "int8"
         got = lm.head(x)
         assert list(lm.state_dict()) == keys  # the int8 copy is not a parameter or buffer
         step = (lm.head.weight.abs().amax(dim=1) / 254).sum()  # the largest error of one output's weights
         assert 0 < (got - ref).abs().max() <= step * x.abs().max() + 1e-5
         codes = lm.generate(torch.randn(1, 5, 8), 10, temperature=0.0, cfg_coef=2.0)
-    assert codes.shape == (1, lm.config.num_codebooks, 10)
+    assert codes.shape == (1, lm.config.num_codebooks, 10) and lm.decode_path == "int8"
     assert lm.head.bias is None
     with torch.no_grad():  # a changed weight (an in-place update bumps its version) is quantised afresh
         lm.head.weight.mul_(2)
