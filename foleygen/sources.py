@@ -107,7 +107,7 @@ class FrameSource:
         self.stall_timeout = float(stall_timeout)
         self.live = self.kind != "file"
         self.realtime = realtime or self.live
-        self.container = self._open(stall_timeout)
+        self.container = self._open_in_time()
         stream = video_stream(self.container)
         if stream is None:
             self.container.close()
@@ -134,6 +134,31 @@ class FrameSource:
         self.newest_arrival = 0.0
         self.thread = threading.Thread(target=self._run, name=f"foleygen source {self.name}", daemon=True)
         self.started = False
+
+    def _open_in_time(self) -> Any:
+        """Open the source; a live one that sends nothing to probe within ``stall_timeout`` has stalled
+        (the open runs in a thread: FFmpeg's own timeouts do not cover every protocol, a pipe among them)."""
+        if self.kind == "file":
+            return self._open(self.stall_timeout)
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["container"] = self._open(self.stall_timeout)
+            except BaseException as err:  # raised in the caller's thread below
+                box["error"] = err
+
+        opener = threading.Thread(target=target, name="foleygen source open", daemon=True)
+        opener.start()
+        opener.join(self.stall_timeout)
+        if opener.is_alive():
+            raise SourceStalled(
+                f"nothing to read for {self.stall_timeout:g} s: the source stalled before its first frame",
+                "stdin" if self.kind == "stdin" else self.spec,
+            )
+        if "error" in box:
+            raise box["error"]
+        return box["container"]
 
     def _open(self, timeout: float) -> Any:
         from foleygen.io._common import ffmpeg_message, open_input
@@ -186,12 +211,11 @@ class FrameSource:
             for packet in self.container.demux(*streams):
                 if self.stop.is_set() or (n_out is not None and i >= n_out):
                     return
-                if packet.size == 0 and packet.dts is None:
-                    continue
+                flush = packet.size == 0 and packet.dts is None  # the demuxer's end: decode() empties the decoder
                 if self.origin is None and packet.stream is stream and packet.pts is not None and tb is not None:
                     self.origin = float(packet.pts * tb)  # a live stream without a start time: its first frame
                 origin = self.origin or 0.0
-                if self.packets:
+                if self.packets and not flush:
                     pt = float(packet.pts * packet.time_base) - origin if packet.pts is not None else last_t
                     self._put(Event("packet", pt, time.perf_counter(), payload=packet))
                 if packet.stream is not stream:

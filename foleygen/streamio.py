@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from foleygen.errors import ConfigError
+from foleygen.errors import ConfigError, MediaError
 from foleygen.outputs.incremental import COPYABLE, MUX_FORMATS, FlacWriter, MuxWriter, WavWriter, abort, commit
 from foleygen.sources import FrameSource
 from foleygen.stream import StreamSession
@@ -51,6 +51,7 @@ class RunStats:
     degraded: list[str] = field(default_factory=list)
     interrupted: bool = False
     ended_by: str = "end of source"
+    error: Exception | None = None  # what ended the source early, when finish_on_error kept the outputs
 
     @property
     def real_time_factor(self) -> float:
@@ -91,6 +92,8 @@ class StreamRun:
         max_lag: seconds of delay past which the degrade rule acts (paced sources; None: never).
         status: called with a one-line status about twice a second (None: silent).
         warn: called with each degrade message.
+        finish_on_error: a source that stalls or breaks after its first frame ends the run like its end
+            (the audio so far finished, :attr:`RunStats.error` set) instead of raising.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class StreamRun:
         max_lag: float | None = None,
         status: Callable[[str], None] | None = None,
         warn: Callable[[str], None] | None = None,
+        finish_on_error: bool = False,
     ) -> None:
         self.model, self.source, self.writers, self.muxer = model, source, writers, muxer
         self.session = StreamSession(
@@ -120,6 +124,7 @@ class StreamRun:
         self.max_lag = max_lag if source.realtime else None
         self.status, self.warn = status, warn or (lambda _m: None)
         self.stats = RunStats()
+        self.finish_on_error = finish_on_error
         self._pending: collections.deque[tuple[float, float]] = collections.deque()  # (period end, arrival)
         self._written = 0  # samples written
 
@@ -187,6 +192,10 @@ class StreamRun:
                     stats.interrupted, stats.ended_by = True, "interrupted"
                     if session.sampler.seen == 0:
                         raise
+                except MediaError as err:  # a stall, corrupt data: live keeps what it made
+                    if not self.finish_on_error or session.sampler.seen == 0:
+                        raise
+                    stats.error, stats.ended_by = err, str(err)
                 t0 = time.perf_counter()
                 self._write(session.end())
                 stats.busy_seconds += time.perf_counter() - t0
