@@ -27,8 +27,8 @@ STEP = 1 / 32768  # one 16-bit step: the WAV's rounding
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    """2.4 s at 25 fps: longer than the debug model's 1 s window, so generate streams it."""
-    return make_media(tmp_path_factory.mktemp("clip") / "clip.mp4", duration=2.4, size=(48, 32)).path
+    """1.6 s at 25 fps: longer than the debug model's 1 s window, so generate streams it."""
+    return make_media(tmp_path_factory.mktemp("clip") / "clip.mp4", duration=1.6, size=(48, 32)).path
 
 
 def _live(args, **kw):
@@ -52,7 +52,7 @@ def test_long_video_in_generate_equals_the_offline_path(clip, tmp_path, capsys, 
     # the WAV's rounding (half a step) plus the streamed codec decode's float rounding at the joins
     assert (wav - offline).abs().max() <= STEP / 2 + 1e-5
     info = probe(tmp_path / "clip.mp4")
-    assert info.video_codec == "h264" and info.audio_codec == "aac" and info.duration == pytest.approx(2.4, abs=0.05)
+    assert info.video_codec == "h264" and info.audio_codec == "aac" and info.duration == pytest.approx(1.6, abs=0.05)
     with av.open(str(clip)) as a, av.open(str(tmp_path / "clip.mp4")) as b:  # video packets copied as they are
         src = [bytes(p) for p in a.demux(a.streams.video[0]) if p.size]
         out = [bytes(p) for p in b.demux(b.streams.video[0]) if p.size]
@@ -72,7 +72,7 @@ def test_wav_writer_is_valid_after_every_write(tmp_path):
 
 def test_live_from_stdin_pcm_equals_the_offline_audio_and_a_stall_ends_it(clip, tmp_path):
     ts = tmp_path / "in.ts"
-    make_media(ts, duration=2.4, size=(48, 32), codec="libx264")
+    make_media(ts, duration=1.6, size=(48, 32), codec="libx264")
     data = ts.read_bytes()
     model = FoleyGen.from_pretrained("debug")
     offline = model.generate_list([ts], seed=0)[0]
@@ -107,7 +107,7 @@ def test_ctrl_c_finishes_live_outputs(clip, tmp_path):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 0, err.decode()
     seconds = read_audio(wav, 16000).shape[-1] / 16000
-    assert 0.1 <= seconds < 2.4
+    assert 0.1 <= seconds < 1.6
     info = probe(ts)
     assert info.has_video and info.audio_codec == "aac"
 
