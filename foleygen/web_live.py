@@ -422,7 +422,9 @@ class LivePage:
             probe = LiveStream(model, seed=self.seed, max_lag_s=self.max_lag_s)
         except FoleyGenError as err:
             return {**base, "refused": f"model {self.model_name!r} cannot run live: {err.message}"}
-        return {**base, **self._hello(model, probe), "refused": None}
+        hello = self._hello(model, probe)
+        del hello["type"]
+        return {**base, **hello, "refused": None}
 
     def _hello(self, model: FoleyGen, live: LiveStream) -> dict[str, Any]:
         return {

@@ -172,7 +172,8 @@ function tick() {
   const now = performance.now();
   if (video.readyState >= 2 && video.videoWidth > 0) {
     if (stats.t0 === null) stats.t0 = now;
-    const slot = Math.round((now - stats.t0) / period);
+    // floor: a frame goes out at or after its slot's time (the 0.05 absorbs a timer firing a hair early)
+    const slot = Math.floor((now - stats.t0) / period + 0.05);
     if (slot > lastSlot) {
       lastSlot = slot;
       if (ws.bufferedAmount > MAX_BUFFERED_BYTES) stats.framesDroppedHere++;
