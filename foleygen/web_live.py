@@ -454,6 +454,11 @@ class LivePage:
     async def socket(self, ws: WebSocket) -> None:
         """One live session: hello, then frames in / audio out until ``stop`` or disconnect."""
         await ws.accept()
+        if not _same_origin(ws):
+            # Another site's page could open this socket from a visitor's browser and spend our CPU.
+            await ws.send_json({"type": "error", "message": "the live page only serves pages from this server"})
+            await ws.close(code=1008)
+            return
         if not self._acquire():
             n = self.max_sessions
             await ws.send_json(
@@ -480,10 +485,11 @@ class LivePage:
             log.info("live session %s started (%d of %d)", live.id, self.active, self.max_sessions)
             await self._serve(ws, live)
         finally:
-            if live is not None:
-                await asyncio.to_thread(live.abandon)  # a no-op after a clean stop
-                log.info("live session %s closed: %s", live.id, json.dumps(live.stats()))
             self._release()
+            if live is not None:
+                # Not awaited: a server may cancel this handler when the page leaves, and the cleanup
+                # must run all the same (it waits for a step still running in its thread).
+                asyncio.get_running_loop().run_in_executor(None, _close, live)
 
     async def _serve(self, ws: WebSocket, live: LiveStream) -> None:
         wake = asyncio.Event()
@@ -558,6 +564,21 @@ class LivePage:
                 await ws.send_bytes(audio_message(event["offset"], event["wav"]))
             else:
                 await ws.send_json(event)
+
+
+def _close(live: LiveStream) -> None:
+    live.abandon()  # a no-op after a clean stop
+    log.info("live session %s closed: %s", live.id, json.dumps(live.stats()))
+
+
+def _same_origin(ws: WebSocket) -> bool:
+    """True unless the browser says the page that opened the socket came from another host."""
+    from urllib.parse import urlsplit
+
+    origin = ws.headers.get("origin")
+    if not origin:  # not a browser (scripts, tests): nothing to protect a visitor from
+        return True
+    return urlsplit(origin).netloc.lower() == ws.headers.get("host", "").lower()
 
 
 def _is_disconnect(err: BaseException) -> bool:

@@ -5,6 +5,7 @@ Invariant: every segment the server produces is exactly ``FoleyGen.stream`` on t
 """
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -191,3 +192,33 @@ def test_a_full_mask_model_is_refused_clearly():
     with client.websocket_connect("/live/ws") as ws:
         msg = ws.receive_json()
     assert msg["type"] == "error" and "generate offline instead" in msg["message"]
+
+
+def test_a_page_that_goes_away_frees_its_session(model, tmp_path):
+    client, page = client_for(model, max_lag_s=5.0, record_dir=tmp_path)
+    with client.websocket_connect("/live/ws") as ws:
+        ws.receive_json()
+        for k in range(12):
+            ws.send_bytes(frame_message(k, k))
+        first = ws.receive()  # some audio came back; then the page closes without "stop"
+        assert first.get("bytes") is not None
+    deadline = time.monotonic() + 10
+    while (page.active or not list(tmp_path.glob("live_*.npz"))) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert page.active == 0
+    (record,) = tmp_path.glob("live_*.npz")
+    data = np.load(record)
+    assert not bool(data["ended"])
+    frames = torch.from_numpy(data["frames"])
+    sent = torch.from_numpy(data["audio"])
+    # What it sent before the page left is the start of what the offline model makes of those frames.
+    assert torch.allclose(sent, offline(model, list(frames))[..., : sent.shape[-1]], atol=1e-6, rtol=0)
+    with client.websocket_connect("/live/ws") as ws:  # the slot is free again
+        assert ws.receive_json()["type"] == "hello"
+
+
+def test_sockets_opened_by_other_sites_are_refused(model):
+    client, page = client_for(model)
+    with client.websocket_connect("/live/ws", headers={"origin": "http://evil.example"}) as ws:
+        assert ws.receive_json() == {"type": "error", "message": "the live page only serves pages from this server"}
+    assert page.active == 0
