@@ -9,7 +9,11 @@ background, looped by Chromium), opens ``/live`` and presses Start. Checks:
 
 * audio arrives in the page (samples counted by the page's JS, read back through Selenium);
 * it keeps up: between 1 s and 4 s of camera time the audio received grows at 1x within 15 %, and at
-  the end it lags the camera by at most the algorithmic latency plus 0.5 s;
+  the end it lags the camera by at most the algorithmic latency plus 0.5 s (median latency too), with
+  no skip; when the server measured itself under 1.25x real time (a machine busy with other work)
+  the test xfails with the figures instead;
+* nothing drifts or goes missing silently: the timeline ends one frame after the last frame sent, and
+  every sample of it is audio the page received or a reported skip;
 * the page received exactly the audio the server made (sample count and sum of magnitudes);
 * the server's audio is ``FoleyGen.stream`` on the frames it used, segment by segment (within 1e-5),
   and those frames are the fake camera's (centre-cropped to 32x32, the square visible).
@@ -39,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "runs" / "browser" / "live_e2e.png"
 KEEP_UP_RATE_TOLERANCE = 0.15
 EXTRA_LAG_S = 0.5  # beyond the algorithmic latency, at the end of the run
+MIN_HEADROOM = 1.25  # server compute speed (x real time) under which keeping up is not expected
 
 if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
     pytest.skip(
@@ -156,7 +161,7 @@ const s = window.liveStats;
 return {state: s.state, message: s.message, samples: s.samplesReceived, sumAbs: s.sumAbs, chunks: s.chunks,
         elapsed: s.t0 === null ? 0 : (performance.now() - s.t0) / 1000, framesSent: s.framesSent,
         droppedHere: s.framesDroppedHere, latencies: s.latencies, skips: s.skips, server: s.server,
-        info: s.info, rebuffers: s.rebuffers};
+        info: s.info, rebuffers: s.rebuffers, lastSlotSent: s.lastSlotSent, lastSampleEnd: s.lastSampleEnd};
 """
 
 
@@ -203,11 +208,26 @@ def test_live_page_plays_the_soundtrack_of_the_camera(live):
         f"resyncs {counts['resyncs']}, page-side drops {end['droppedHere']}, rebuffers {end['rebuffers']}"
     )
 
-    # Audio arrives and keeps up with the camera.
-    assert abs(rate - 1.0) <= KEEP_UP_RATE_TOLERANCE, f"audio grew at {rate:.3f}x the camera's time"
-    assert -0.05 <= lag <= latency_s + EXTRA_LAG_S, f"audio lags the camera by {lag:.3f} s"
-    assert median_ms <= 1000 * (latency_s + EXTRA_LAG_S)
-    assert counts["received"] >= 0.8 * 25 * 4.0 and counts["resyncs"] == len(end["skips"])
+    # Nothing drifts or goes missing silently: the timeline ends one frame after the last frame sent,
+    # and every sample of it is either audio the page received or a stretch reported as skipped.
+    per_frame = sr // 25
+    assert end["lastSampleEnd"] == (end["lastSlotSent"] + 1) * per_frame
+    assert end["samples"] + counts["skipped_frames"] * per_frame == end["lastSampleEnd"]
+    assert counts["resyncs"] == len(end["skips"]) and counts["received"] == end["framesSent"]
+
+    # Audio arrives and keeps up with the camera: asserted when the server could keep up at all (its
+    # compute speed, measured by itself, had 25 % headroom); on a machine too busy for that, the
+    # degrade rule must skip (checked above) and the test says so instead of failing.
+    keeps_up = [
+        (abs(rate - 1.0) <= KEEP_UP_RATE_TOLERANCE, f"audio grew at {rate:.3f}x the camera's time"),
+        (-0.05 <= lag <= latency_s + EXTRA_LAG_S, f"audio lags the camera by {lag:.3f} s"),
+        (median_ms <= 1000 * (latency_s + EXTRA_LAG_S), f"median latency {median_ms:.0f} ms"),
+    ]
+    failed = [why for ok, why in keeps_up if not ok]
+    if failed and counts["rtf"] < MIN_HEADROOM:
+        pytest.xfail(f"the server ran at {counts['rtf']:.2f}x real time (machine busy): " + "; ".join(failed))
+    assert not failed, failed
+    assert counts["resyncs"] == 0
 
     # The page got exactly what the server sent, and the server sent FoleyGen.stream of what it got.
     records = sorted(record.glob("live_*.npz"))

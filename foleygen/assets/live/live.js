@@ -16,6 +16,7 @@ const stats = {
   info: null,
   t0: null, // performance.now() of timeline frame 0
   framesSent: 0,
+  lastSlotSent: -1, // the last frame that went out: the timeline ends one frame after it
   framesDroppedHere: 0, // not sent: the socket was backed up
   chunks: 0,
   samplesReceived: 0, // per channel
@@ -177,7 +178,7 @@ function tick() {
     if (slot > lastSlot) {
       lastSlot = slot;
       if (ws.bufferedAmount > MAX_BUFFERED_BYTES) stats.framesDroppedHere++;
-      else sendFrame(video, stats.t0 + slot * period);
+      else sendFrame(video, stats.t0 + slot * period, slot);
     }
   }
   const next = stats.t0 === null ? now + period : stats.t0 + (lastSlot + 1) * period;
@@ -194,7 +195,7 @@ function frameSize(vw, vh) {
   return { w: Math.round(vw * scale), h: Math.round(vh * scale), sx: 0, sy: 0, sw: vw, sh: vh };
 }
 
-function sendFrame(video, tMs) {
+function sendFrame(video, tMs, slot) {
   const s = frameSize(video.videoWidth, video.videoHeight);
   if (canvas.width !== s.w || canvas.height !== s.h) {
     canvas.width = s.w;
@@ -216,6 +217,7 @@ function sendFrame(video, tMs) {
   }
   ws.send(buf);
   stats.framesSent++;
+  stats.lastSlotSent = slot;
 }
 
 function onAudio(buf) {
