@@ -7,6 +7,7 @@ const BASE = document.body.dataset.base || "/live";
 const FRAME_HEADER_BYTES = 16; // <dHHI: capture time (ms), width, height, sequence number
 const AUDIO_HEADER_BYTES = 16; // <dII: first timeline sample, samples per channel, channels
 const PLAYOUT_MARGIN_S = 0.15; // jitter buffer ahead of the first chunk
+const REBUFFER_MARGIN_S = 0.05; // extra slack added when a chunk came too late
 const MAX_BUFFERED_BYTES = 1 << 20; // socket backlog beyond which the page drops frames itself
 const $ = (id) => document.getElementById(id);
 
@@ -247,7 +248,7 @@ function schedule(offset, n, channels, pcm) {
   if (playBase === null) playBase = ctx.currentTime + PLAYOUT_MARGIN_S - offset / sr;
   let at = playBase + offset / sr;
   if (at < ctx.currentTime) {
-    playBase += ctx.currentTime + PLAYOUT_MARGIN_S - at;
+    playBase += ctx.currentTime + REBUFFER_MARGIN_S - at;
     at = playBase + offset / sr;
     stats.rebuffers++;
   }
