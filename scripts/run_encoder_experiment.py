@@ -189,7 +189,7 @@ def arm_phase(work: Path, arm: str, args: argparse.Namespace) -> None:
     if args.until == "prepare":
         return
     run = out / "run"
-    if not (run / "final").exists():
+    if trained_steps(run) != args.steps:  # not trained yet, or to another budget: (re)train from its checkpoints
         over = [
             f"data.cache={cache}",
             f"train.steps={args.steps}",
@@ -201,7 +201,7 @@ def arm_phase(work: Path, arm: str, args: argparse.Namespace) -> None:
         else:
             over.append(f"visual.kind={arm}")
         wall = foleygen(["train", CONFIGS[arm], "--resume", "--quiet", "--out", str(run), *over], args.threads, log)
-        write_json(out / "train.json", {"wall_s_last_part": wall, "steps": args.steps})
+        write_json(out / "train.json", {"wall_s_last_part": wall, "steps": trained_steps(run)})
     shuffled = work / "shuffled_inputs"
     shuffled_inputs(clips / "test", shuffled)
     for name, inputs in (("generated", clips / "test"), ("shuffled", shuffled)):
@@ -217,19 +217,42 @@ def arm_phase(work: Path, arm: str, args: argparse.Namespace) -> None:
         evaluate(gen, clips / "test", args.duration, out / f"eval_{name}.json", args.threads, log)
 
 
+def trained_steps(run: Path) -> int | None:
+    """The LM steps of the model in ``run/final``, or None when there is none yet.
+
+    ``final`` is written only once training reached ``train.steps`` of the run config the trainer saved.
+    """
+    config = run / "config.json"
+    if not (run / "final").exists() or not config.exists():
+        return None
+    return int(json.loads(config.read_text())["train"]["steps"])
+
+
+def cpu_name() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (figures are named by the machine they ran on)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def summary(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """``WORKDIR/results.json`` and ``results.md`` from every finished arm."""
     result: dict[str, Any] = {
-        "budget": {k: getattr(args, k) for k in ("num_train", "num_val", "num_test", "duration", "steps", "seed")},
-        "machine": platform.processor() or platform.machine(),
+        "budget": {k: getattr(args, k) for k in ("num_train", "num_val", "num_test", "duration", "seed")},
+        "machine": cpu_name(),
         "arms": {},
     }
     ceiling = work / "eval_codec.json"
     if ceiling.exists():
         result["codec_ceiling"] = row(json.loads(ceiling.read_text()))
     lines = [
-        "| encoder | onset F1 | class acc | FD-aisfx | FD-SynthFoley | shuffled F1 / class acc | prepare frames/s |",
-        "|---|---|---|---|---|---|---|",
+        "| encoder | LM steps | onset F1 | class acc | FD-aisfx | FD-SynthFoley | shuffled F1 / class acc "
+        "| prepare frames/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def f(x: Any) -> str:
@@ -242,14 +265,15 @@ def summary(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         gen = row(json.loads((d / "eval_generated.json").read_text()))
         shuf = row(json.loads((d / "eval_shuffled.json").read_text()))
         prep = json.loads((d / "prepare.json").read_text())
-        result["arms"][arm] = {"generated": gen, "shuffled": shuf, "prepare": prep}
+        steps = trained_steps(d / "run")
+        result["arms"][arm] = {"lm_steps": steps, "generated": gen, "shuffled": shuf, "prepare": prep}
         lines.append(
-            f"| {arm} | {f(gen['onset_f1'])} | {f(gen['class_acc'])} | {f(gen['fd_aisfx'])} | "
+            f"| {arm} | {steps} | {f(gen['onset_f1'])} | {f(gen['class_acc'])} | {f(gen['fd_aisfx'])} | "
             f"{f(gen['fd_synthfoley'])} | {f(shuf['onset_f1'])} / {f(shuf['class_acc'])} | {prep['frames_per_s']:.1f} |"
         )
     if "codec_ceiling" in result:
         c = result["codec_ceiling"]
-        lines.append(f"| codec ceiling | {f(c['onset_f1'])} | {f(c['class_acc'])} | {f(c['fd_aisfx'])} | "
+        lines.append(f"| codec ceiling | | {f(c['onset_f1'])} | {f(c['class_acc'])} | {f(c['fd_aisfx'])} | "
                      f"{f(c['fd_synthfoley'])} | | |")  # fmt: skip
     write_json(work / "results.json", result)
     (work / "results.md").write_text("\n".join(lines) + "\n")

@@ -78,10 +78,16 @@ def test_manifest_shuffled_inputs_and_summary(tmp_path: Path) -> None:
     (work / "mobilenet_v2" / "eval_generated.json").write_text(json.dumps(report(0.5, 0.4, 300.0)))
     (work / "mobilenet_v2" / "eval_shuffled.json").write_text(json.dumps(report(0.2, 0.25, 320.0)))
     (work / "mobilenet_v2" / "prepare.json").write_text(json.dumps({"frames_per_s": 15.0}))
+    final = work / "mobilenet_v2" / "run" / "final"
+    final.mkdir(parents=True)
+    (final.parent / "config.json").write_text(
+        json.dumps({"train": {"steps": 600}})
+    )  # the budget the model was trained to
     args = argparse.Namespace(num_train=2, num_val=1, num_test=3, duration=2.0, steps=10, seed=0)
     result = exp.summary(work, args)
     assert list(result["arms"]) == ["mobilenet_v2"]  # arms that have not finished are left out
     assert result["arms"]["mobilenet_v2"]["generated"]["onset_f1"] == 0.5
     table = (work / "results.md").read_text().splitlines()
-    assert table[2] == "| mobilenet_v2 | 0.500 | 0.400 | 300.000 | 30.000 | 0.200 / 0.250 | 15.0 |"
-    assert table[3].startswith("| codec ceiling | 0.980 | 0.950 | 180.000 |")
+    assert result["arms"]["mobilenet_v2"]["lm_steps"] == 600
+    assert table[2] == "| mobilenet_v2 | 600 | 0.500 | 0.400 | 300.000 | 30.000 | 0.200 / 0.250 | 15.0 |"
+    assert table[3].startswith("| codec ceiling | | 0.980 | 0.950 | 180.000 |")
