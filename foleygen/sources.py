@@ -37,6 +37,10 @@ from foleygen.errors import MediaError, quote_path
 
 Size = int | tuple[int, int] | None
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+# A live source is opened after little probing: FFmpeg's defaults (5 MB or 5 s of input before the first
+# frame) would hold a pipe or camera until that much has arrived, adding seconds of latency, or never
+# start a short stream at all.
+LIVE_PROBE = {"probesize": "32768", "analyzeduration": "200000"}
 
 
 class SourceStalled(MediaError):
@@ -167,10 +171,10 @@ class FrameSource:
             return open_input(self.spec)
         try:
             if self.kind == "stdin":
-                return av.open("pipe:0", mode="r", timeout=timeout)
+                return av.open("pipe:0", mode="r", timeout=timeout, options=LIVE_PROBE)
             if self.kind == "device":
-                return av.open(self.spec, mode="r", format="v4l2", timeout=timeout)
-            return av.open(self.spec, mode="r", timeout=timeout)
+                return av.open(self.spec, mode="r", format="v4l2", timeout=timeout, options=LIVE_PROBE)
+            return av.open(self.spec, mode="r", timeout=timeout, options=LIVE_PROBE)
         except (av.FFmpegError, OSError) as err:
             raise MediaError(f"cannot open the source ({ffmpeg_message(err)})", self.spec) from None
 

@@ -60,6 +60,19 @@ def test_long_video_in_generate_equals_the_offline_path(clip, tmp_path, capsys, 
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
 
+def test_long_video_whose_codec_mp4_cannot_hold_is_re_encoded(tmp_path_factory, tmp_path):
+    # FFV1 in Matroska, its audio stream first: the video is re-encoded to H.264 frame by frame, and the
+    # source's packets (numbered differently from the output's streams) must not be copied beside it.
+    mkv = make_media(tmp_path_factory.mktemp("mkv") / "clip.mkv", duration=1.6, size=(48, 32), audio_rate=16000).path
+    with av.open(str(mkv)) as c:
+        assert c.streams.video[0].codec_context.name == "ffv1" and c.streams.video[0].index != 0
+    assert main(["generate", str(mkv), "-o", str(tmp_path), "--model", "debug", "-q"]) == 0
+    info = probe(tmp_path / "clip.mp4")
+    assert info.video_codec == "h264" and info.duration == pytest.approx(1.6, abs=0.05)
+    with av.open(str(tmp_path / "clip.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 40
+
+
 def test_wav_writer_is_valid_after_every_write(tmp_path):
     path = tmp_path / "g.wav"
     w = WavWriter(path, 16000, 1, staged=False)

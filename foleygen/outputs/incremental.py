@@ -280,6 +280,7 @@ class MuxWriter(_FileWriter):
             self.place.abort()
             raise MediaError(f"cannot write video ({err})", target) from None
         self.targets[video.index] = self.video
+        self.source_video = video.index  # the source's index: its streams need not be numbered like ours
         self.copy_video = copy_video
         self.pos = 0  # audio samples encoded
         self.waiting: list[tuple[float, Any]] = []  # packets (or frames) held until the audio reaches them
@@ -287,7 +288,7 @@ class MuxWriter(_FileWriter):
     def video_packet(self, packet: Any, t: float, origin: float) -> None:
         """A source packet (video or a copied stream) at ``t`` seconds (0 = the first video frame);
         ``origin``: the source's time 0 in its own clock, subtracted so the output starts at 0."""
-        if packet.stream.index not in self.targets or (packet.stream.index == self.video.index and not self.copy_video):
+        if packet.stream.index not in self.targets or (packet.stream.index == self.source_video and not self.copy_video):
             return
         if packet.pts is None and packet.dts is None:
             raise MediaError("video packets carry no timestamps; cannot copy them", self.place.final)
