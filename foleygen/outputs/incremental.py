@@ -288,7 +288,8 @@ class MuxWriter(_FileWriter):
     def video_packet(self, packet: Any, t: float, origin: float) -> None:
         """A source packet (video or a copied stream) at ``t`` seconds (0 = the first video frame);
         ``origin``: the source's time 0 in its own clock, subtracted so the output starts at 0."""
-        if packet.stream.index not in self.targets or (packet.stream.index == self.source_video and not self.copy_video):
+        index = packet.stream.index
+        if index not in self.targets or (index == self.source_video and not self.copy_video):
             return
         if packet.pts is None and packet.dts is None:
             raise MediaError("video packets carry no timestamps; cannot copy them", self.place.final)
