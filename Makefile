@@ -40,7 +40,7 @@ format: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check foleygen tests benchmarks scripts
 	$(VENV)/bin/ruff format --check foleygen tests benchmarks scripts
-	$(PY) scripts/ensure_browser.py
+	$(PY) scripts/ensure_test_packages.py
 	$(PY) -m pytest -q -m "not gpu" --timeout=600
 
 demo-model: $(STAMP)

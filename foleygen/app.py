@@ -393,7 +393,8 @@ DESCRIPTION = """\
 Drop a short video, pick the settings, press **Generate soundtrack**. You get the video back with the
 generated audio, the audio alone, and a picture that shows whether the sounds (blue lines) land on the
 visible actions (orange: visual motion peaks). Limits: {max_mb:g} MB and {max_s:g} s per video (no images);
-requests queue and run one at a time.
+requests queue and run one at a time. **Live:** [use your camera instead](/live) (the soundtrack
+follows it while you watch).
 """
 
 
@@ -636,7 +637,12 @@ def launch(
         model, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s, work_root=work_root, examples=examples
     )
     service: DemoService = app.foleygen_service
+    from foleygen.web_live import LivePage
+
+    # The live page (/live) runs the default model on the same server; its routes go in first.
+    live = LivePage(lambda: service.load_model(service.models[0]), model_name=service.models[0])
     app.launch(
+        app_kwargs={"routes": live.routes()},
         server_name=host,
         server_port=port,
         share=share,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from foleygen import dsp
 from foleygen.errors import FoleyGenError
 
 if TYPE_CHECKING:
@@ -54,26 +55,14 @@ class Event:
 # --------------------------------------------------------------------------------------------------
 
 
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    # HTK formula: simple, invertible, and the exact mel variant does not matter for a picture.
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
 def mel_filterbank(
     sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
 ) -> np.ndarray:
-    """Triangular mel filters ``[n_mels, n_fft // 2 + 1]`` (HTK mel scale, unit peak)."""
-    fmax = sample_rate / 2 if fmax is None else fmax
-    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
-    lower, center, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (freqs[None, :] - lower) / np.maximum(center - lower, 1e-9)
-    falling = (upper - freqs[None, :]) / np.maximum(upper - center, 1e-9)
-    return np.clip(np.minimum(rising, falling), 0.0, None).astype(np.float32)
+    """Triangular mel filters ``[n_mels, n_fft // 2 + 1]`` float32 (HTK mel scale, unit peak).
+
+    The HTK scale: simple, invertible, and the exact mel variant does not matter for a picture.
+    """
+    return dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).astype(np.float32)
 
 
 def mel_spectrogram(
@@ -113,7 +102,7 @@ def mel_spectrogram(
     mel = fb @ power.T  # [n_mels, T]
     mel_db = 10.0 * np.log10(np.maximum(mel, 1e-10))
     mel_db = np.maximum(mel_db, mel_db.max() - top_db)
-    centres = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))[1:-1]
+    centres = dsp.mel_to_hz(np.linspace(dsp.hz_to_mel(0.0), dsp.hz_to_mel(sample_rate / 2), n_mels + 2))[1:-1]
     return mel_db.astype(np.float32), hop / sample_rate, centres
 
 

@@ -9,6 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_cli_reference_is_up_to_date():
     text = render()
     assert "## foleygen generate" in text and "--plot" in text
+    # nested sub-commands get their own sections, with their flags
+    assert "### foleygen rate create" in text and "--ab-all" in text and "--keep-all" in text
     committed = (ROOT / "docs" / "cli.md").read_text()
     assert committed == text, "docs/cli.md is stale: run `python -m foleygen.cli.reference > docs/cli.md`"
 

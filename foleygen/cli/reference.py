@@ -19,8 +19,21 @@ def _help(parser: argparse.ArgumentParser) -> str:
     return parser.format_help().rstrip()
 
 
+def _sections(parser: argparse.ArgumentParser, name: str, depth: int) -> list[str]:
+    """One section per sub-command of ``parser``, each followed by its own sub-commands' (one level deeper)."""
+    lines: list[str] = []
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for sub_name, subparser in action.choices.items():
+            full = f"{name} {sub_name}"
+            lines += ["", f"{'#' * depth} {full}", "", "```text", _help(subparser), "```"]
+            lines += _sections(subparser, full, min(depth + 1, 6))
+    return lines
+
+
 def render() -> str:
-    """Markdown: the top-level help, then one section per subcommand."""
+    """Markdown: the top-level help, then one section per subcommand, nested ones (``rate create``) included."""
     parser = build_parser()
     lines = [
         "# CLI reference",
@@ -31,9 +44,7 @@ def render() -> str:
         _help(parser),
         "```",
     ]
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for name, subparser in sub.choices.items():
-        lines += ["", f"## foleygen {name}", "", "```text", _help(subparser), "```"]
+    lines += _sections(parser, "foleygen", 2)
     return "\n".join(lines) + "\n"
 
 

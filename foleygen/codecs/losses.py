@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foleygen import dsp
+
 
 def _mag(wav: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
     """``wav [B, C, S]`` -> magnitude ``[B*C, n_fft/2+1, frames]``."""
@@ -26,29 +28,12 @@ def _mag(wav: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch
     return spec.abs()
 
 
-def hz_to_mel(hz: torch.Tensor | float) -> torch.Tensor:
-    """HTK mel scale."""
-    return 2595.0 * torch.log10(1.0 + torch.as_tensor(hz, dtype=torch.float64) / 700.0)
-
-
-def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`hz_to_mel`."""
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
-
 def mel_filterbank(
     sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
 ) -> torch.Tensor:
-    """Triangular mel filters ``[n_mels, n_fft/2+1]`` (HTK scale, area-normalised like Slaney's)."""
-    fmax = fmax or sample_rate / 2
-    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    edges = mel_to_hz(torch.linspace(float(hz_to_mel(fmin)), float(hz_to_mel(fmax)), n_mels + 2, dtype=torch.float64))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    up = (freqs[None] - lower) / (centre - lower)
-    down = (upper - freqs[None]) / (upper - centre)
-    fb = torch.clamp(torch.minimum(up, down), min=0.0)
-    fb = fb * (2.0 / (upper - lower))  # equal area: wide high bands do not dominate
-    return fb.float()
+    """Triangular mel filters ``float32 [n_mels, n_fft/2+1]`` (HTK scale, area-normalised like Slaney's, so
+    that wide high bands do not dominate the loss)."""
+    return torch.from_numpy(dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax or None, norm="slaney")).float()
 
 
 class MultiResolutionSTFTLoss(nn.Module):

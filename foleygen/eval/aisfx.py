@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foleygen import dsp
 from foleygen.errors import CheckpointError
 from foleygen.eval.embedders.base import AudioEmbedder, EmbedderOutput, as_numpy
 from foleygen.packaged import PackagedFile, check_sha256, find_weight_file, load_exact
@@ -85,18 +86,7 @@ def aisfx_mel_matrix(
     Triangles are linear in Hz between ``n_mels + 2`` points equally spaced on the HTK mel scale
     (``2595 log10(1 + f / 700)``), as ``librosa.filters.mel(htk=True, norm=1)`` builds them.
     """
-    fmax = sample_rate / 2.0 if fmax is None else fmax
-    fft_freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    mel_lo, mel_hi = (2595.0 * np.log10(1.0 + f / 700.0) for f in (fmin, fmax))
-    points = 700.0 * (10.0 ** (np.linspace(mel_lo, mel_hi, n_mels + 2) / 2595.0) - 1.0)
-    width = np.diff(points)
-    ramps = points[:, None] - fft_freqs[None, :]
-    rising = -ramps[:-2] / width[:-1, None]
-    falling = ramps[2:] / width[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    sums = weights.sum(axis=1, keepdims=True)
-    weights = np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
-    return weights.T
+    return dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, norm="sum").T
 
 
 def aisfx_logmel(wav: torch.Tensor, mel_matrix: torch.Tensor | None = None) -> torch.Tensor:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from foleygen import dsp
 from foleygen.config import from_dict, to_dict
 from foleygen.errors import CheckpointError
 
@@ -74,20 +75,8 @@ class EventClassifierConfig:
 
 
 def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float) -> np.ndarray:
-    """``[n_mels, n_fft // 2 + 1]`` triangular mel filters (Slaney-style area normalisation)."""
-
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    mels = np.linspace(hz_to_mel(fmin), hz_to_mel(sample_rate / 2), n_mels + 2)
-    edges = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
-    bank = np.zeros((n_mels, len(freqs)), np.float32)
-    for m in range(n_mels):
-        lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]
-        bank[m] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
-        bank[m] *= 2.0 / (hi - lo)
-    return bank
+    """``float32 [n_mels, n_fft // 2 + 1]`` triangular mel filters (HTK scale, Slaney-style area normalisation)."""
+    return dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, norm="slaney").astype(np.float32)
 
 
 class EventClassifier(nn.Module):

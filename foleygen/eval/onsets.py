@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from foleygen import dsp
+
 DEFAULT_TOLERANCE = 0.04
 DEFAULT_MIN_GAP = 0.03
 DEFAULT_GROUP_GAP = 0.05
@@ -78,14 +80,6 @@ class OnsetDetectorConfig:
     bias_seconds: float = -0.001
 
 
-def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
-
-
 def _mono(wav: np.ndarray) -> np.ndarray:
     """``[S]``, ``[1, S]`` or ``[C, S]`` (channels averaged) -> float64 ``[S]``."""
     wav = np.asarray(wav, dtype=np.float64)
@@ -101,18 +95,8 @@ def _band_matrix(n_fft: int, sample_rate: int, num_bands: int, fmin: float) -> n
     Mel rather than log spacing: attack clicks live in the upper kHz, where a log scale has few bands
     and long low resonances (a ringing metal bar) would dominate the band average.
     """
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(sample_rate / 2), num_bands + 2))
-    bank = np.zeros((num_bands, len(freqs)))
-    for b in range(num_bands):
-        lo, mid, hi = edges[b], edges[b + 1], edges[b + 2]
-        up = (freqs - lo) / (mid - lo)
-        down = (hi - freqs) / (hi - mid)
-        bank[b] = np.clip(np.minimum(up, down), 0, None)
-        if bank[b].sum() == 0:  # a band narrower than one bin: take the nearest bin
-            bank[b, np.argmin(np.abs(freqs - mid))] = 1.0
-        bank[b] /= bank[b].sum()
-    return bank
+    # a band narrower than one bin takes the nearest bin, so every band sees some energy
+    return dsp.mel_filterbank(sample_rate, n_fft, num_bands, fmin, norm="sum", empty="nearest")
 
 
 def onset_strength(

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from foleygen import dsp
+
 __all__ = [
     "AV_BENCHMARK_METRICS",
     "TABLE1_COLUMNS",
@@ -69,34 +71,11 @@ IMAGEBIND_FPS = 0.5
 def sinc_resample(
     wav: torch.Tensor, orig_freq: int, new_freq: int, *, zero_crossings: int = 6, rolloff: float = 0.99
 ) -> torch.Tensor:
-    """Band-limited resampling of ``wav [..., S]`` -> ``[..., ceil(S * new / orig)]`` (float32).
-
-    Polyphase windowed sinc: output sample ``j`` is ``sum_i x[i] h(i / orig - j / new)`` with ``h`` a
-    sinc low-passed at ``rolloff * min(orig, new) / 2`` and a Hann (cos^2) window reaching zero at
-    ``zero_crossings`` crossings of that sinc. With the defaults this is the interpolator of
-    torchaudio's ``resample`` (which av-benchmark uses); matches torchaudio's output to float32
-    precision (tests/eval/test_reference_parity.py).
-    """
-    if int(orig_freq) != orig_freq or int(new_freq) != new_freq or orig_freq <= 0 or new_freq <= 0:
-        raise ValueError(f"sample rates must be positive integers, got {orig_freq} and {new_freq}")
-    if orig_freq == new_freq:
-        return wav.to(torch.float32)
-    g = math.gcd(int(orig_freq), int(new_freq))
-    up, down = int(new_freq) // g, int(orig_freq) // g  # per period: `down` inputs make `up` outputs
-    cutoff = min(up, down) * rolloff  # in units where the input rate is `down`
-    half = math.ceil(zero_crossings * down / cutoff)  # taps on each side of an output sample
-    taps = torch.arange(-half, half + down, dtype=torch.float64) / down  # input positions (periods)
-    phases = torch.arange(up, dtype=torch.float64)[:, None] / up  # output positions within a period
-    x = ((taps[None, :] - phases) * cutoff).clamp(-zero_crossings, zero_crossings)
-    window = torch.cos(x * math.pi / (2 * zero_crossings)).square()
-    kernel = torch.special.sinc(x) * window * (cutoff / down)  # [up, taps]
-    shape = wav.shape
-    flat = wav.reshape(-1, 1, shape[-1]).to(torch.float64)
-    padded = torch.nn.functional.pad(flat, (half, half + down))
-    out = torch.nn.functional.conv1d(padded, kernel[:, None, :], stride=down)  # [B, up, periods]
-    out = out.transpose(1, 2).reshape(flat.shape[0], -1)
-    length = math.ceil(up * shape[-1] / down)
-    return out[:, :length].reshape(*shape[:-1], length).to(torch.float32)
+    """av-benchmark's resampling of ``wav [..., S]`` -> ``float32 [..., ceil(S * new / orig)]``: torchaudio's
+    interpolator (:func:`foleygen.dsp.sinc_resample`), convolved in float64 as torchaudio does for it."""
+    return dsp.sinc_resample(
+        wav, orig_freq, new_freq, zero_crossings=zero_crossings, rolloff=rolloff, dtype=torch.float64
+    ).to(torch.float32)
 
 
 def read_native(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:

@@ -162,6 +162,7 @@ class StreamingDecoder:
         self.cfg_coef = float(cfg_coef)
         self.generator = generator
         self.rows = 2 * self.batch if self.cfg_coef != 1.0 else self.batch
+        self.unguided_next = False  # drop_guidance() was called: the next window has B rows
         self.device = lm.head.weight.device
         if self.device.type == "cpu":
             cpu_decoding.prepare(lm)
@@ -339,7 +340,17 @@ class StreamingDecoder:
         K = self.lm.num_codebooks
         return torch.stack([win.seq[:, k, k + a : k + b] for k in range(K)], dim=1)
 
+    def drop_guidance(self) -> bool:
+        """Decode without classifier-free guidance from the next window on (one row per item instead of
+        two: the cheaper setting live generation falls back to when it cannot keep up). The window
+        under way finishes as it began. Codes differ from then on. Returns whether guidance was on."""
+        was = self.rows != self.batch and not self.unguided_next
+        self.unguided_next = True
+        return was
+
     def _next_window(self, win: _Window) -> None:
+        if self.unguided_next:  # rows are fixed per window (its caches): the change starts here
+            self.rows = self.batch
         overlap = self.window - self.stride
         prompt = self._codes(win, self.stride, self.window)  # [B, K, W - S]: the next window's start
         assert prompt.shape[-1] == overlap

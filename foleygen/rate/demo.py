@@ -13,6 +13,7 @@ from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
 
+from foleygen.errors import ConfigError, DataError
 from foleygen.rate.study import StudyConfig, SystemSpec, create_study, parse_anchor
 
 ABLATION_VARIANTS = ("full", "causal", "frame_specific")
@@ -32,7 +33,12 @@ def build_demo(
     seed: int = 0,
     log: Callable[[str], None] = print,
 ) -> list[str]:
-    """Make the demo study in ``study``; returns the names of the systems it compares."""
+    """Make the demo study in ``study``; returns the names of the systems it compares.
+
+    Raises:
+        ConfigError: fewer than 2 clips.
+        DataError: ``study`` already holds something (checked before any clip is generated).
+    """
     from foleygen.api import FoleyGen
     from foleygen.data.synthfoley import generate_clip, write_clip
     from foleygen.data.synthfoley.config import SynthFoleyConfig
@@ -40,7 +46,10 @@ def build_demo(
 
     study = Path(study)
     if clips < 2:
-        raise ValueError("the demo needs at least 2 clips (the shuffled anchor swaps soundtracks between them)")
+        raise ConfigError("the demo needs at least 2 clips (the shuffled anchor swaps soundtracks between them)")
+    # create_study checks this too, but only after every model has generated: say it before the work
+    if study.exists() and (not study.is_dir() or any(study.iterdir())):
+        raise DataError("already exists and is not empty; choose a new study folder", study)
     sources = study.parent / f".{study.name}.demo-sources"
     shutil.rmtree(sources, ignore_errors=True)
     try:
@@ -53,6 +62,7 @@ def build_demo(
         for name, where in models.items():
             model = FoleyGen.from_pretrained(where)
             folder = sources / name
+            folder.mkdir(parents=True)
             for path, wav in zip(paths, model.generate_list([str(p) for p in paths], seed=seed), strict=True):
                 write_audio(folder / f"{path.stem}.wav", wav, model.sample_rate)
             systems.append(SystemSpec(name, "system", folder))

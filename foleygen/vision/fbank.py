@@ -1,4 +1,4 @@
-"""Kaldi-compatible log-mel filter banks and band-limited resampling in pure torch (no torchaudio).
+"""Kaldi-compatible log-mel filter banks in pure torch (no torchaudio).
 
 :func:`kaldi_fbank` follows ``torchaudio.compliance.kaldi.fbank`` (which follows Kaldi's
 ``compute-fbank-feats``) for the options ImageBind and AST use, step by step:
@@ -16,9 +16,8 @@
    (the Nyquist bin gets weight 0, as in Kaldi);
 7. ``log(max(energy, float32 eps))``. ``use_energy=False`` and ``htk_compat`` then change nothing.
 
-:func:`resample` is the windowed-sinc polyphase resampler of ``torchaudio.functional.resample``
-(``sinc_interp_hann``, ``lowpass_filter_width=6``, ``rolloff=0.99``): output length
-``ceil(S * new / orig)``.
+The mel banks are :func:`foleygen.dsp.kaldi_mel_banks`; resampling to ImageBind's rate is
+:func:`foleygen.dsp.sinc_resample` (torchaudio's interpolator).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from foleygen import dsp
 from foleygen.errors import ConfigError
 
 _EPS = float(torch.finfo(torch.float32).eps)
@@ -58,20 +58,7 @@ def mel_filterbank(
     if not (0.0 <= low_freq < high_freq <= nyquist):
         raise ConfigError(f"mel range must satisfy 0 <= low ({low_freq}) < high ({high_freq}) <= Nyquist ({nyquist})")
 
-    def mel(f: torch.Tensor | float) -> torch.Tensor | float:
-        return 1127.0 * (torch.log1p(f / 700.0) if isinstance(f, torch.Tensor) else math.log1p(f / 700.0))
-
-    num_fft_bins = padded_window // 2
-    bin_width = sample_rate / padded_window
-    mel_low, mel_high = mel(low_freq), mel(high_freq)
-    delta = (mel_high - mel_low) / (num_mel_bins + 1)
-    b = torch.arange(num_mel_bins, dtype=torch.float64)[:, None]
-    left, center, right = mel_low + b * delta, mel_low + (b + 1) * delta, mel_low + (b + 2) * delta
-    freqs = mel(bin_width * torch.arange(num_fft_bins, dtype=torch.float64))[None, :]
-    up = (freqs - left) / (center - left)
-    down = (right - freqs) / (right - center)
-    banks = torch.clamp(torch.minimum(up, down), min=0.0)
-    return F.pad(banks, (0, 1))  # the Nyquist bin carries no filter weight in Kaldi
+    return torch.from_numpy(dsp.kaldi_mel_banks(num_mel_bins, padded_window, sample_rate, low_freq, high_freq))
 
 
 def kaldi_fbank(
@@ -118,31 +105,3 @@ def kaldi_fbank(
     power = torch.fft.rfft(frames).abs().pow(2)
     banks = mel_filterbank(num_mel_bins, padded, sample_rate, low_freq, high_freq).to(power)
     return torch.clamp(power @ banks.T, min=_EPS).log()
-
-
-def resample(
-    wav: torch.Tensor, orig_freq: int, new_freq: int, *, lowpass_filter_width: int = 6, rolloff: float = 0.99
-) -> torch.Tensor:
-    """Band-limited resampling of ``[..., S]`` -> ``[..., ceil(S * new / orig)]`` (Hann-windowed sinc)."""
-    if int(orig_freq) != orig_freq or int(new_freq) != new_freq or orig_freq <= 0 or new_freq <= 0:
-        raise ConfigError(f"sample rates must be positive integers, got {orig_freq} -> {new_freq}")
-    orig_freq, new_freq = int(orig_freq), int(new_freq)
-    if orig_freq == new_freq:
-        return wav
-    g = math.gcd(orig_freq, new_freq)
-    o, n = orig_freq // g, new_freq // g
-    base = min(o, n) * rolloff  # cut-off just below the lower Nyquist frequency
-    width = math.ceil(lowpass_filter_width * o / base)
-    dtype = wav.dtype if wav.is_floating_point() else torch.float32
-    idx = torch.arange(-width, width + o, dtype=torch.float64)[None, None] / o
-    t = (torch.arange(0, -n, -1, dtype=torch.float64)[:, None, None] / n + idx) * base
-    t = t.clamp(-lowpass_filter_width, lowpass_filter_width)
-    window = torch.cos(t * math.pi / lowpass_filter_width / 2) ** 2
-    t = t * math.pi
-    kernel = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / o)
-    shape = wav.shape
-    flat = wav.reshape(-1, shape[-1]).to(dtype)
-    length = flat.shape[-1]
-    out = F.conv1d(F.pad(flat, (width, width + o))[:, None], kernel.to(dtype), stride=o)
-    out = out.transpose(1, 2).reshape(flat.shape[0], -1)[:, : math.ceil(n * length / o)]
-    return out.reshape(*shape[:-1], out.shape[-1])

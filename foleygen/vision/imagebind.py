@@ -52,9 +52,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foleygen.dsp import sinc_resample
 from foleygen.errors import CheckpointError, ConfigError
 from foleygen.vision.base import FrozenVisualEncoder
-from foleygen.vision.fbank import kaldi_fbank, resample
+from foleygen.vision.fbank import kaldi_fbank
 from foleygen.vision.preprocessing import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ImageTransform
 
 OFFICIAL_CHECKPOINT_NAME = "imagebind_huge.pth"
@@ -446,7 +447,7 @@ class ImageBindModel(nn.Module):
             wav = wav[None]
         if wav.dim() != 3:
             raise ConfigError(f"embed_audio: wav must be [S], [C, S] or [B, C, S], got {tuple(wav.shape)}")
-        wav = resample(wav.float(), int(sample_rate), cfg.audio_sample_rate)
+        wav = sinc_resample(wav.float(), int(sample_rate), cfg.audio_sample_rate)
         sr = cfg.audio_sample_rate
         out = []
         for item in wav:

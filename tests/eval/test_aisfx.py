@@ -158,7 +158,7 @@ def test_nearest_neighbours_of_real_effects(aisfx):
     conv features on a log-mel are a strong baseline; the trained ones still rank same-kind effects
     clearly higher (mAP +0.1)."""
     if opensfx_path() is None:
-        pytest.skip("openttd-opensfx is not installed (apt-get install openttd-opensfx)")
+        pytest.skip("openttd-opensfx is not installed (run: python scripts/ensure_test_packages.py as root)")
     effects = read_opensfx()
     assert len(effects) == 71 and abs(sum(e.duration for e in effects) - 149.3) < 0.1
     nn1, mean_ap = _retrieval(effects, aisfx)
@@ -172,7 +172,7 @@ def test_nearest_neighbours_of_real_effects(aisfx):
 def test_fd_aisfx_in_evaluate(aisfx, tmp_path):
     """``foleygen eval``'s FD with the aisfx embedder: same-kind folders are closer than other kinds."""
     if opensfx_path() is None:
-        pytest.skip("openttd-opensfx is not installed (apt-get install openttd-opensfx)")
+        pytest.skip("openttd-opensfx is not installed (run: python scripts/ensure_test_packages.py as root)")
     from foleygen.eval.report import EvalConfig, evaluate
 
     by_index = {e.index: e for e in read_opensfx()}

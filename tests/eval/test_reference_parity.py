@@ -85,10 +85,14 @@ def test_vggish_frames_are_librosas_uncentred_stft():
 
 def test_htk_mel_scale_is_librosas():
     librosa = pytest.importorskip("librosa")
-    from foleygen.eval.embedders.frontends import _hz_to_htk_mel
+    from foleygen.dsp import hz_to_mel, mel_to_hz
 
     freqs = np.linspace(10, 16000, 101)
-    ratio = _hz_to_htk_mel(freqs) / librosa.hz_to_mel(freqs, htk=True)
+    np.testing.assert_allclose(hz_to_mel(freqs, "htk"), librosa.hz_to_mel(freqs, htk=True), rtol=1e-12)
+    np.testing.assert_allclose(hz_to_mel(freqs, "slaney"), librosa.hz_to_mel(freqs, htk=False), rtol=1e-12)
+    for scale in ("htk", "kaldi", "slaney"):
+        np.testing.assert_allclose(mel_to_hz(hz_to_mel(freqs, scale), scale), freqs, rtol=1e-12)
+    ratio = hz_to_mel(freqs, "kaldi") / librosa.hz_to_mel(freqs, htk=True)
     # TF's 1127 ln(1 + f/700) vs librosa's 2595 log10(1 + f/700): one constant factor (1 + 8e-6), which
     # cancels in every triangle (they are ratios of mel differences); the shape of the scale is the same.
     np.testing.assert_allclose(ratio, 1127.0 / (2595.0 / np.log(10.0)), rtol=1e-12)

@@ -145,7 +145,7 @@ def test_audio_input_pipeline(tiny_checkpoint):
     t = torch.arange(44100 * 2) / 44100
     tone = 0.3 * torch.sin(2 * math.pi * 440 * t)
     e1 = model.embed_audio(tone, 44100)
-    from foleygen.vision.fbank import resample
+    from foleygen.dsp import sinc_resample as resample
 
     e2 = model.embed_audio(resample(tone, 44100, 16000), 16000)
     torch.testing.assert_close(e1, e2)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from foleygen.vision.fbank import kaldi_fbank, resample
+from foleygen.dsp import sinc_resample as resample
+from foleygen.vision.fbank import kaldi_fbank
 from foleygen.vision.preprocessing import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ImageTransform
 
 

@@ -341,6 +341,11 @@ def run(args: argparse.Namespace) -> int:
         flags = {"top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature, "cfg_coef": args.cfg}
         # flags left out keep the checkpoint's own settings
         model.update_generation_params(**{k: v for k, v in flags.items() if v is not None}, duration=batch[0].duration)
+        from foleygen.streamio import stream_long_jobs  # videos longer than the window: window by window
+
+        batch = stream_long_jobs(model, batch, args, planned_outputs, done, report_failure)
+        if not batch:
+            return
         wavs = model.generate_list([j.path for j in batch], seed=args.seed, progress=not quiet)
         for job, wav in zip(batch, wavs, strict=True):
             try:

@@ -66,14 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("demo", help="a ready study over SynthFoley test clips: shipped model, ablations, shuffled")
     _common(p)
-    p.add_argument("study", metavar="STUDY")
-    p.add_argument("--clips", type=int, default=3, help="SynthFoley test clips (default 3)")
+    p.add_argument("study", metavar="STUDY", help="new folder for the study")
+    p.add_argument("--clips", type=int, default=3, help="SynthFoley test clips (at least 2, default 3)")
     p.add_argument("--duration", type=float, default=2.0, help="seconds per clip (default 2)")
     p.add_argument("--ablation", default="runs/ablation", help="where scripts/run_ablation.py put its models")
     p.add_argument("--raters", type=int, default=2, help="raters to create (default 2)")
     p.add_argument("--serve", action="store_true", help="serve it right away")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="with --serve: address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="with --serve: TCP port (default 8000)")
 
 
 def _name_dir(text: str, flag: str) -> tuple[str, str]:

@@ -16,78 +16,32 @@ when it is reproduced exactly. Three conventions are needed:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
+from foleygen import dsp
+
 __all__ = ["htk_mel_matrix", "slaney_mel_matrix", "kaldi_mel_banks", "vggish_examples", "panns_logmel", "passt_logmel"]
-
-
-def _hz_to_htk_mel(f: np.ndarray | float) -> np.ndarray:
-    return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
 
 
 def htk_mel_matrix(
     num_mel: int = 64, num_spec: int = 257, sample_rate: int = 16000, lower_hz: float = 125.0, upper_hz: float = 7500.0
 ) -> np.ndarray:
     """VGGish's mel weights ``[num_spec, num_mel]`` (float64): triangles in HTK-mel, DC bin zeroed."""
-    spec_mel = _hz_to_htk_mel(np.linspace(0.0, sample_rate / 2.0, num_spec))
-    edges = np.linspace(_hz_to_htk_mel(lower_hz), _hz_to_htk_mel(upper_hz), num_mel + 2)
-    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
-    rising = (spec_mel[:, None] - lower[None]) / (center - lower)[None]
-    falling = (upper[None] - spec_mel[:, None]) / (upper - center)[None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
+    n_fft = 2 * (num_spec - 1)
+    weights = dsp.mel_filterbank(sample_rate, n_fft, num_mel, lower_hz, upper_hz, scale="kaldi", triangles_in="mel").T
     weights[0, :] = 0.0  # the TF code zeroes the DC bin; it carries no band energy
     return weights
 
 
-def _slaney_hz_to_mel(f: np.ndarray) -> np.ndarray:
-    f = np.asarray(f, dtype=np.float64)
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
-    mel = f / f_sp
-    log_region = f >= min_log_hz
-    mel[log_region] = min_log_hz / f_sp + np.log(f[log_region] / min_log_hz) / logstep
-    return mel
-
-
-def _slaney_mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    f = f_sp * m
-    log_region = m >= min_log_mel
-    f[log_region] = min_log_hz * np.exp(logstep * (m[log_region] - min_log_mel))
-    return f
-
-
 def slaney_mel_matrix(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """librosa ``filters.mel(htk=False, norm='slaney')`` transposed: ``[n_fft//2 + 1, n_mels]`` (float64)."""
-    fft_freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    mel_pts = _slaney_mel_to_hz(
-        np.linspace(_slaney_hz_to_mel(np.array([fmin]))[0], _slaney_hz_to_mel(np.array([fmax]))[0], n_mels + 2)
-    )
-    fdiff = np.diff(mel_pts)
-    ramps = mel_pts[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_pts[2:] - mel_pts[:-2]))[:, None]  # Slaney: constant energy per band
-    return weights.T
+    return dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, scale="slaney", norm="slaney").T
 
 
 def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: int, fmin: float, fmax: float) -> np.ndarray:
     """Kaldi triangular mel banks as PaSST uses them: ``[n_mels, n_fft//2 + 1]`` (last column zero)."""
-    num_fft_bins = n_fft // 2
-    if fmax <= 0:
-        fmax += sample_rate / 2.0
-    mel_low, mel_high = _hz_to_htk_mel(fmin), _hz_to_htk_mel(fmax)
-    delta = (mel_high - mel_low) / (n_mels + 1)
-    idx = np.arange(n_mels, dtype=np.float64)[:, None]
-    left, center, right = mel_low + idx * delta, mel_low + (idx + 1) * delta, mel_low + (idx + 2) * delta
-    mel = _hz_to_htk_mel(sample_rate / n_fft * np.arange(num_fft_bins, dtype=np.float64))[None]
-    banks = np.maximum(0.0, np.minimum((mel - left) / (center - left), (right - mel) / (right - center)))
-    return np.pad(banks, ((0, 0), (0, 1)))
+    return dsp.kaldi_mel_banks(n_mels, n_fft, sample_rate, fmin, fmax)
 
 
 def vggish_examples(wav: torch.Tensor, mel_matrix: torch.Tensor, *, sample_rate: int = 16000) -> torch.Tensor:

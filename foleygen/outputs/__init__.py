@@ -1,0 +1,1 @@
+"""Writing results: files for finished audio, and writers that grow as streamed audio arrives."""
