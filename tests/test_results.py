@@ -49,7 +49,7 @@ def test_one_pass_gives_what_separate_reads_give(tmp_path):
 
 def test_generate_plot_opens_and_decodes_the_input_once_per_need(tmp_path, monkeypatch, capsys):
     """``generate --plot``: one probe, one decoding pass for the encoder's frames and the thumbnails
-    together, one demux for the mux (before: two probes' worth, two full decodes, six opens)."""
+    together, one demux for the mux (before: five opens and two full decodes)."""
     from foleygen.io import video as video_module
 
     clip = make_video(tmp_path / "clip.mp4", 0.8)
