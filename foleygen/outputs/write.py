@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from foleygen.errors import MediaError
+from foleygen.errors import FoleyGenError, MediaError
 from foleygen.io import FrameRequest
 from foleygen.results import GenerationResult
 from foleygen.staging import hold
@@ -84,7 +84,13 @@ def write_result(
             (
                 Path(video),
                 lambda tmp: mux(
-                    source, wav, rate, tmp, keep_original_audio=keep_original_audio, reencode_video=reencode_video
+                    source,
+                    wav,
+                    rate,
+                    tmp,
+                    keep_original_audio=keep_original_audio,
+                    reencode_video=reencode_video,
+                    shown_as=video,
                 ),
             )
         )
@@ -120,7 +126,12 @@ def _staged(steps: list[tuple[Path, Callable[[Path], Any]]]) -> list[Path]:
                 except OSError as err:
                     raise MediaError(f"cannot write here ({err.strerror})", final) from None
                 staged.append((tmp, final))
-                write(tmp)
+                try:
+                    write(tmp)
+                except FoleyGenError as err:
+                    if err.path != str(tmp):
+                        raise
+                    raise type(err)(err.message, final) from None  # the user asked for final, not tmp
                 # The writers replace the temporary with their own complete file (a new inode): lock that
                 # one until it is renamed, so a concurrent run's clean-up never takes it.
                 holds.enter_context(hold(tmp))
