@@ -5,6 +5,8 @@
     model = FoleyGen.from_pretrained("demo")            # or a directory, a Hub id, "debug"
     model.set_generation_params(cfg_coef=3.0, top_k=250)
     wav = model.generate(["clip.mp4"], seed=0)          # [B, C, S], S = round(duration * sample_rate)
+    params = model.generation_params(temperature=0.8)   # settings for one call (the model is unchanged)
+    [res] = model.generate_results(["clip.mp4"], params=params)  # probe, frames, features, codes, audio
 
 A :class:`FoleyGen` holds three parts: the codec (audio <-> codes), the visual encoder (frames ->
 features) and the :class:`~foleygen.lm.model.AudioLM`. ``duration`` is the clip length the LM was
@@ -32,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,16 +42,19 @@ import torch
 from foleygen.checkpoint import CONFIG_NAME, load_checkpoint_dir, save_checkpoint_dir
 from foleygen.codecs.base import AudioCodec
 from foleygen.config import SequenceConfig, from_dict, load_json, to_dict
-from foleygen.errors import CheckpointError, ConfigError, MediaError
+from foleygen.errors import CheckpointError, ConfigError
 from foleygen.lm.masks import step_unit
 from foleygen.lm.model import AudioLM, LMConfig
+from foleygen.results import MAX_AUDIO_PAST_VIDEO_S, GenerationResult, LoadedVideo, load_video
+from foleygen.results import check_length as _check_length
 from foleygen.vision.base import VisualEncoder
+
+if TYPE_CHECKING:
+    from foleygen.io import FrameRequest
 
 #: the embedded demo model (written by ``make demo-model``; absent in a fresh checkout)
 DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo"
-# Audio may run on past the last frame (which stays on screen), but only this much: a duration of
-# 1e9 s would otherwise be an allocation of terabytes, and no video needs an hour of sound after it.
-MAX_AUDIO_PAST_VIDEO_S = 10.0
+__all__ = ["FoleyGen", "GenerationParams", "GenerationResult", "MAX_AUDIO_PAST_VIDEO_S", "DEMO_DIR", "_check_length"]
 
 Video = str | os.PathLike[str] | torch.Tensor
 
@@ -64,16 +69,6 @@ class GenerationParams:
     cfg_coef: float = 3.0
     duration: float | None = None
     extend_stride: float | None = None
-
-
-@dataclass
-class _Item:
-    """One input video, ready for the LM: ``features [F, D]`` and the audio it needs."""
-
-    features: torch.Tensor
-    duration: float
-    num_frames: int  # T: codec frames covering the duration
-    num_samples: int  # S: round(duration * sample_rate)
 
 
 class FoleyGen:
@@ -160,7 +155,7 @@ class FoleyGen:
         duration: float | None = None,
         extend_stride: float | None = None,
     ) -> None:
-        """Decoding settings for later ``generate*`` calls.
+        """Decoding settings for later ``generate*`` calls (the defaults of calls given no ``params``).
 
         Args:
             top_k: sample among the k most likely codes (0: all).
@@ -172,6 +167,17 @@ class FoleyGen:
                 each window continues from the last ``window - extend_stride`` seconds already generated.
                 Rounded to whole audio and visual frames; default half the window.
         """
+        self.generation = self._checked(top_k, top_p, temperature, cfg_coef, duration, extend_stride)
+
+    def _checked(
+        self,
+        top_k: int,
+        top_p: float,
+        temperature: float,
+        cfg_coef: float,
+        duration: float | None,
+        extend_stride: float | None,
+    ) -> GenerationParams:
         if top_k < 0 or not 0.0 <= top_p <= 1.0 or temperature < 0:
             raise ConfigError(
                 f"need top_k >= 0, 0 <= top_p <= 1, temperature >= 0; got {top_k}, {top_p}, {temperature}"
@@ -181,7 +187,16 @@ class FoleyGen:
         stride = self._default_stride() if extend_stride is None else float(extend_stride)
         if not 0 < stride < self.duration:
             raise ConfigError(f"extend_stride must be in (0, {self.duration:g}) seconds, got {extend_stride}")
-        self.generation = GenerationParams(top_k, top_p, temperature, cfg_coef, duration, stride)
+        return GenerationParams(top_k, top_p, temperature, cfg_coef, duration, stride)
+
+    def generation_params(self, **changes: Any) -> GenerationParams:
+        """The model's current decoding settings with ``changes`` applied, checked, for one call's
+        ``params=`` (the model itself is not changed, so concurrent calls on one model do not mix).
+        Same names and checks as :meth:`set_generation_params`."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(GenerationParams)}
+        if unknown:
+            raise ConfigError(f"unknown generation settings: {sorted(unknown)}")
+        return self._checked(**{**dataclasses.asdict(self.generation), **changes})
 
     def update_generation_params(self, **changes: Any) -> None:
         """Change only the named decoding settings; the others keep their current values.
@@ -190,68 +205,25 @@ class FoleyGen:
         AudioCraft's does); this keeps what the checkpoint chose (its ``config.json``), e.g. the demo
         model's temperature. Same names and checks as :meth:`set_generation_params`.
         """
-        unknown = set(changes) - {f.name for f in dataclasses.fields(GenerationParams)}
-        if unknown:
-            raise ConfigError(f"unknown generation settings: {sorted(unknown)}")
-        self.set_generation_params(**{**dataclasses.asdict(self.generation), **changes})
+        self.generation = self.generation_params(**changes)
 
-    def _stride_frames(self) -> int:
-        """``extend_stride`` in audio frames, rounded to the window unit (at least one unit)."""
+    def _stride_frames(self, params: GenerationParams | None = None) -> int:
+        """``extend_stride`` (of ``params``, default the model's) in audio frames, rounded to the window
+        unit (at least one unit)."""
+        g = params or self.generation
         unit = step_unit(self.sequence.frame_rate, self.sequence.fps)
-        stride = Fraction(self.generation.extend_stride).limit_denominator(10_000)
+        stride = Fraction(g.extend_stride).limit_denominator(10_000)
         units = max(1, round(stride / unit))
         frames = units * unit * Fraction(self.sequence.frame_rate).limit_denominator(1_000_000)
         window = self.sequence.num_audio_frames
         if frames >= window:
             raise ConfigError(
-                f"extend_stride {self.generation.extend_stride:g} s leaves no overlap with the "
+                f"extend_stride {g.extend_stride:g} s leaves no overlap with the "
                 f"{self.duration:g} s window once rounded to {float(unit):g} s steps"
             )
         return int(frames)
 
     # ----------------------------------------------------------------------------- inputs
-    def _load_video(self, video: Video, tensor_fps: float | None) -> _Item:
-        """A path or ``uint8 [F, H, W, 3]`` frames -> features at ``lm.fps`` and the lengths to generate."""
-        enc = self.visual_encoder
-        want = self.generation.duration
-        if isinstance(video, torch.Tensor):
-            if video.dim() != 4 or video.shape[-1] != 3 or video.dtype != torch.uint8 or video.shape[0] == 0:
-                raise MediaError(
-                    f"video tensors must be uint8 [F, H, W, 3] with F >= 1, got {video.dtype} {tuple(video.shape)}"
-                )
-            src_fps = float(tensor_fps or enc.input_fps)
-            _check_length(want, video.shape[0] / src_fps, None)
-            duration = want or video.shape[0] / src_fps
-            # Frame i of the encoder's rate shows the source frame on screen at i / input_fps.
-            n = max(1, round(min(duration, video.shape[0] / src_fps) * enc.input_fps))
-            index = torch.tensor(
-                [min(video.shape[0] - 1, math.floor(i * src_fps / enc.input_fps + 1e-9)) for i in range(n)]
-            )
-            frames = video[index]
-        else:
-            from foleygen.io import probe
-            from foleygen.vision.frames import read_encoder_frames
-
-            info = probe(video)
-            if not info.has_video:
-                raise MediaError("has no video stream", video)
-            if not info.duration or info.duration <= 0:
-                raise MediaError("cannot tell the video's duration (empty or broken stream)", video)
-            _check_length(want, info.duration, video)
-            duration = want or info.duration
-            # A clip shorter than one encoder frame (0.01 s at 100 fps) still shows its first frame:
-            # read at least that one, so every clip that has a picture gets features.
-            span = max(min(duration, info.duration), 1.0 / enc.input_fps)
-            frames = read_encoder_frames(video, enc, duration=span, info=info)
-            if frames.shape[0] == 0:
-                raise MediaError("no decodable video frame", video)
-        seq = self.sequence.with_duration(float(duration))
-        features = enc.encode(frames[None].to(self._param_device(enc)))[0].float()  # [F', D]
-        need = seq.num_visual_frames
-        if features.shape[0] < need:  # asked for more audio than there is video: the last frame stays on
-            features = torch.cat([features, features[-1:].expand(need - features.shape[0], -1)])
-        return _Item(features[:need], float(duration), seq.num_audio_frames, seq.num_samples)
-
     @staticmethod
     def _param_device(module: torch.nn.Module) -> torch.device:
         p = next(module.parameters(), None)
@@ -287,6 +259,7 @@ class FoleyGen:
         progress: bool = False,
         fps_of_tensors: float | Sequence[float] | None = None,
         prompt_codes: Sequence[torch.Tensor | None] | None = None,
+        params: GenerationParams | None = None,
     ) -> list[torch.Tensor]:
         """Codes for each video: a list of ``[K, T_i]`` (``T_i`` codec frames cover its duration).
 
@@ -296,8 +269,9 @@ class FoleyGen:
         are generated in sliding windows (:meth:`AudioLM.generate_windowed`): each window continues from
         the last ``window - extend_stride`` seconds of codes, the visual window moving with it.
         ``prompt_codes``: optional per-video ``[K, T_p]`` start (continuation), ``T_p`` at most the window.
+        ``params``: decoding settings for this call (default the model's, :meth:`set_generation_params`).
         """
-        return self._generate(videos, seed, progress, fps_of_tensors, prompt_codes)[0]
+        return self._generate(videos, seed, progress, fps_of_tensors, prompt_codes, params)[0]
 
     def _generate(
         self,
@@ -306,8 +280,12 @@ class FoleyGen:
         progress: bool,
         fps_of_tensors: float | Sequence[float] | None,
         prompt_codes: Sequence[torch.Tensor | None] | None,
-    ) -> tuple[list[torch.Tensor], list[_Item]]:
-        """:meth:`generate_codes`, also returning the loaded items (their lengths)."""
+        params: GenerationParams | None,
+        extra_frames: Sequence[FrameRequest] = (),
+        keep_frames: bool = False,
+    ) -> tuple[list[torch.Tensor], list[LoadedVideo]]:
+        """:meth:`generate_codes`, also returning the loaded videos (their lengths; their frames when
+        ``keep_frames``, else emptied once encoded, so a long list does not hold every video's pixels)."""
         videos = self._as_list(videos)
         if not videos:
             return [], []
@@ -315,11 +293,15 @@ class FoleyGen:
         prompts = list(prompt_codes) if prompt_codes is not None else [None] * len(videos)
         if len(fps_list) != len(videos) or len(prompts) != len(videos):
             raise ConfigError(f"{len(videos)} videos but {len(fps_list)} fps values / {len(prompts)} prompts")
-        g = self.generation
-        window, stride = self.sequence.num_audio_frames, self._stride_frames()
+        g = params or self.generation
+        window, stride = self.sequence.num_audio_frames, self._stride_frames(g)
         out: list[torch.Tensor | None] = [None] * len(videos)
         with self._eval_mode():
-            items = [self._load_video(v, f) for v, f in zip(videos, fps_list, strict=True)]
+            items = []
+            for v, f in zip(videos, fps_list, strict=True):
+                items.append(load_video(self, v, f, g, extra_frames))
+                if not keep_frames:
+                    items[-1].frames = items[-1].frames[:0]
             groups: dict[tuple[int, int, int], list[int]] = {}
             for i, (item, prompt) in enumerate(zip(items, prompts, strict=True)):
                 tp = -1 if prompt is None else prompt.shape[-1]
@@ -364,12 +346,48 @@ class FoleyGen:
         seed: int = 0,
         progress: bool = False,
         fps_of_tensors: float | Sequence[float] | None = None,
+        params: GenerationParams | None = None,
         _prompt_codes: Sequence[torch.Tensor | None] | None = None,
     ) -> list[torch.Tensor]:
         """Audio for each video, each exactly its duration: a list of ``[C, S_i]``, ``S_i = round(d_i * sr)``."""
-        codes, items = self._generate(videos, seed, progress, fps_of_tensors, _prompt_codes)
+        codes, items = self._generate(videos, seed, progress, fps_of_tensors, _prompt_codes, params)
         # Each clip is decoded whole, so window joins never reach the codec as separate pieces.
         return [self.decode(c, item.num_samples) for c, item in zip(codes, items, strict=True)]
+
+    def generate_results(
+        self,
+        videos: Video | Sequence[Video],
+        *,
+        seed: int = 0,
+        progress: bool = False,
+        fps_of_tensors: float | Sequence[float] | None = None,
+        params: GenerationParams | None = None,
+        extra_frames: Sequence[FrameRequest] = (),
+    ) -> list[GenerationResult]:
+        """One :class:`~foleygen.results.GenerationResult` per video: its probe, the frames the encoder
+        saw, the features, the codes ``[K, T]`` and the audio ``[C, S]`` (as :meth:`generate_list`).
+
+        Each file is probed once and decoded once; ``extra_frames`` (e.g. the alignment picture's
+        thumbnails, :class:`~foleygen.io.FrameRequest`) are cut from that same decoding pass and come
+        back as ``result.extra_frames``. Write the files with :func:`foleygen.outputs.write.write_result`.
+        """
+        codes, items = self._generate(
+            videos, seed, progress, fps_of_tensors, None, params, extra_frames, keep_frames=True
+        )
+        return [
+            GenerationResult(
+                source=item.source,
+                info=item.info,
+                duration=item.duration,
+                sample_rate=self.sample_rate,
+                frames=item.frames,
+                extra_frames=item.extra_frames,
+                features=item.features,
+                codes=c,
+                audio=self.decode(c, item.num_samples),
+            )
+            for c, item in zip(codes, items, strict=True)
+        ]
 
     def generate(
         self,
@@ -378,6 +396,7 @@ class FoleyGen:
         seed: int = 0,
         progress: bool = False,
         fps_of_tensors: float | Sequence[float] | None = None,
+        params: GenerationParams | None = None,
     ) -> torch.Tensor:
         """Audio for a batch of videos: ``[B, C, S_max]``, each item zero-padded to the longest.
 
@@ -387,11 +406,13 @@ class FoleyGen:
             seed: seeds the sampling; the same seed gives the same audio on the same machine.
             progress: show a progress bar per generation.
             fps_of_tensors: frame rate of tensor inputs (one value or one per video).
+            params: decoding settings for this call only (:meth:`generation_params`); default the
+                model's (:meth:`set_generation_params`).
 
         Item i holds ``round(duration_i * sample_rate)`` valid samples; :meth:`generate_list` returns
-        them unpadded.
+        them unpadded, :meth:`generate_results` with everything else the generation made.
         """
-        wavs = self.generate_list(videos, seed=seed, progress=progress, fps_of_tensors=fps_of_tensors)
+        wavs = self.generate_list(videos, seed=seed, progress=progress, fps_of_tensors=fps_of_tensors, params=params)
         return _pad_stack(wavs)
 
     def stream(
@@ -423,6 +444,7 @@ class FoleyGen:
         seed: int = 0,
         progress: bool = False,
         fps_of_tensors: float | Sequence[float] | None = None,
+        params: GenerationParams | None = None,
     ) -> torch.Tensor:
         """Continue given audio starts along the videos -> ``[B, C, S_max]`` (prompt included, then new audio).
 
@@ -442,7 +464,12 @@ class FoleyGen:
         whole = round(wav.shape[-1] / self.codec.hop_length)
         codes = codes[:, :, : max(1, whole)]
         wavs = self.generate_list(
-            videos, seed=seed, progress=progress, fps_of_tensors=fps_of_tensors, _prompt_codes=list(codes)
+            videos,
+            seed=seed,
+            progress=progress,
+            fps_of_tensors=fps_of_tensors,
+            params=params,
+            _prompt_codes=list(codes),
         )
         return _pad_stack(wavs)
 
@@ -604,51 +631,10 @@ class FoleyGen:
         cls, *, conditioning: str = "cross", visual_attention: str = "causal", duration: float = 1.0, seed: int = 0
     ) -> FoleyGen:
         """A tiny random model (16 kHz, 50 Hz, 2 codebooks of 32, 25 fps, d=32): tests and plumbing only."""
-        from foleygen.codecs.compact import CompactCodec, CompactCodecConfig
-        from foleygen.vision.compact import CompactVisualConfig, CompactVisualEncoder
+        from foleygen.debug_model import debug_parts
 
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            codec = CompactCodec(
-                CompactCodecConfig(
-                    hidden=16, res_blocks=1, latent_dim=8, num_codebooks=2, codebook_size=32, kmeans_iters=2
-                )
-            )
-            # The quantiser initialises its codebooks on the first training-mode pass (k-means on real
-            # latents): one pass over noise gives a random codec that can be saved and reloaded.
-            codec.train()
-            codec(0.1 * torch.randn(1, 1, 16000))
-            codec.eval()
-            visual = CompactVisualEncoder(
-                CompactVisualConfig(fps=25.0, image_size=32, dim=16, channels=[8, 16], stem_patch=4, groups=4)
-            )
-            lm = AudioLM(
-                LMConfig(
-                    dim=32,
-                    num_layers=2,
-                    num_heads=4,
-                    num_codebooks=2,
-                    cardinality=32,
-                    frame_rate=codec.frame_rate,
-                    fps=25.0,
-                    visual_dim=16,
-                    conditioning=conditioning,
-                    visual_attention=visual_attention,
-                )
-            )
-        for part in (codec, visual, lm):
-            part.eval()
+        codec, visual, lm = debug_parts(conditioning=conditioning, visual_attention=visual_attention, seed=seed)
         return cls(codec, visual, lm, duration)
-
-
-def _check_length(want: float | None, video_seconds: float, path: Any) -> None:
-    """Refuse a requested audio length that runs on far past the video (see MAX_AUDIO_PAST_VIDEO_S)."""
-    if want is not None and want > video_seconds + MAX_AUDIO_PAST_VIDEO_S:
-        raise MediaError(
-            f"duration {want:g} s is too long for this {video_seconds:.2f} s video (at most "
-            f"{MAX_AUDIO_PAST_VIDEO_S:g} s past its end)",
-            path,
-        )
 
 
 def _load_part(module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: str, where: Path) -> None:

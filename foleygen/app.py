@@ -1,8 +1,10 @@
 """The web demo: drop a video, get it back with a generated soundtrack and an alignment picture.
 
-Only the public API is used: :class:`foleygen.FoleyGen` (``from_pretrained``,
-``set_generation_params``, ``generate``), :mod:`foleygen.io` (``probe``, ``read_frames``,
-``write_audio``, ``mux``) and :func:`foleygen.viz.plot_alignment`.
+Only the public API is used: :class:`foleygen.FoleyGen` (``from_pretrained``, ``generation_params``,
+``generate_results``), :func:`foleygen.io.probe` and the shared writer
+:func:`foleygen.outputs.write.write_result` (the same files as ``foleygen generate``). A model is shared
+by every request of the process; each request passes its own decoding settings (``params=``) and
+leaves the model unchanged, so requests never see each other's settings and need no lock.
 
 The work is split in two so that everything but the widgets is testable without a browser:
 
@@ -112,25 +114,24 @@ def _inside(path: Path, root: Path) -> Path:
     return resolved
 
 
-_MODELS: dict[str, tuple[Any, threading.Lock]] = {}  # name -> (FoleyGen, lock held while it generates)
-_MODELS_LOCK = threading.Lock()
+_MODELS: dict[str, Any] = {}  # name -> FoleyGen, shared by every request (settings travel per call)
+_MODELS_LOCK = threading.Lock()  # held only while a model loads: two first requests load it once
 
 
-def _cached_model(name: str) -> tuple[Any, threading.Lock]:
+def _cached_model(name: str) -> Any:
     with _MODELS_LOCK:
         if name not in _MODELS:
             from foleygen.api import FoleyGen
 
             log.info("loading model %s", name)
-            _MODELS[name] = (FoleyGen.from_pretrained(name), threading.Lock())
+            _MODELS[name] = FoleyGen.from_pretrained(name)
         return _MODELS[name]
 
 
 def _ui_defaults(name: str) -> dict[str, float]:
     """Initial slider values: the checkpoint's own decoding settings when the model is loaded already."""
     defaults = {"cfg": 3.0, "top_k": 250, "temperature": 1.0}
-    loaded = _MODELS.get(name)
-    params = getattr(loaded[0], "generation", None) if loaded else None
+    params = getattr(_MODELS.get(name), "generation", None)
     if dataclasses.is_dataclass(params):
         defaults.update(cfg=float(params.cfg_coef), top_k=int(params.top_k), temperature=float(params.temperature))
     return defaults
@@ -190,7 +191,7 @@ class DemoService:
         """
         if name not in self.models:
             raise ConfigError(f"unknown model {name!r}; this demo offers {', '.join(self.models)}")
-        return _cached_model(name)[0]
+        return _cached_model(name)
 
     # -- uploads ----------------------------------------------------------------------------------
 
@@ -339,8 +340,8 @@ class DemoService:
         self, video: Path, info: Any, out_dir: Path, stem: str, fg: Any, req: _Request, progress: ProgressFn | None
     ) -> tuple[Path, Path, Path, int, list[Any] | None]:
         """The work of :meth:`generate` once the upload is validated: results go to ``out_dir``."""
-        from foleygen.io import mux, read_frames, write_audio
-        from foleygen.viz import plot_alignment
+        from foleygen.io import FrameRequest
+        from foleygen.outputs.write import PlotSpec, write_result
 
         report = progress or (lambda *a, **k: None)
         with tempfile.TemporaryDirectory(prefix="req-", dir=self.work_dir) as tmp:
@@ -350,36 +351,41 @@ class DemoService:
             shutil.copyfile(video, src)
 
             report(0.15, desc="generating audio")
-            with _cached_model(req.model)[1]:  # the generation params live on the shared model
-                # Keep what the checkpoint chose for settings the page does not show (top_p, extend_stride).
-                fg.update_generation_params(
-                    duration=req.length, cfg_coef=req.cfg, top_k=req.top_k, temperature=req.temperature
-                )
-                # progress=True shows a tqdm bar, which gr.Progress(track_tqdm=True) mirrors on the page.
-                wav = fg.generate([str(src)], seed=req.seed, progress=progress is not None)[0]  # [C, S]
-            sample_rate = int(fg.sample_rate)
-            wav = wav[..., : int(round(req.length * sample_rate))].float().cpu()
-
-            report(0.75, desc="writing audio and video")
-            audio_path = _inside(out_dir / f"{stem}_foley.wav", out_dir)
-            video_path = _inside(out_dir / f"{stem}_foley.mp4", out_dir)
-            write_audio(audio_path, wav, sample_rate)
-            playable = info.video_codec in BROWSER_VIDEO_CODECS
-            mux(src, wav, sample_rate, video_path, reencode_video=None if playable else True)
-
-            report(0.85, desc="drawing the alignment picture")
+            # This request's settings, on top of what the checkpoint chose for those the page does not
+            # show (top_p, extend_stride); the shared model is not changed.
+            params = fg.generation_params(
+                duration=req.length, cfg_coef=req.cfg, top_k=req.top_k, temperature=req.temperature
+            )
+            # The alignment picture needs only thumbnails: few, small frames, cut in the generation's
+            # own decoding pass.
             fps = min(PLOT_FPS, info.fps) if info.fps > 0 else PLOT_FPS
             width = max(2, round(PLOT_HEIGHT * info.width / max(info.height, 1)))
-            frames = read_frames(src, fps, size=(PLOT_HEIGHT, width), mode="letterbox", duration=req.length)
+            thumbs = FrameRequest(fps, (PLOT_HEIGHT, width), "letterbox", req.length)
+            # progress=True shows a tqdm bar, which gr.Progress(track_tqdm=True) mirrors on the page.
+            [result] = fg.generate_results(
+                [str(src)], seed=req.seed, progress=progress is not None, params=params, extra_frames=[thumbs]
+            )
+            sample_rate = int(result.sample_rate)
+
+            report(0.75, desc="writing audio, video and the alignment picture")
+            audio_path = _inside(out_dir / f"{stem}_foley.wav", out_dir)
+            video_path = _inside(out_dir / f"{stem}_foley.mp4", out_dir)
+            plot_path = _inside(out_dir / f"{stem}_alignment.png", out_dir)
             truth = self._truth.get(_sha256(src)) if self._truth else None
-            plot_path = plot_alignment(
-                frames,
+            spec = PlotSpec(
+                result.extra_frames[0],
                 fps,
-                wav,
-                sample_rate,
                 title=f"{stem}: model {req.model}, seed {req.seed}",
                 events=[e for e in truth if e.time <= req.length] if truth else None,
-                out_path=_inside(out_dir / f"{stem}_alignment.png", out_dir),
+            )
+            playable = info.video_codec in BROWSER_VIDEO_CODECS
+            write_result(
+                result,
+                audio=audio_path,
+                video=video_path,
+                plot=plot_path,
+                plot_spec=spec,
+                reencode_video=None if playable else True,
             )
         return video_path, audio_path, plot_path, sample_rate, truth
 

@@ -179,7 +179,7 @@ class StreamSession:
         self.codes = StreamingDecoder(
             lm,
             window_frames=seq.num_audio_frames,
-            stride_frames=model._stride_frames(),
+            stride_frames=model._stride_frames(self.params),
             num_audio_frames_for=lambda _n: self._audio_frames_lower_bound(),
             temperature=p.temperature,
             top_k=p.top_k,

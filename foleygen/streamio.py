@@ -244,11 +244,13 @@ def generate_long_video(
     seed: int = 0,
     duration: float | None = None,
     keep_original_audio: bool = False,
+    params: GenerationParams | None = None,
 ) -> list[Path]:
     """Generate the soundtrack of ``video`` window by window into ``audio_path`` (and ``mux_path``, the
     video copied with the new audio), memory independent of the length. Same codes as
     :meth:`FoleyGen.generate_codes` for the same seed (same frames, same windows), same audio up to
-    float rounding at the chunk joins; files appear complete or not at all. Returns the paths written."""
+    float rounding at the chunk joins; files appear complete or not at all. ``params``: the decoding
+    settings (default the model's). Returns the paths written."""
     enc = model.visual_encoder
     from foleygen.vision.frames import decode_size
 
@@ -287,7 +289,9 @@ def generate_long_video(
             )
             writers.append(muxer)
         known = duration or source.known_duration
-        StreamRun(model, source, writers, muxer=muxer, seed=seed, known_duration=known, allow_full_mask=True).run()
+        StreamRun(
+            model, source, writers, muxer=muxer, seed=seed, params=params, known_duration=known, allow_full_mask=True
+        ).run()
         commit(writers)
     except BaseException:
         source.close()
@@ -303,11 +307,12 @@ def stream_long_jobs(
     planned_outputs: Callable[[Any, Path, Any], list[Path]],
     done: list[Any],
     report_failure: Callable[[Any, Exception], None],
+    params: GenerationParams | None = None,
 ) -> list[Any]:
     """``foleygen generate``'s branch for long videos: each job the streamed path applies to
     (:func:`long_video_path_applies`; not with ``--plot``, whose picture needs the whole audio) is
     generated here, its outputs set on ``job.outputs`` and the job put in ``done`` (or its failure
-    reported); returns the jobs left for the offline path."""
+    reported); returns the jobs left for the offline path. ``params``: the decoding settings of the run."""
     rest = []
     for job in jobs:
         keep = bool(getattr(args, "keep_original_audio", False))
@@ -319,7 +324,14 @@ def stream_long_jobs(
         audio = next(p for p in outputs if p.suffix in (".wav", ".flac"))
         try:
             job.outputs = generate_long_video(
-                model, job.path, audio, mux, seed=args.seed, duration=job.duration, keep_original_audio=keep
+                model,
+                job.path,
+                audio,
+                mux,
+                seed=args.seed,
+                duration=job.duration,
+                keep_original_audio=keep,
+                params=params,
             )
             done.append(job)
         except Exception as err:  # this file's failure: the others go on

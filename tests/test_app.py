@@ -317,7 +317,7 @@ def test_uploads_are_checked_on_arrival(tmp_path, service):
 def test_sliders_start_at_the_checkpoint_decoding_settings(tmp_path):
     from foleygen.app import _cached_model
 
-    model = _cached_model("debug")[0]
+    model = _cached_model("debug")
     saved = dataclasses.asdict(model.generation)
     model.set_generation_params(**{**saved, "cfg_coef": 2.5, "top_k": 7, "temperature": 0.7})
     try:

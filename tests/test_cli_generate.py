@@ -153,13 +153,13 @@ def test_sampling_flags_default_to_the_checkpoints_own_settings(videos, tmp_path
     saved.set_generation_params(top_k=7, temperature=0.3, cfg_coef=2.0)
     saved.save_pretrained(tmp_path / "ckpt")
     seen = []
-    real = FoleyGen.generate_list
+    real = FoleyGen.generate_results
 
     def spy(self, *args, **kwargs):
-        seen.append(self.generation)
+        seen.append(kwargs["params"])  # the settings travel with the call, the model is left as loaded
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(FoleyGen, "generate_list", spy)
+    monkeypatch.setattr(FoleyGen, "generate_results", spy)
     video = videos / "a.mp4"
     assert main(["generate", str(video), "-o", str(tmp_path / "o1"), "--model", str(tmp_path / "ckpt"), "-q"]) == 0
     assert (seen[-1].top_k, seen[-1].temperature, seen[-1].cfg_coef) == (7, 0.3, 2.0)
@@ -182,20 +182,20 @@ def test_sampling_flags_default_to_the_checkpoints_own_settings(videos, tmp_path
 
 def test_an_unexpected_error_in_one_file_does_not_abort_the_batch(videos, tmp_path, capsys, monkeypatch):
     """A bug met by one input (any exception, not only ours): one line for it, the others all done, exit 1."""
-    from foleygen.api import FoleyGen
+    from foleygen import api
 
     folder = tmp_path / "batch"
     folder.mkdir()
     for stem in ("a1", "b2_cursed", "c3"):
         (folder / f"{stem}.mp4").write_bytes((videos / "a.mp4").read_bytes())
-    original = FoleyGen._load_video
+    original = api.load_video
 
-    def sometimes_broken(self, video, tensor_fps):
+    def sometimes_broken(model, video, *args, **kwargs):
         if "cursed" in str(video):
             raise ZeroDivisionError("the stage blew up")
-        return original(self, video, tensor_fps)
+        return original(model, video, *args, **kwargs)
 
-    monkeypatch.setattr(FoleyGen, "_load_video", sometimes_broken)
+    monkeypatch.setattr(api, "load_video", sometimes_broken)
     for batch_size in ("1", "3"):
         out = tmp_path / f"out{batch_size}"
         code = main(["generate", str(folder), "-o", str(out), "--model", "debug", "-q", "--batch-size", batch_size])

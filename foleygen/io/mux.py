@@ -125,6 +125,7 @@ def mux(
     audio_codec: str = "aac",
     audio_bitrate: int = 192_000,
     reencode_video: bool | None = None,
+    shown_as: PathLike | None = None,
 ) -> None:
     """Write ``out_path`` (.mp4/.m4v/.mov): the video of ``video_path`` with ``wav`` as its audio track.
 
@@ -140,11 +141,14 @@ def mux(
         audio_bitrate: bits per second for encoded tracks.
         reencode_video: None (default): copy the video when its codec belongs in .mp4, else
             re-encode it to H.264. False: never re-encode (a MediaError instead). True: always re-encode.
+        shown_as: the name messages give the output (default ``out_path``): a caller that writes to a
+            temporary of its own names the final file.
 
     Raises:
         MediaError: unreadable source, no video stream, bad output extension, codec problems.
     """
     out = Path(out_path)
+    shown = Path(shown_as) if shown_as is not None else out
     fmt = _OUTPUT_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise MediaError(f"output must be .mp4, .m4v or .mov, not {out.suffix or '(no extension)'!r}", out)
@@ -157,7 +161,7 @@ def mux(
         duration = stream_duration(source, v, video_path)
         if duration is None:
             raise MediaError("video duration is unknown", video_path)
-        samples = _prepare_wav(wav, round(duration * sample_rate), out)
+        samples = _prepare_wav(wav, round(duration * sample_rate), shown)
         copy_video = codec_name(v) in MP4_VIDEO_CODECS
         if reencode_video is True:
             copy_video = False
@@ -172,7 +176,7 @@ def mux(
                 "%s: video codec %s is re-encoded to H.264 for %s",
                 quote_path(video_path),
                 codec_name(v),
-                quote_path(out.name),
+                quote_path(shown.name),
             )
         orig = audio_stream(source) if keep_original_audio else None
         if keep_original_audio and orig is None:
@@ -194,13 +198,13 @@ def mux(
                     samples,
                     sample_rate,
                     tmp,
-                    out,
+                    shown,
                     fmt,
                     audio_codec,
                     audio_bitrate,
                 )
             except av.FFmpegError as err:
-                raise MediaError(f"cannot write ({ffmpeg_message(err)})", out) from None
+                raise MediaError(f"cannot write ({ffmpeg_message(err)})", shown) from None
 
 
 def _write(

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import av
@@ -113,6 +115,20 @@ def _check_args(fps: float, size: Size, mode: str, start: float, duration: float
         raise MediaError(f"duration must be > 0 seconds, got {duration!r}", path)
 
 
+@dataclass(frozen=True)
+class FrameRequest:
+    """One frame sequence to cut from a decoding pass (see :func:`read_frames_at`).
+
+    ``fps``, ``size`` and ``mode`` as for :func:`read_frames`; ``duration``: seconds to read (None:
+    the rest of the video stream).
+    """
+
+    fps: float
+    size: Size = None
+    mode: Literal["crop", "letterbox"] = "crop"
+    duration: float | None = None
+
+
 def read_frames(
     path: PathLike,
     fps: float,
@@ -141,107 +157,136 @@ def read_frames(
     Raises:
         MediaError: unreadable file, no video stream, ``start`` past the end, corrupt or truncated data.
     """
-    _check_args(fps, size, mode, start, duration, path)
+    return read_frames_at(path, [FrameRequest(fps, size, mode, duration)], start=start)[0]
+
+
+def read_frames_at(path: PathLike, requests: Sequence[FrameRequest], *, start: float = 0.0) -> list[torch.Tensor]:
+    """Several frame sequences of one video (rates, sizes, lengths) from a single open and decoding pass.
+
+    Each result is exactly what :func:`read_frames` returns for that request; the file is decoded
+    once, as far as the longest request needs. Generation reads the visual encoder's frames and the
+    alignment picture's thumbnails this way.
+
+    Returns:
+        one uint8 ``[F_j, H_j, W_j, 3]`` tensor per request, in order.
+    """
+    if not requests:
+        return []
+    for r in requests:
+        _check_args(r.fps, r.size, r.mode, start, r.duration, path)
     try:
-        return _read_frames(path, float(fps), size, mode, float(start), duration, allow_seek=True)
+        return _read_frames(path, list(requests), float(start), allow_seek=True)
     except _SeekOvershot:
-        return _read_frames(path, float(fps), size, mode, float(start), duration, allow_seek=False)
+        return _read_frames(path, list(requests), float(start), allow_seek=False)
 
 
-def _read_frames(
-    path: PathLike,
-    fps: float,
-    size: Size,
-    mode: str,
-    start: float,
-    duration: float | None,
-    *,
-    allow_seek: bool,
-) -> torch.Tensor:
+class _Target:
+    """The output of one request during the decoding pass: its times, its array, how far it got."""
+
+    def __init__(self, request: FrameRequest, start: float, duration: float) -> None:
+        self.request = request
+        self.fps = float(request.fps)
+        self.num_out = round(duration * self.fps)
+        self.times = start + np.arange(self.num_out, dtype=np.float64) / self.fps
+        self.out: np.ndarray | None = None
+        self.plan: _Plan | None = None
+        self.i = 0
+        self.prev_rendered = -1  # output index holding the previous frame's image, to copy
+
+    def begin(self, frame: av.VideoFrame, disp_w: int, disp_h: int, rotation: int) -> None:
+        self.plan = _Plan(frame.width, frame.height, disp_w, disp_h, rotation, self.request.size, self.request.mode)
+        self.out = np.zeros((self.num_out, self.plan.out_h, self.plan.out_w, 3), dtype=np.uint8)
+
+    @property
+    def done(self) -> bool:
+        return self.i >= self.num_out
+
+    def fill_until(self, t: float, tol: float, prev: av.VideoFrame) -> None:
+        """Every output time before ``t`` (where the next frame starts) shows ``prev``."""
+        assert self.plan is not None and self.out is not None
+        while self.i < self.num_out and (t == math.inf or self.times[self.i] + tol < t):
+            if self.prev_rendered >= 0:
+                self.out[self.i] = self.out[self.prev_rendered]
+            else:
+                self.plan.render(prev, self.out[self.i])
+            self.prev_rendered = self.i
+            self.i += 1
+
+    def new_frame(self) -> None:
+        self.prev_rendered = -1
+
+
+def _read_frames(path: PathLike, requests: list[FrameRequest], start: float, *, allow_seek: bool) -> list[torch.Tensor]:
     with open_input(path) as container:
         stream = video_stream(container)
         if stream is None:
             raise MediaError("no video stream", path)
         total = stream_duration(container, stream, path)
-        if duration is None:
-            if total is None:
-                raise MediaError("video duration is unknown; pass duration=", path)
-            duration = total - start
-            if duration <= 0:
-                raise MediaError(f"start {start:.3f} s is at or past the end of the video ({total:.3f} s)", path)
-        num_out = round(duration * fps)
+        spans = []
+        for r in requests:
+            duration = r.duration
+            if duration is None:
+                if total is None:
+                    raise MediaError("video duration is unknown; pass duration=", path)
+                duration = total - start
+                if duration <= 0:
+                    raise MediaError(f"start {start:.3f} s is at or past the end of the video ({total:.3f} s)", path)
+            spans.append(duration)
+        targets = [_Target(r, start, d) for r, d in zip(requests, spans, strict=True)]
         stream.thread_type = "AUTO"  # frame + slice threads: decoding is the bottleneck
         tb = stream.time_base
         origin = start_seconds(stream)
         # Containers store timestamps in ticks of the time base (1 ms in Matroska), rounded. A frame
         # whose stored time is within half a tick after t_i may truly start at t_i: count it as shown.
         tol = float(tb) / 2 + 1e-9 if tb is not None else 1e-6
-        src_rate = rate_of(stream) or fps
-        times = start + np.arange(num_out, dtype=np.float64) / fps
+        src_rate = rate_of(stream) or targets[0].fps
 
         if allow_seek and start > 0 and tb is not None:
             # Land on the keyframe at or before the first wanted time; frames before it are decoded
             # but only the latest of them is kept (it may be the one shown at t_0).
             container.seek(int(math.floor((origin + start) / float(tb))), stream=stream, backward=True)
 
-        out: np.ndarray | None = None
-        plan: _Plan | None = None
-        i = 0
         prev: av.VideoFrame | None = None
-        prev_rendered = -1  # output index holding prev's image, to copy instead of re-converting
         last_time = -math.inf
         last_end = -math.inf
-        first = True
         try:
             for frame in container.decode(stream):
                 if frame.pts is not None and tb is not None:
                     t = float(frame.pts * tb) - origin
                 else:  # no timestamp: assume it follows the previous frame at the average rate
                     t = (last_time + 1.0 / src_rate) if last_time > -math.inf else 0.0
-                if first:
-                    first = False
-                    if allow_seek and start > 0 and num_out and t > times[0] + tol:
+                if prev is None:
+                    if allow_seek and start > 0 and t > start + tol and any(x.num_out for x in targets):
                         raise _SeekOvershot
                     rotation = rotation_from_frame(frame) or rotation_from_tag(stream) or 0
                     disp_w, disp_h = video_geometry(stream, rotation)
-                    plan = _Plan(frame.width, frame.height, disp_w, disp_h, rotation, size, mode)
-                    out = np.zeros((num_out, plan.out_h, plan.out_w, 3), dtype=np.uint8)
+                    for x in targets:
+                        x.begin(frame, disp_w, disp_h, rotation)
                     prev = frame  # times before the first frame show the first frame
-                assert plan is not None and out is not None
-                # Every output time before this frame starts is showing the previous frame.
-                while i < num_out and times[i] + tol < t:
-                    if prev_rendered >= 0:
-                        out[i] = out[prev_rendered]
-                    else:
-                        plan.render(prev, out[i])
-                    prev_rendered = i
-                    i += 1
-                if i >= num_out:
+                for x in targets:
+                    x.fill_until(t, tol, prev)
+                if all(x.done for x in targets):
                     break
                 if frame is not prev:
                     prev = frame
-                    prev_rendered = -1
+                    for x in targets:
+                        x.new_frame()
                 last_time = t
                 step = float(frame.duration * tb) if frame.duration and tb is not None else 1.0 / src_rate
                 last_end = t + step
         except av.FFmpegError as err:
             where = f" near {last_time:.2f} s" if last_time > -math.inf else ""
             raise MediaError(f"corrupt or truncated video{where} ({ffmpeg_message(err)})", path) from None
-        if prev is None or out is None or plan is None:
+        if prev is None:
             raise MediaError("video stream has no decodable frames (corrupt or truncated)", path)
-        if i < num_out and total is not None:
-            # Decoding ended before the wanted span. Held last frames are fine for a requested span
-            # past the end, but not when the container promised more video than the data holds.
-            slack = max(0.5, 2.0 / src_rate)
-            if last_end < min(total, start + duration) - slack:
-                raise MediaError(
-                    f"truncated: video data ends at {last_end:.2f} s but the stream claims {total:.2f} s", path
-                )
-        while i < num_out:  # hold the last frame
-            if prev_rendered >= 0:
-                out[i] = out[prev_rendered]
-            else:
-                plan.render(prev, out[i])
-            prev_rendered = i
-            i += 1
-        return torch.from_numpy(out)
+        for x, duration in zip(targets, spans, strict=True):
+            if not x.done and total is not None:
+                # Decoding ended before the wanted span. Held last frames are fine for a requested span
+                # past the end, but not when the container promised more video than the data holds.
+                slack = max(0.5, 2.0 / src_rate)
+                if last_end < min(total, start + duration) - slack:
+                    raise MediaError(
+                        f"truncated: video data ends at {last_end:.2f} s but the stream claims {total:.2f} s", path
+                    )
+            x.fill_until(math.inf, tol, prev)  # hold the last frame
+        return [torch.from_numpy(x.out) for x in targets]  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from foleygen.data.cache import CacheReader
 from foleygen.data.manifest import load_manifest
 from foleygen.data.prepare import prepare_cache
 from foleygen.lm import AudioLM, LMConfig
+from foleygen.results import load_video
 from foleygen.vision import load_visual_encoder
 from foleygen.vision.frames import PRESHRINK_FACTOR, decode_size, read_encoder_frames
 
@@ -135,7 +136,7 @@ def test_prepare_cache_holds_what_foleygen_computes(kind, clips, tmp_path):
     assert len(reader) == 2
     for i, clip in enumerate(reader.clips):
         name = "wide" if "wide" in clip.id else "tall"
-        ours = model._load_video(videos[name], None).features  # [F', D] float32
+        ours = load_video(model, videos[name], None, model.generation).features  # [F', D] float32
         stored = torch.from_numpy(np.array(reader.visual_data(i)))
         if encoder.trainable:
             frames = read_encoder_frames(videos[name], encoder, duration=1.0)

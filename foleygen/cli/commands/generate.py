@@ -7,8 +7,9 @@ Inputs are video files, directories (their video files, recursively) or CSV file
 others go on; the exit code is 1 when any failed. Outputs of a file that failed halfway are removed,
 and every write is atomic, so no partial file is ever left under a final name.
 
-Everything done to one finished file lives in :func:`write_outputs`, so per-file extras (a plot, a
-report) are added there.
+Each file is probed once and decoded once (:meth:`foleygen.FoleyGen.generate_results`, the plot's
+thumbnails cut in the same pass); its files are written by the shared writer
+:func:`foleygen.outputs.write.write_result`, through :func:`write_outputs`.
 """
 
 from __future__ import annotations
@@ -208,43 +209,24 @@ def ground_truth_events(video: Path) -> list[dict[str, Any]] | None:
     return events if isinstance(events, list) else None
 
 
-def write_plot(job: Job, wav: Any, sample_rate: int, out_path: Path) -> Path:
-    """The alignment picture of one job (frames at 25 fps, 128 px: enough to see what happens)."""
-    from foleygen.io import read_frames
-    from foleygen.viz import plot_alignment
-
-    fps = 25.0
-    seconds = wav.shape[-1] / sample_rate
-    frames = read_frames(job.path, fps, 128, duration=seconds)
-    return plot_alignment(
-        frames, fps, wav, sample_rate, events=ground_truth_events(job.path), title=job.stem, out_path=out_path
-    )
-
-
-def write_outputs(job: Job, wav: Any, sample_rate: int, args: argparse.Namespace) -> list[Path]:
-    """Everything written for one finished video (``wav [C, S]``): the audio file, the muxed video.
-
-    On failure the files this call already wrote are removed, so a file yields all of its outputs or
-    none. New per-file outputs go here.
-    """
-    from foleygen.io import mux, write_audio
+def write_outputs(job: Job, result: Any, args: argparse.Namespace) -> list[Path]:
+    """Everything written for one finished video (a :class:`~foleygen.results.GenerationResult`): the
+    audio file, the muxed video, the picture; all of them or none (:func:`foleygen.outputs.write.write_result`)."""
+    from foleygen.outputs.write import PLOT_FRAMES, PlotSpec, write_result
 
     outputs = planned_outputs(job, Path(args.output), args)
-    written: list[Path] = []
-    try:
-        for path in outputs:
-            if path.suffix == ".mp4":
-                mux(job.path, wav, sample_rate, path, keep_original_audio=args.keep_original_audio)
-            elif path.suffix == ".png":
-                write_plot(job, wav, sample_rate, path)
-            else:
-                write_audio(path, wav, sample_rate)
-            written.append(path)
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    return written
+    plot = next((p for p in outputs if p.suffix == ".png"), None)
+    spec = None
+    if plot is not None:
+        spec = PlotSpec(result.extra_frames[0], PLOT_FRAMES.fps, title=job.stem, events=ground_truth_events(job.path))
+    return write_result(
+        result,
+        audio=outputs[0],
+        video=next((p for p in outputs if p.suffix == ".mp4"), None),
+        plot=plot,
+        plot_spec=spec,
+        keep_original_audio=args.keep_original_audio,
+    )
 
 
 def _spare_the_inputs(jobs: list[Job], outdir: Path, args: argparse.Namespace) -> tuple[list[Job], list[Problem]]:
@@ -338,18 +320,27 @@ def run(args: argparse.Namespace) -> int:
 
     def generate(batch: list[Job]) -> None:
         assert model is not None
-        flags = {"top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature, "cfg_coef": args.cfg}
-        # flags left out keep the checkpoint's own settings
-        model.update_generation_params(**{k: v for k, v in flags.items() if v is not None}, duration=batch[0].duration)
+        from foleygen.outputs.write import PLOT_FRAMES
         from foleygen.streamio import stream_long_jobs  # videos longer than the window: window by window
 
-        batch = stream_long_jobs(model, batch, args, planned_outputs, done, report_failure)
+        flags = {"top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature, "cfg_coef": args.cfg}
+        # flags left out keep the checkpoint's own settings
+        params = model.generation_params(
+            **{k: v for k, v in flags.items() if v is not None}, duration=batch[0].duration
+        )
+        batch = stream_long_jobs(model, batch, args, planned_outputs, done, report_failure, params)
         if not batch:
             return
-        wavs = model.generate_list([j.path for j in batch], seed=args.seed, progress=not quiet)
-        for job, wav in zip(batch, wavs, strict=True):
+        results = model.generate_results(
+            [j.path for j in batch],
+            seed=args.seed,
+            progress=not quiet,
+            params=params,
+            extra_frames=[PLOT_FRAMES] if args.plot else (),
+        )
+        for job, result in zip(batch, results, strict=True):
             try:
-                job.outputs = write_outputs(job, wav, model.sample_rate, args)
+                job.outputs = write_outputs(job, result, args)
                 done.append(job)
             except Exception as err:  # any failure is this file's: the batch goes on
                 report_failure(job, err)
