@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from foleygen.checkpoint import CONFIG_NAME, load_checkpoint_dir, save_checkpoint_dir
+from foleygen.checkpoint import CONFIG_NAME, build_from_config, load_checkpoint_dir, save_checkpoint_dir
 from foleygen.codecs.base import AudioCodec
 from foleygen.config import SequenceConfig, from_dict, load_json, to_dict
 from foleygen.errors import CheckpointError, ConfigError
@@ -580,9 +580,18 @@ class FoleyGen:
         missing = [k for k in ("codec", "visual", "lm", "sequence") if k not in config]
         if missing:
             raise CheckpointError(f"config.json lacks section(s) {missing}", directory)
+        for section in ("codec", "visual", "lm", "sequence"):
+            if not isinstance(config[section], dict):
+                kind = type(config[section]).__name__
+                raise CheckpointError(f"config.json section {section!r} must be a mapping, got {kind}", directory)
+        seconds = config["sequence"].get("duration")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
+            raise CheckpointError(f"config.json sequence.duration must be seconds > 0, got {seconds!r}", directory)
         _, state = load_checkpoint_dir(directory)
 
         codec_cfg = config["codec"]
+        if not isinstance(codec_cfg.get("path", "codec"), str):
+            raise CheckpointError(f"config.json codec.path must be text, got {codec_cfg['path']!r}", directory)
         codec_path = (
             directory / codec_cfg.get("path", "codec") if codec_cfg.get("type") == "compact" else codec_cfg.get("path")
         )
@@ -595,20 +604,24 @@ class FoleyGen:
         visual_cfg = dict(config["visual"])
         kind = visual_cfg.get("kind")
         if kind == "compact":
-            visual = CompactVisualEncoder(from_dict(CompactVisualConfig, visual_cfg.get("config", {}), "visual"))
+            visual_config = visual_cfg.get("config", {})
+            visual = build_from_config(
+                lambda: CompactVisualEncoder(from_dict(CompactVisualConfig, visual_config, "visual.config")),
+                "visual",
+                directory,
+            )
             _load_part(visual, state, "visual.", directory)
         else:
             visual = load_visual_encoder(
                 kind, visual_cfg.get("path"), fps=visual_cfg.get("fps"), **visual_cfg.get("options", {})
             )
-        lm = AudioLM(from_dict(LMConfig, config["lm"], "lm"))
+        lm = build_from_config(lambda: AudioLM(from_dict(LMConfig, config["lm"], "lm")), "lm", directory)
         _load_part(lm, state, "lm.", directory)
-        seq = config["sequence"]
         model = cls(
             codec,
             visual,
             lm,
-            float(seq["duration"]),
+            float(seconds),
             # an external codec found beside the checkpoint is remembered by its full path, so that a
             # copy saved elsewhere still finds it
             codec_source=None
@@ -639,7 +652,12 @@ class FoleyGen:
 
 def _load_part(module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: str, where: Path) -> None:
     part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    missing, unexpected = module.load_state_dict(part, strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(part, strict=False)
+    except RuntimeError as err:  # a tensor of another shape than the config builds: torch lists them all
+        sizes = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
+        detail = sizes[0] if sizes else " ".join(str(err).split())[:200]
+        raise CheckpointError(f"{prefix.rstrip('.')} weights do not match the config ({detail})", where) from None
     if missing or unexpected:
         raise CheckpointError(
             f"{prefix.rstrip('.')} weights do not match the config (missing {sorted(missing)[:3]}, "

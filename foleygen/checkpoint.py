@@ -11,8 +11,9 @@ import os
 import pickle
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -20,6 +21,8 @@ from foleygen.config import load_json, save_json
 from foleygen.errors import CheckpointError
 from foleygen.staging import hold, remove_stale_temporaries
 from foleygen.utils import temp_dir_beside
+
+T = TypeVar("T")
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -93,6 +96,19 @@ def load_checkpoint_dir(directory: str | os.PathLike[str]) -> tuple[dict[str, An
     except Exception as err:  # safetensors raises several types for corrupt files
         raise CheckpointError(f"cannot read weights ({err})", weights) from None
     return config, state
+
+
+def build_from_config(build: Callable[[], T], what: str, where: str | os.PathLike[str]) -> T:
+    """``build()`` (a module made from a checkpoint's config), with the failures that values of the
+    right type but an impossible size cause (a negative or infinite dimension, a zero codebook size: torch
+    and Python raise ValueError, RuntimeError, OverflowError...) said as one :class:`CheckpointError`."""
+    try:
+        return build()
+    except (ValueError, RuntimeError, OverflowError, ZeroDivisionError, TypeError, MemoryError) as err:
+        detail = " ".join(str(err).split())[:200] or "no message"
+        raise CheckpointError(
+            f"config.json {what}: these values do not make a model ({type(err).__name__}: {detail})", where
+        ) from None
 
 
 _REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")

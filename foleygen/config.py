@@ -219,6 +219,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str | None = None) -> T
     its file, used in messages: default the class name; ``""`` for a whole file (its keys are sections).
     """
     where = cls.__name__ if where is None else where
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     _check_keys(cls, data, where)
@@ -363,10 +365,18 @@ def load_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("config file not found", path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not a text JSON file (byte {err.start} is not UTF-8)", path) from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"not valid JSON ({err})", path) from None
+    except (OSError, RecursionError) as err:  # unreadable, or nested deeper than Python's stack
+        raise ConfigError(f"cannot be read ({getattr(err, 'strerror', None) or type(err).__name__})", path) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a JSON object at the top, got {type(data).__name__}", path)
     version = data.get("_format_version", CONFIG_FORMAT_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ConfigError(f"_format_version must be an integer, got {version!r}", path)
     if version > CONFIG_FORMAT_VERSION:
         raise ConfigError(f"written by a newer foleygen (format {version} > {CONFIG_FORMAT_VERSION})", path)
     return data

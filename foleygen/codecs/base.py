@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import operator
 from collections.abc import Callable
 
 import torch
@@ -58,7 +59,11 @@ class AudioCodec(nn.Module, abc.ABC):
     def set_num_codebooks(self, num_codebooks: int) -> None:
         """Use only the first ``num_codebooks`` codebooks (RVQ: fewer codebooks = lower bitrate)."""
         limit = int(getattr(self, "max_num_codebooks", self.num_codebooks))
-        if not 1 <= int(num_codebooks) <= limit:
+        try:
+            num_codebooks = operator.index(num_codebooks)  # an int (numpy's too); never a float or text
+        except TypeError:
+            raise CodecError(f"num_codebooks must be an integer, got {num_codebooks!r}") from None
+        if not 1 <= num_codebooks <= limit:
             raise CodecError(f"num_codebooks must be in 1..{limit}, got {num_codebooks}")
         self.num_codebooks = int(num_codebooks)
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foleygen.checkpoint import load_checkpoint_dir, save_checkpoint_dir
+from foleygen.checkpoint import build_from_config, load_checkpoint_dir, save_checkpoint_dir
 from foleygen.codecs.base import AudioCodec
 from foleygen.codecs.rvq import QuantizerOutput, ResidualVectorQuantizer
 from foleygen.config import from_dict, to_dict
@@ -285,8 +285,14 @@ class CompactCodec(AudioCodec):
             raise CheckpointError(
                 f"config.json is not a compact codec (codec_type {config.get('codec_type')!r})", directory
             )
-        model = cls(from_dict(CompactCodecConfig, config.get("config", {})))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        section = config.get("config", {})
+        model = build_from_config(lambda: cls(from_dict(CompactCodecConfig, section, "config")), "config", directory)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a tensor of another shape than the config builds
+            sizes = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
+            detail = sizes[0] if sizes else " ".join(str(err).split())[:200]
+            raise CheckpointError(f"weights do not match the config ({detail})", directory) from None
         if missing or unexpected:
             raise CheckpointError(
                 f"weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})", directory

@@ -14,8 +14,8 @@ from foleygen.errors import CheckpointError
 def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"unreadable JSON ({err})", path) from None
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: bad JSON or bytes that are not UTF-8
+        raise CheckpointError(f"unreadable JSON ({' '.join(str(err).split()) or type(err).__name__})", path) from None
     if not isinstance(data, dict):
         raise CheckpointError("JSON config is not a mapping", path)
     return data

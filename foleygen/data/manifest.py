@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -112,7 +113,7 @@ def read_vggsound_csv(csv_path: str | os.PathLike[str], video_dir: str | os.Path
             yid, start_text, label, split = (c.strip() for c in row[:4])
             try:
                 start = int(float(start_text))
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number, NaN, or inf
                 if lineno == 1:
                     continue  # a header row some copies add
                 raise DataError(f"line {lineno}: start_seconds {start_text!r} is not a number", csv_path) from None
@@ -135,13 +136,20 @@ def _generic_entry(record: dict[str, object], base: Path, where: str) -> ClipEnt
     if not path.is_absolute():
         path = base / path
     label = record.get("label")
+    start_value = record.get("start") or 0.0
+    try:
+        start = float(start_value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        start = math.nan
+    if not (math.isfinite(start) and start >= 0):
+        raise DataError(f"{where}: start must be a number of seconds >= 0, got {start_value!r}", base)
     return ClipEntry(
         str(record.get("id") or path.stem),
         path,
         str(record["split"]),
         None if label in (None, "") else str(label),
-        float(record.get("start") or 0.0),
-    )  # type: ignore[arg-type]
+        start,
+    )
 
 
 def read_generic_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -235,8 +243,17 @@ def load_manifest(source: str | os.PathLike[str], *, video_dir: str | os.PathLik
         return read_synthfoley_dir(source)
     if not source.is_file():
         raise DataError("manifest not found", source)
-    if source.suffix.lower() == ".csv" and _looks_like_vggsound(source):
-        if video_dir is None:
-            video_dir = source.parent / "video" if (source.parent / "video").is_dir() else source.parent
-        return read_vggsound_csv(source, video_dir)
-    return read_generic_manifest(source)
+    try:
+        if source.suffix.lower() == ".csv" and _looks_like_vggsound(source):
+            if video_dir is None:
+                video_dir = source.parent / "video" if (source.parent / "video").is_dir() else source.parent
+            return read_vggsound_csv(source, video_dir)
+        return read_generic_manifest(source)
+    except UnicodeDecodeError as err:  # every reader above reads text
+        raise DataError(f"not a text manifest (byte {err.start} is not UTF-8)", source) from None
+    except csv.Error as err:  # a field past csv's size limit, a NUL byte...
+        raise DataError(f"not a CSV manifest ({err})", source) from None
+    except OSError as err:  # a row naming a path the system refuses (too long...)
+        raise DataError(f"cannot be used ({err.strerror or type(err).__name__})", source) from None
+    except RecursionError:  # a JSONL line nested deeper than Python's stack
+        raise DataError("a JSON line is nested too deeply", source) from None

@@ -126,13 +126,19 @@ def open_input(path: PathLike) -> av.container.InputContainer:
 
 def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
     """The main video stream, ignoring cover art (an 'attached picture' is a one-frame video stream)."""
-    candidates = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    # A stream of a codec FFmpeg does not know has no codec context: nothing of it can be read.
+    candidates = [
+        s
+        for s in container.streams.video
+        if not (s.disposition & av.stream.Disposition.attached_pic) and s.codec_context is not None
+    ]
     return candidates[0] if candidates else None
 
 
 def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
     """The first audio stream, or None."""
-    return container.streams.audio[0] if container.streams.audio else None
+    known = [s for s in container.streams.audio if s.codec_context is not None]  # see video_stream
+    return known[0] if known else None
 
 
 def start_seconds(stream: av.stream.Stream) -> float:

@@ -159,8 +159,13 @@ def _decode(
     """
     src_channels = stream.codec_context.channels or 0
     direct = src_channels == channels or channels == 1 or src_channels == 1
+    if not direct and src_channels > 8:  # swresample has no standard layout to rematrix from
+        raise MediaError(f"{src_channels}-channel audio can be read as mono only, not as {channels} channels", path)
     # Keep the source layout when we mix ourselves (mean/repeat); otherwise let swresample rematrix.
-    resampler = av.AudioResampler(format="fltp", layout=None if direct else layout_for(channels), rate=sample_rate)
+    # Packed (interleaved) output, not planar: PyAV reads a planar frame's planes from AVFrame.data, which
+    # holds 8, so to_ndarray() of a planar frame with more channels (a 64-channel WAV) reads past it and
+    # crashes the process. One packed plane holds any channel count.
+    resampler = av.AudioResampler(format="flt", layout=None if direct else layout_for(channels), rate=sample_rate)
     tb = stream.time_base
     skip: int | None = None  # output samples still to drop before t0 (negative: zeros to prepend)
     have = 0
@@ -170,7 +175,8 @@ def _decode(
     def take(frames: list[av.AudioFrame]) -> bool:
         nonlocal skip, have
         for out in frames:
-            data = _mix(out.to_ndarray().astype(np.float32, copy=False), channels)
+            packed = out.to_ndarray().astype(np.float32, copy=False)  # [1, n * C_out], frame-major
+            data = _mix(packed.reshape(-1, len(out.layout.channels)).T, channels)
             if skip is not None and skip > 0:
                 drop = min(skip, data.shape[1])
                 data = data[:, drop:]

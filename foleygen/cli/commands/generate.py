@@ -236,7 +236,8 @@ def _spare_the_inputs(jobs: list[Job], outdir: Path, args: argparse.Namespace) -
     for job in jobs:
         try:
             inputs[job.path.resolve()] = job
-        except OSError:  # a link loop: its own failure comes when it is opened
+        # A link loop (Python 3.11 says RuntimeError, 3.13 OSError): its own failure comes when it is opened
+        except (OSError, RuntimeError):
             continue
     kept, problems = [], []
     for job in jobs:
@@ -244,7 +245,7 @@ def _spare_the_inputs(jobs: list[Job], outdir: Path, args: argparse.Namespace) -
         for out in planned_outputs(job, outdir, args):
             try:
                 resolved = out.resolve()
-            except OSError:
+            except (OSError, RuntimeError):  # an output name that is a link loop: mux/write says so
                 continue
             if resolved in inputs:
                 clash = (out, inputs[resolved].path)
