@@ -129,12 +129,13 @@ def read_vggsound_csv(csv_path: str | os.PathLike[str], video_dir: str | os.Path
     return Manifest(entries, str(csv_path), missing)
 
 
-def _generic_entry(record: dict[str, object], base: Path, where: str) -> ClipEntry:
+def _generic_entry(record: dict[str, object], manifest: Path, where: str) -> ClipEntry:
+    """One manifest row; relative paths are relative to the manifest's folder; errors name the manifest."""
     if "path" not in record or "split" not in record:
-        raise DataError(f"{where}: needs 'path' and 'split' (got {sorted(record)})", base)
+        raise DataError(f"{where}: needs 'path' and 'split' (got {sorted(record)})", manifest)
     path = Path(str(record["path"])).expanduser()
     if not path.is_absolute():
-        path = base / path
+        path = manifest.parent / path
     label = record.get("label")
     start_value = record.get("start") or 0.0
     try:
@@ -142,7 +143,7 @@ def _generic_entry(record: dict[str, object], base: Path, where: str) -> ClipEnt
     except (TypeError, ValueError):
         start = math.nan
     if not (math.isfinite(start) and start >= 0):
-        raise DataError(f"{where}: start must be a number of seconds >= 0, got {start_value!r}", base)
+        raise DataError(f"{where}: start must be a number of seconds >= 0, got {start_value!r}", manifest)
     return ClipEntry(
         str(record.get("id") or path.stem),
         path,
@@ -155,7 +156,6 @@ def _generic_entry(record: dict[str, object], base: Path, where: str) -> ClipEnt
 def read_generic_manifest(path: str | os.PathLike[str]) -> Manifest:
     """A CSV with a header (``path,split[,label,id,start]``) or a JSONL file with those keys."""
     path = Path(path)
-    base = path.parent
     records: list[tuple[dict[str, object], str]] = []
     if path.suffix.lower() in (".jsonl", ".json"):
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
@@ -174,7 +174,7 @@ def read_generic_manifest(path: str | os.PathLike[str]) -> Manifest:
                 records.append(({k.strip(): (v or "").strip() for k, v in rec.items() if k}, f"line {lineno}"))
     entries, missing = [], []
     for rec, where in records:
-        entry = _generic_entry(rec, base, where)
+        entry = _generic_entry(rec, path, where)
         (entries.append(entry) if entry.path.is_file() else missing.append(entry.id))
     ids = [e.id for e in entries]
     if len(set(ids)) != len(ids):
