@@ -133,3 +133,35 @@ def test_full_mask_models_need_an_explicit_lookahead():
         _allow_full(full, 0.5)
     assert _allow_full(full, 1.0) is True
     assert _allow_full(FoleyGen._debug(), None) is False
+
+
+def test_live_from_an_http_url_equals_the_offline_audio(tmp_path):
+    """A network source (here HTTP from a server on loopback; RTSP/UDP/SRT open the same way, through
+    FFmpeg's protocols) gives the offline audio; a URL nobody serves is one clear line."""
+    import functools
+    import http.server
+    import threading
+
+    ts = tmp_path / "www" / "in.ts"
+    ts.parent.mkdir()
+    make_media(ts, duration=1.2, size=(48, 32), codec="libx264")
+    offline = FoleyGen.from_pretrained("debug").generate_list([ts], seed=0)[0]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(ts.parent))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        out = tmp_path / "o.wav"
+        p = _live([f"{url}/in.ts", "--out", out, "-q"])
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+        assert (read_audio(out, 16000) - offline).abs().max() <= STEP / 2 + 1e-5
+        p = _live([f"{url}/missing.ts", "--out", tmp_path / "m.wav", "-q"])
+        _, err = p.communicate(timeout=120)
+        lines = err.decode().strip().splitlines()
+        assert p.returncode != 0 and len(lines) == 1 and "missing.ts" in lines[0], lines
+        assert not (tmp_path / "m.wav").exists()
+    finally:
+        server.shutdown()
+        server.server_close()
