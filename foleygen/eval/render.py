@@ -41,6 +41,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         value, details = _fmt(r["value"]), ""
         if metric.startswith("fad-"):
             details = f"{r['n_generated']} gen / {r['n_reference']} ref embeddings, D={r['embedding_dim']}"
+        elif metric.startswith("kid-"):
+            value = f"{_fmt(r['value'])} ± {_fmt(r['std'])}"
+            details = (
+                f"{r['subsets']} subsets of {r['subset_size']}; {r['n_generated']} gen / {r['n_reference']} ref "
+                "embeddings"
+            )
         elif metric.startswith("kl-"):
             details = f"KL(ref‖gen) over {r['n_pairs']} pairs; KL(gen‖ref) = {_fmt(r['kl_gen_ref'])}"
         elif metric.startswith("is-"):

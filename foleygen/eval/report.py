@@ -55,6 +55,9 @@ METRICS: dict[str, tuple[str, str | None]] = {
     "fad-passt": ("FAD (PaSST)", "passt"),
     "fad-synthfoley": ("FAD (SynthFoley classifier)", "synthfoley"),
     "fad-aisfx": ("FD-aisfx (sound-effects CNN, not VGGish)", "aisfx"),
+    "kid-vggish": ("KID (VGGish)", "vggish"),
+    "kid-panns": ("KID (PANNs)", "panns"),
+    "kid-passt": ("KID (PaSST)", "passt"),
     "kl-panns": ("KL (PANNs)", "panns"),
     "kl-passt": ("KL (PaSST)", "passt"),
     "is-panns": ("IS (PANNs)", "panns"),
@@ -68,6 +71,7 @@ METRIC_GROUPS: dict[str, tuple[str, ...]] = {
     "fad": tuple(m for m in METRICS if m.startswith("fad-")),
     "kl": ("kl-panns", "kl-passt"),
     "is": ("is-panns", "is-passt"),
+    "kid": ("kid-vggish", "kid-panns", "kid-passt"),
     "ib": ("ib-score",),
 }
 
@@ -193,9 +197,9 @@ def _files_needed(
     kinds = {m.split("-")[0] for m in wanted}
     paired_only = config.protocol == "av-benchmark" and all(m.endswith("-passt") for m in wanted)
     needed: list[Path] = []
-    if kinds & {"fad", "is"} and not paired_only:
+    if kinds & {"fad", "kid", "is"} and not paired_only:
         needed += gen_files.values()
-    if "fad" in kinds and not paired_only:
+    if kinds & {"fad", "kid"} and not paired_only:
         needed += ref_files.values()
     if "kl" in kinds or paired_only:
         needed += [p for _, g, r in pairing.pairs for p in (g, r)]
@@ -240,13 +244,28 @@ def _one_model_metric(
     from foleygen.eval.kl import paired_kl
 
     kind, outputs, name = metric.split("-")[0], emb.outputs, emb.name
-    if kind == "fad":
+    if kind in ("fad", "kid"):
         if not gen or not ref:
-            return skipped("FAD needs clips on both sides")
+            return skipped(f"{kind.upper()} needs clips on both sides")
         gen_emb = np.concatenate([outputs[p].embeddings for p in gen])
         ref_emb = np.concatenate([outputs[p].embeddings for p in ref])
         if len(gen_emb) < 2 or len(ref_emb) < 2:
-            return skipped("FAD needs at least 2 embeddings on each side")
+            return skipped(f"{kind.upper()} needs at least 2 embeddings on each side")
+        if kind == "kid":
+            from foleygen.eval.kid import kernel_distance
+
+            kid = kernel_distance(gen_emb, ref_emb)
+            return {
+                "value": kid["mean"],
+                "std": kid["std"],
+                "subsets": kid["subsets"],
+                "subset_size": kid["subset_size"],
+                "skipped": None,
+                "model": name,
+                "n_generated": int(len(gen_emb)),
+                "n_reference": int(len(ref_emb)),
+                "kernel": "(x.y/D + 1)^3, unbiased MMD^2",
+            }
         return {
             "value": frechet_distance(gen_emb, ref_emb),
             "skipped": None,

@@ -18,8 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics",
         nargs="+",
         default=None,
-        help="metrics or groups: all, fad, kl, is, ib, fad-vggish, fad-panns, fad-passt, fad-aisfx, "
-        "fad-synthfoley, kl-panns, kl-passt, is-panns, is-passt, ib-score, av-align, onsets "
+        help="metrics or groups: all, fad, kid, kl, is, ib, fad-vggish, fad-panns, fad-passt, fad-aisfx, "
+        "fad-synthfoley, kid-vggish, kid-panns, kid-passt, kl-panns, kl-passt, is-panns, is-passt, ib-score, "
+        "av-align, onsets "
         "(default: all, or the protocol's set). A metric named here that cannot run is an error (exit 1); "
         "one reached through a group is skipped with the reason",
     )
