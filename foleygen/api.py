@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from foleygen.checkpoint import CONFIG_NAME, build_from_config, load_checkpoint_dir, save_checkpoint_dir
+from foleygen.checkpoint import CONFIG_NAME, build_from_config, load_checkpoint_dir, load_part, save_checkpoint_dir
 from foleygen.codecs.base import AudioCodec
 from foleygen.config import SequenceConfig, from_dict, load_json, to_dict
 from foleygen.errors import CheckpointError, ConfigError
@@ -284,24 +284,58 @@ class FoleyGen:
         extra_frames: Sequence[FrameRequest] = (),
         keep_frames: bool = False,
     ) -> tuple[list[torch.Tensor], list[LoadedVideo]]:
-        """:meth:`generate_codes`, also returning the loaded videos (their lengths; their frames when
-        ``keep_frames``, else emptied once encoded, so a long list does not hold every video's pixels)."""
+        """:meth:`load_videos` then :meth:`generate_loaded`: the codes and the loaded videos."""
+        items = self.load_videos(
+            videos, fps_of_tensors=fps_of_tensors, params=params, extra_frames=extra_frames, keep_frames=keep_frames
+        )
+        return self.generate_loaded(
+            items, seed=seed, progress=progress, params=params, prompt_codes=prompt_codes
+        ), items
+
+    def load_videos(
+        self,
+        videos: Video | Sequence[Video],
+        *,
+        fps_of_tensors: float | Sequence[float] | None = None,
+        params: GenerationParams | None = None,
+        extra_frames: Sequence[FrameRequest] = (),
+        keep_frames: bool = True,
+    ) -> list[LoadedVideo]:
+        """Generation's first stage: each video probed, decoded once and turned into features ``[F_v, D]``.
+
+        ``keep_frames=False`` empties each item's frames once encoded, so a long list does not hold every
+        video's pixels. :meth:`generate_loaded` takes the items on (``foleygen generate`` overlaps the two).
+        """
         videos = self._as_list(videos)
-        if not videos:
-            return [], []
         fps_list = list(fps_of_tensors) if isinstance(fps_of_tensors, Sequence) else [fps_of_tensors] * len(videos)
-        prompts = list(prompt_codes) if prompt_codes is not None else [None] * len(videos)
-        if len(fps_list) != len(videos) or len(prompts) != len(videos):
-            raise ConfigError(f"{len(videos)} videos but {len(fps_list)} fps values / {len(prompts)} prompts")
+        if len(fps_list) != len(videos):
+            raise ConfigError(f"{len(videos)} videos but {len(fps_list)} fps values")
         g = params or self.generation
-        window, stride = self.sequence.num_audio_frames, self._stride_frames(g)
-        out: list[torch.Tensor | None] = [None] * len(videos)
+        items = []
         with self._eval_mode():
-            items = []
             for v, f in zip(videos, fps_list, strict=True):
                 items.append(load_video(self, v, f, g, extra_frames))
                 if not keep_frames:
                     items[-1].frames = items[-1].frames[:0]
+        return items
+
+    def generate_loaded(
+        self,
+        items: Sequence[LoadedVideo],
+        *,
+        seed: int = 0,
+        progress: bool = False,
+        params: GenerationParams | None = None,
+        prompt_codes: Sequence[torch.Tensor | None] | None = None,
+    ) -> list[torch.Tensor]:
+        """Codes ``[K, T_i]`` for videos already loaded (:meth:`load_videos`), as :meth:`generate_codes`."""
+        prompts = list(prompt_codes) if prompt_codes is not None else [None] * len(items)
+        if len(prompts) != len(items):
+            raise ConfigError(f"{len(items)} videos but {len(prompts)} prompts")
+        g = params or self.generation
+        window, stride = self.sequence.num_audio_frames, self._stride_frames(g)
+        out: list[torch.Tensor | None] = [None] * len(items)
+        with self._eval_mode():
             groups: dict[tuple[int, int, int], list[int]] = {}
             for i, (item, prompt) in enumerate(zip(items, prompts, strict=True)):
                 tp = -1 if prompt is None else prompt.shape[-1]
@@ -329,7 +363,22 @@ class FoleyGen:
                 )
                 for j, i in enumerate(index):
                     out[i] = codes[j]
-        return out, items  # type: ignore[return-value]
+        return out  # type: ignore[return-value]
+
+    def result_of(self, item: LoadedVideo, codes: torch.Tensor) -> GenerationResult:
+        """The :class:`~foleygen.results.GenerationResult` of one loaded video and its codes ``[K, T]``
+        (the codec decodes them here: generation's last stage)."""
+        return GenerationResult(
+            source=item.source,
+            info=item.info,
+            duration=item.duration,
+            sample_rate=self.sample_rate,
+            frames=item.frames,
+            extra_frames=item.extra_frames,
+            features=item.features,
+            codes=codes,
+            audio=self.decode(codes, item.num_samples),
+        )
 
     def decode(self, codes: torch.Tensor, num_samples: int) -> torch.Tensor:
         """``codes [K, T]`` -> ``wav [C, num_samples]`` (the codec's whole frames, trimmed)."""
@@ -374,20 +423,7 @@ class FoleyGen:
         codes, items = self._generate(
             videos, seed, progress, fps_of_tensors, None, params, extra_frames, keep_frames=True
         )
-        return [
-            GenerationResult(
-                source=item.source,
-                info=item.info,
-                duration=item.duration,
-                sample_rate=self.sample_rate,
-                frames=item.frames,
-                extra_frames=item.extra_frames,
-                features=item.features,
-                codes=c,
-                audio=self.decode(c, item.num_samples),
-            )
-            for c, item in zip(codes, items, strict=True)
-        ]
+        return [self.result_of(item, c) for c, item in zip(codes, items, strict=True)]
 
     def generate(
         self,
@@ -610,13 +646,13 @@ class FoleyGen:
                 "visual",
                 directory,
             )
-            _load_part(visual, state, "visual.", directory)
+            load_part(visual, state, "visual.", directory)
         else:
             visual = load_visual_encoder(
                 kind, visual_cfg.get("path"), fps=visual_cfg.get("fps"), **visual_cfg.get("options", {})
             )
         lm = build_from_config(lambda: AudioLM(from_dict(LMConfig, config["lm"], "lm")), "lm", directory)
-        _load_part(lm, state, "lm.", directory)
+        load_part(lm, state, "lm.", directory)
         model = cls(
             codec,
             visual,
@@ -648,22 +684,6 @@ class FoleyGen:
 
         codec, visual, lm = debug_parts(conditioning=conditioning, visual_attention=visual_attention, seed=seed)
         return cls(codec, visual, lm, duration)
-
-
-def _load_part(module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: str, where: Path) -> None:
-    part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    try:
-        missing, unexpected = module.load_state_dict(part, strict=False)
-    except RuntimeError as err:  # a tensor of another shape than the config builds: torch lists them all
-        sizes = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
-        detail = sizes[0] if sizes else " ".join(str(err).split())[:200]
-        raise CheckpointError(f"{prefix.rstrip('.')} weights do not match the config ({detail})", where) from None
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{prefix.rstrip('.')} weights do not match the config (missing {sorted(missing)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]})",
-            where,
-        )
 
 
 def _pad_stack(wavs: list[torch.Tensor]) -> torch.Tensor:

@@ -144,3 +144,21 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
         # `from None` hides torch's traceback; its message stays reachable as __context__ for callers
         # that recognise a known refused object (the AudioCraft loader does).
         raise CheckpointError(load_refusal(err), path) from None
+
+
+def load_part(module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: str, where: Path) -> None:
+    """Load the ``prefix``-ed tensors of ``state`` into ``module``, strictly: any mismatch is one
+    :class:`CheckpointError` naming the part and the file (``where``)."""
+    part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        missing, unexpected = module.load_state_dict(part, strict=False)
+    except RuntimeError as err:  # a tensor of another shape than the config builds: torch lists them all
+        sizes = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
+        detail = sizes[0] if sizes else " ".join(str(err).split())[:200]
+        raise CheckpointError(f"{prefix.rstrip('.')} weights do not match the config ({detail})", where) from None
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{prefix.rstrip('.')} weights do not match the config (missing {sorted(missing)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]})",
+            where,
+        )

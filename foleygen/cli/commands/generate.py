@@ -81,6 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="videos generated together (default 1; batches change the random draws)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="run the stages (load, generate, write) one after another instead of overlapped (for comparison)",
+    )
     parser.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
     parser.add_argument(
         "--plot",
@@ -319,53 +324,77 @@ def run(args: argparse.Namespace) -> int:
         failed.append((Job(path, None, path.stem), message))
         print(f"foleygen generate: failed: {message}", file=sys.stderr)
 
-    def generate(batch: list[Job]) -> None:
-        assert model is not None
-        from foleygen.outputs.write import PLOT_FRAMES
-        from foleygen.streamio import stream_long_jobs  # videos longer than the window: window by window
+    from foleygen.outputs.write import PLOT_FRAMES
+    from foleygen.pipeline import StageTimes, run_stages
+    from foleygen.streamio import long_video_path_applies, stream_long_jobs
 
-        flags = {"top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature, "cfg_coef": args.cfg}
+    flags = {"top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature, "cfg_coef": args.cfg}
+    keep = bool(args.keep_original_audio)
+
+    def load(batch: list[Job]) -> tuple[Any, list[Job], list[tuple[Job, Any]]]:
+        """Stage 1: the batch's settings; its long videos set aside (streamed later, window by window);
+        the others probed, decoded and encoded, each file's failure its own."""
+        assert model is not None
         # flags left out keep the checkpoint's own settings
-        params = model.generation_params(
-            **{k: v for k, v in flags.items() if v is not None}, duration=batch[0].duration
-        )
-        batch = stream_long_jobs(model, batch, args, planned_outputs, done, report_failure, params)
-        if not batch:
-            return
-        results = model.generate_results(
-            [j.path for j in batch],
-            seed=args.seed,
-            progress=not quiet,
-            params=params,
-            extra_frames=[PLOT_FRAMES] if args.plot else (),
-        )
-        for job, result in zip(batch, results, strict=True):
+        given = {k: v for k, v in flags.items() if v is not None}
+        params = model.generation_params(**given, duration=batch[0].duration)
+        long_jobs, loaded = [], []
+        for job in batch:
             try:
-                job.outputs = write_outputs(job, result, args)
+                if not args.plot and long_video_path_applies(model, job.path, job.duration, keep):
+                    long_jobs.append(job)
+                    continue
+                extra = [PLOT_FRAMES] if args.plot else []
+                loaded.append((job, model.load_videos([job.path], params=params, extra_frames=extra)[0]))
+            except Exception as err:  # not only our own errors: one file's bug must not cost the others
+                report_failure(job, err)
+        return params, long_jobs, loaded
+
+    def generate(stage: tuple[Any, list[Job], list[tuple[Job, Any]]]) -> list[tuple[Job, Any, Any]]:
+        """Stage 2: the long videos streamed to their files; the codes of the others, batched (on an
+        error, each file on its own, so the good ones still get done)."""
+        assert model is not None
+        params, long_jobs, loaded = stage
+        stream_long_jobs(model, long_jobs, args, planned_outputs, done, report_failure, params)
+        if not loaded:
+            return []
+        try:
+            items = [item for _, item in loaded]
+            codes = model.generate_loaded(items, seed=args.seed, progress=not quiet, params=params)
+            return [(job, item, c) for (job, item), c in zip(loaded, codes, strict=True)]
+        except Exception as err:
+            if len(loaded) == 1:
+                report_failure(loaded[0][0], err)
+                return []
+        made: list[tuple[Job, Any, Any]] = []
+        for job, item in loaded:
+            try:
+                [c] = model.generate_loaded([item], seed=args.seed, progress=not quiet, params=params)
+                made.append((job, item, c))
+            except Exception as single:
+                report_failure(job, single)
+        return made
+
+    def write(made: list[tuple[Job, Any, Any]]) -> None:
+        """Stage 3: the codec decodes; audio, muxed video and picture written (all or none per file)."""
+        assert model is not None
+        for job, item, codes in made:
+            try:
+                job.outputs = write_outputs(job, model.result_of(item, codes), args)
                 done.append(job)
             except Exception as err:  # any failure is this file's: the batch goes on
                 report_failure(job, err)
 
-    bar = progress(
-        _batches(jobs, args.batch_size),
-        desc="videos",
-        total=len(_batches(jobs, args.batch_size)),
-        quiet=quiet,
-        unit="batch" if args.batch_size > 1 else "video",
-    )
-    for batch in bar:
-        # Not only our own errors: a bug met by one file must not cost the others their outputs.
-        try:
-            generate(batch)
-        except Exception as err:
-            if len(batch) == 1:
-                report_failure(batch[0], err)
-                continue
-            for job in batch:  # find the culprit: each file on its own, the good ones still get done
-                try:
-                    generate([job])
-                except Exception as single:
-                    report_failure(job, single)
+    batches = _batches(jobs, args.batch_size)
+    unit = "batch" if args.batch_size > 1 else "video"
+    ticks = iter(progress(range(len(batches) + 1), desc="videos", total=len(batches), quiet=quiet, unit=unit))
+    next(ticks, None)
+    times = StageTimes()
+    if batches:
+        times = run_stages(
+            batches, load, generate, write, overlap=not args.no_overlap, on_batch=lambda: next(ticks, None)
+        )
+    next(ticks, None)
 
     elapsed = time.perf_counter() - started
     summary = {
@@ -375,6 +404,9 @@ def run(args: argparse.Namespace) -> int:
         "skipped": [str(j.path) for j in skipped],
         "failed": [{"input": str(j.path), "error": msg} for j, msg in failed],
         "seconds": round(elapsed, 3),
+        # clips/s over the generation itself (the model's loading excluded); stages: busy seconds each
+        "clips_per_second": round(len(done) / times.wall, 3) if times.wall > 0 else 0.0,
+        "stages": {**times.as_dict(), "overlapped": not args.no_overlap},
     }
     if args.json:
         print(json.dumps(summary, indent=2))
