@@ -65,6 +65,14 @@ def _timed(times: StageTimes, stage: str, fn: Callable[..., Any], *args: Any) ->
         setattr(times, stage, getattr(times, stage) + time.perf_counter() - started)
 
 
+def _one_thread() -> None:
+    """A side stage's torch ops run on its own thread only: the LM keeps every core of its pool, and
+    two OpenMP teams never spin against each other."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def run_stages(
     batches: Sequence[Batch],
     load: Callable[[Batch], Any],
@@ -90,8 +98,8 @@ def run_stages(
             _timed(times, "write", write, made)
         times.wall = time.perf_counter() - started
         return times
-    loader = ThreadPoolExecutor(1, thread_name_prefix="foleygen-load")
-    writer = ThreadPoolExecutor(1, thread_name_prefix="foleygen-write")
+    loader = ThreadPoolExecutor(1, thread_name_prefix="foleygen-load", initializer=_one_thread)
+    writer = ThreadPoolExecutor(1, thread_name_prefix="foleygen-write", initializer=_one_thread)
     writing: Future[None] | None = None
     try:
         ahead = loader.submit(_timed, times, "load", load, batches[0]) if batches else None
