@@ -2,7 +2,7 @@
 
 Writes ``--clips`` SynthFoley validation clips (4 s, 128 px, H.264 + ALAC, the demo model's data) into a
 work folder, then for each ``--batch-sizes`` value runs ``foleygen generate CLIPS/ -o OUT --batch-size B
---json`` in a fresh subprocess twice: with the stages overlapped (the default) and with ``--no-overlap``
+--json`` in a fresh subprocess twice: with the stages overlapped (``--overlap on``) and with ``--overlap off``
 (load, LM and codec+write one after another). Prints one JSON object: per run the clips/s, the busy
 seconds of each stage, their sum (the time of the stages run one after another) and the wall time;
 ``overlap_gain`` = sum of stages / wall. The model's loading is outside the timed part.
@@ -44,7 +44,7 @@ def make_clips(folder: Path, count: int) -> list[Path]:
 def run_generate(clips: Path, out: Path, batch: int, overlap: bool, threads: int) -> dict:
     """One ``foleygen generate`` subprocess; its JSON summary's throughput fields."""
     argv = [sys.executable, "-m", "foleygen", "generate", str(clips), "-o", str(out), "--model", "demo"]
-    argv += ["--batch-size", str(batch), "--json"] + ([] if overlap else ["--no-overlap"])
+    argv += ["--batch-size", str(batch), "--json", "--overlap", "on" if overlap else "off"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -89,7 +89,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "folder",
-                "command": "foleygen generate CLIPS/ -o OUT --model demo --batch-size B --json [--no-overlap]",
+                "command": "foleygen generate CLIPS/ -o OUT --model demo --batch-size B --json --overlap on|off",
                 "clips": args.clips,
                 "clip": "SynthFoley val, 4 s, 128x128 H.264 + ALAC",
                 "threads": args.threads,

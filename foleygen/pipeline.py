@@ -12,6 +12,10 @@ release the GIL, so the stages overlap on separate cores. At most one batch is l
 waits to be written, so memory stays that of three batches whatever the folder's size. With
 ``overlap=False`` the stages run one after another (the comparison of ``benchmarks/folder.py``).
 
+Overlap pays only where the side stages find a core the LM does not use (:func:`overlap_pays`): on a
+2-core machine whose two cores the LM's thread pool already holds, the LM slowed more than the side
+stages saved (0.72-1.0x the throughput of the stages in turn; docs/performance.md has the figures).
+
 Each stage function is given one batch and must deal with its own files' failures (report them and
 return what is left): an exception that escapes a stage is re-raised here, as it would be without the
 pipeline. The order of the outputs, and so the random draws, are those of a run without overlap.
@@ -25,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["StageTimes", "run_stages"]
+__all__ = ["StageTimes", "overlap_pays", "run_stages"]
 
 Batch = TypeVar("Batch")
 
@@ -63,6 +67,19 @@ def _timed(times: StageTimes, stage: str, fn: Callable[..., Any], *args: Any) ->
         return fn(*args)
     finally:
         setattr(times, stage, getattr(times, stage) + time.perf_counter() - started)
+
+
+def overlap_pays(choice: str = "auto") -> bool:
+    """``"on"``/``"off"``, or for ``"auto"``: whether this process has a core to spare beyond the LM's
+    torch threads (``torch.get_num_threads()``) for the side stages (one thread each)."""
+    if choice in ("on", "off"):
+        return choice == "on"
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores > torch.get_num_threads()
 
 
 def _one_thread() -> None:

@@ -236,7 +236,7 @@ def test_unexpected_errors_outside_the_batch_are_one_line(tmp_path, capsys, monk
 def test_generate_overlapped_equals_one_after_another(videos, tmp_path, capsys):
     clips = [str(videos / "a.mp4"), str(videos / "sub" / "b.mp4")]
     summaries = {}
-    for name, extra in (("overlap", []), ("sequential", ["--no-overlap"])):
+    for name, extra in (("overlap", ["--overlap", "on"]), ("sequential", ["--overlap", "off"])):
         argv = ["generate", *clips, "-o", str(tmp_path / name), "--model", "debug", "--no-mux", "--json", *extra]
         capsys.readouterr()
         assert main(argv) == 0

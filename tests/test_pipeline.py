@@ -67,3 +67,18 @@ def test_an_exception_that_escapes_a_stage_is_raised(overlap):
 
     with pytest.raises(RuntimeError, match="bad batch"):
         run_stages([0, 1, 2], load, lambda i: i, lambda i: None, overlap=overlap)
+
+
+def test_overlap_is_chosen_when_a_core_is_spare(monkeypatch):
+    import os
+
+    import torch
+
+    from foleygen.pipeline import overlap_pays
+
+    assert overlap_pays("on") and not overlap_pays("off")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert not overlap_pays("auto")  # the LM's pool holds both cores: the stages run in turn
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert overlap_pays("auto")

@@ -82,9 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument(
-        "--no-overlap",
-        action="store_true",
-        help="run the stages (load, generate, write) one after another instead of overlapped (for comparison)",
+        "--overlap",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="overlap the stages of a folder (load, LM, codec+write): auto (default) when the machine has "
+        "cores beyond the LM's threads for the side stages (docs/performance.md), on, or off",
     )
     parser.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
     parser.add_argument(
@@ -325,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"foleygen generate: failed: {message}", file=sys.stderr)
 
     from foleygen.outputs.write import PLOT_FRAMES
-    from foleygen.pipeline import StageTimes, run_stages
+    from foleygen.pipeline import StageTimes, overlap_pays, run_stages
     from foleygen.streamio import long_video_path_applies, stream_long_jobs
 
     flags = {"top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature, "cfg_coef": args.cfg}
@@ -389,11 +391,9 @@ def run(args: argparse.Namespace) -> int:
     unit = "batch" if args.batch_size > 1 else "video"
     ticks = iter(progress(range(len(batches) + 1), desc="videos", total=len(batches), quiet=quiet, unit=unit))
     next(ticks, None)
-    times = StageTimes()
+    times, overlap = StageTimes(), overlap_pays(args.overlap)
     if batches:
-        times = run_stages(
-            batches, load, generate, write, overlap=not args.no_overlap, on_batch=lambda: next(ticks, None)
-        )
+        times = run_stages(batches, load, generate, write, overlap=overlap, on_batch=lambda: next(ticks, None))
     next(ticks, None)
 
     elapsed = time.perf_counter() - started
@@ -406,7 +406,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(elapsed, 3),
         # clips/s over the generation itself (the model's loading excluded); stages: busy seconds each
         "clips_per_second": round(len(done) / times.wall, 3) if times.wall > 0 else 0.0,
-        "stages": {**times.as_dict(), "overlapped": not args.no_overlap},
+        "stages": {**times.as_dict(), "overlapped": overlap},
     }
     if args.json:
         print(json.dumps(summary, indent=2))
