@@ -98,10 +98,44 @@ def load_checkpoint_dir(directory: str | os.PathLike[str]) -> tuple[dict[str, An
     return config, state
 
 
+def _memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size_on_meta(build: Callable[[], Any]) -> int | None:
+    """Bytes of the parameters and buffers ``build()`` would allocate, found by building it on the
+    ``meta`` device (no memory); None when the build cannot run there (the real build then decides)."""
+    try:
+        with torch.device("meta"):
+            module = build()
+    except Exception:  # noqa: BLE001 - any failure here is the real build's to report
+        return None
+    if not isinstance(module, torch.nn.Module):
+        return None
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 def build_from_config(build: Callable[[], T], what: str, where: str | os.PathLike[str]) -> T:
     """``build()`` (a module made from a checkpoint's config), with the failures that values of the
     right type but an impossible size cause (a negative or infinite dimension, a zero codebook size: torch
-    and Python raise ValueError, RuntimeError, OverflowError...) said as one :class:`CheckpointError`."""
+    and Python raise ValueError, RuntimeError, OverflowError...) said as one :class:`CheckpointError`.
+
+    Sizes that are possible but absurd (a config asking for more memory than the machine has, which
+    would otherwise be allocated and initialised until the process is killed) are refused before any
+    memory is taken: the module is first built on the ``meta`` device and its bytes counted.
+    """
+    need, have = _size_on_meta(build), _memory_bytes()
+    if need is not None and have is not None and need > have:
+        raise CheckpointError(
+            f"config.json {what}: these values make a model of {need / 2**30:.1f} GiB, more than this "
+            f"machine's {have / 2**30:.1f} GiB of memory",
+            where,
+        )
     try:
         return build()
     except (ValueError, RuntimeError, OverflowError, ZeroDivisionError, TypeError, MemoryError) as err:

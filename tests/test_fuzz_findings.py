@@ -115,3 +115,16 @@ def test_vggsound_csv_with_an_infinite_start(tmp_path):
     with pytest.raises(DataError) as err:
         load_manifest(path)
     assert "line 2: start_seconds 'inf' is not a number" in one_line(err)
+
+
+def test_a_model_larger_than_the_machine_is_refused_before_any_memory_is_taken(tmp_path):
+    from foleygen.checkpoint import _memory_bytes
+
+    have = _memory_bytes()
+    if have is None:
+        pytest.skip("this OS does not tell its memory size")
+    rows = have // (4 * 1024) + 1  # one float32 embedding of 1024 columns, just over the machine's memory
+    with pytest.raises(CheckpointError) as err:
+        build_from_config(lambda: torch.nn.Embedding(rows, 1024), "lm", tmp_path)
+    text = one_line(err)
+    assert "GiB, more than this machine's" in text and str(tmp_path) in text
