@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from foleygen.errors import MediaError
+from foleygen.io.media_types import STREAM_MUX_FORMATS, describe_extensions
 from foleygen.staging import hold
 from foleygen.utils import temp_file_beside
 
@@ -42,7 +43,6 @@ COPYABLE = {
     "mp4": frozenset({"h264", "hevc", "av1", "vp9", "mpeg4"}),
     "mpegts": frozenset({"h264", "hevc", "mpeg2video", "mpeg1video", "mpeg4"}),
 }
-MUX_FORMATS = {".ts": "mpegts", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4"}
 # A fragment per key frame, the header without sample tables: each fragment is playable as it lands.
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
@@ -261,9 +261,11 @@ class MuxWriter(_FileWriter):
 
         self.length = length
         target = Path(path)
-        fmt = MUX_FORMATS.get(target.suffix.lower())
+        fmt = STREAM_MUX_FORMATS.get(target.suffix.lower())
         if fmt is None:
-            raise MediaError(f"a muxed output must be .ts, .mp4, .m4v or .mov, not {target.suffix!r}", target)
+            raise MediaError(
+                f"a muxed output must be {describe_extensions(STREAM_MUX_FORMATS)}, not {target.suffix!r}", target
+            )
         self.place = _Place(target, staged)
         self.sample_rate, self.layout = int(sample_rate), layout_for(int(channels))
         options = FRAGMENTED if fmt == "mp4" and not staged else {}

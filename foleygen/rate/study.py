@@ -39,7 +39,6 @@ SCALE = ("Bad", "Poor", "Fair", "Good", "Excellent")  # ITU-T P.800 absolute cat
 ANCHOR_KINDS = ("shuffled", "delayed")
 #: video codecs every current browser plays in MP4; others (e.g. MPEG-4 part 2) are re-encoded to H.264
 BROWSER_VIDEO_CODECS = frozenset({"h264", "vp9", "av1"})
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 
 
 @dataclass
@@ -234,6 +233,7 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
         DataError: ``study`` already holds something, no video could be used, or too few for ``shuffled``.
     """
     from foleygen.io import mux, probe, read_audio
+    from foleygen.io.media_types import VIDEO_EXTENSIONS, describe_extensions
 
     study = Path(study)
     if study.exists() and (not study.is_dir() or any(study.iterdir())):
@@ -242,7 +242,7 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
         raise DataError("videos folder not found", config.videos)
     videos = sorted(p for p in config.videos.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
     if not videos:
-        raise DataError(f"no videos ({', '.join(VIDEO_EXTENSIONS)})", config.videos)
+        raise DataError(f"no videos ({describe_extensions(VIDEO_EXTENSIONS)})", config.videos)
     sources = [s for s in config.systems if s.role != "anchor"]
     usable: list[tuple[Path, Any, dict[str, tuple[Any, int]]]] = []
     skipped = 0

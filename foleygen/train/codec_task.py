@@ -46,10 +46,9 @@ from foleygen.codecs.losses import (
 from foleygen.codecs.metrics import si_sdr
 from foleygen.config import UnknownKeyError, from_dict, parse_config, to_dict
 from foleygen.errors import CheckpointError, ConfigError, DataError
+from foleygen.io.media_types import AUDIO_SOURCE_EXTENSIONS, describe_extensions
 from foleygen.train.run_config import RunConfig
 from foleygen.train.task import ExtraOptimizer, register_task
-
-AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm", ".mov", ".avi"}
 
 
 @dataclass
@@ -190,10 +189,10 @@ class _AudioFiles(Dataset):
         files = (
             [root]
             if root.is_file()
-            else sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            else sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SOURCE_EXTENSIONS and p.is_file())
         )
         if not files:
-            raise DataError(f"no audio or video files ({', '.join(sorted(AUDIO_EXTENSIONS))})", root)
+            raise DataError(f"no audio or video files ({describe_extensions(AUDIO_SOURCE_EXTENSIONS)})", root)
         self.files, self.sample_rate, self.channels = files, sample_rate, channels
         self.max_seconds = float(entry.get("max_seconds", 30.0))
 
