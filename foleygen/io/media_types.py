@@ -97,7 +97,8 @@ STREAM_MUX_FORMATS: MappingProxyType[str, str] = MappingProxyType(
 
 def extension_of(path: str | os.PathLike[str]) -> str:
     """The lower-cased extension of ``path``'s last component, dot included (``"Clip.MP4"`` -> ``".mp4"``;
-    ``""`` when there is none). A name that is only an extension (``.mp4``) counts as one."""
+    ``""`` when there is none). As for :attr:`pathlib.Path.suffix`, a leading dot starts no extension:
+    ``.mp4`` is a hidden file without one."""
     return os.path.splitext(os.path.basename(os.fspath(path)))[1].lower()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 HELP = "describe media files: one JSON object per line (duration, fps, size, frames, audio)"
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``foleygen info``."""
     parser.add_argument("paths", nargs="+", metavar="PATH", help="media files, or directories of them")
