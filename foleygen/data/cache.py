@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from foleygen.config import atomic_write_text
+from foleygen.atomic import atomic_write_text
 from foleygen.errors import ConfigError, DataError
 
 CACHE_FORMAT = 1

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from foleygen.config import atomic_write_text
+from foleygen.atomic import atomic_write_text
 from foleygen.data.synthfoley.config import GENERATOR_VERSION, SynthFoleyConfig
 from foleygen.data.synthfoley.generator import SynthClip
 from foleygen.errors import DataError, MediaError
