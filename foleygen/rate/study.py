@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from foleygen.atomic import atomic_dir
 from foleygen.errors import ConfigError, DataError, FoleyGenError
 from foleygen.rate.store import DB_NAME, MEDIA_DIR, Store, new_secret
 
@@ -276,10 +276,10 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
         for video, _, tracks in usable:
             tracks[spec.name] = built[video.stem]
 
-    tmp = study.parent / f".{study.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / MEDIA_DIR).mkdir(parents=True)
-    try:
+    study.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name and renamed into place (an empty folder of that name is replaced).
+    with atomic_dir(study) as tmp:
+        (tmp / MEDIA_DIR).mkdir()
         store = Store.create(tmp / DB_NAME, _meta(config))
         system_ids = {s.name: store.add_system(s.name, s.role) for s in config.systems}
         media: dict[tuple[str, str], int] = {}
@@ -296,12 +296,6 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
         for name in config.raters:
             add_rater(store, name)
         store.close()
-        if study.exists():
-            study.rmdir()  # empty (checked above): os.replace needs the name free for a directory
-        os.replace(tmp, study)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return skipped
 
 

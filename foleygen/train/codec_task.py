@@ -21,7 +21,6 @@ data set of whole waveforms ``[C, S]``; random crops of ``clip_seconds`` are cut
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import ConcatDataset, Dataset
 
+from foleygen.atomic import atomic_file
 from foleygen.codecs.compact import CompactCodec, CompactCodecConfig
 from foleygen.codecs.losses import (
     MelLoss,
@@ -168,9 +168,8 @@ class _SynthFoleyAudio(Dataset):
         audio = generate_clip(self.split, self.seed, self.start + i, self.config).audio.astype(np.float32)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, audio)
-            os.replace(tmp, cached)  # atomic: concurrent workers never read half a file
+            with atomic_file(cached, fsync=False) as tmp:  # atomic: concurrent workers never read half a file
+                np.save(tmp, audio)
         return torch.from_numpy(audio)
 
 
