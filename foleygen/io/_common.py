@@ -369,7 +369,7 @@ def atomic_output(path: PathLike, suffix: str | None = None) -> AtomicFile:
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise MediaError("output folder does not exist", target)
+        raise MediaError("output directory does not exist", target)
     try:
         return AtomicFile(target, target.suffix if suffix is None else suffix, fsync=False)
     except OSError as err:
