@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from foleygen.checkpoint import CONFIG_NAME, build_from_config, load_checkpoint_dir, load_part, save_checkpoint_dir
+from foleygen.atomic import atomic_dir
+from foleygen.checkpoint import CONFIG_NAME, build_from_config, load_checkpoint_dir, load_part, write_checkpoint_files
 from foleygen.codecs.base import AudioCodec
 from foleygen.config import SequenceConfig, from_dict, load_json, to_dict
 from foleygen.errors import CheckpointError, ConfigError
@@ -47,6 +47,7 @@ from foleygen.lm.masks import step_unit
 from foleygen.lm.model import AudioLM, LMConfig
 from foleygen.results import MAX_AUDIO_PAST_VIDEO_S, GenerationResult, LoadedVideo, load_video
 from foleygen.results import check_length as _check_length
+from foleygen.staging import remove_stale_temporaries
 from foleygen.vision.base import VisualEncoder
 
 if TYPE_CHECKING:
@@ -539,24 +540,14 @@ class FoleyGen:
             "sequence": to_dict(self.sequence),
             "generation": to_dict(self.generation),
         }
-        # Assemble everything (codec subdirectory included) under a staging name, then swap it in: a
+        # Assemble everything (codec subdirectory included) under a temporary name, then swap it in: a
         # crash never leaves a half-written checkpoint under the final name.
-        staging = directory.with_name(f".{directory.name}.staging-{os.getpid()}")
-        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            save_checkpoint_dir(staging, config, state)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(directory.parent)  # what a killed earlier save left beside it
+        with atomic_dir(directory, fsync=False) as staging:
+            write_checkpoint_files(staging, config, state)
             if codec_cfg["type"] == "compact":
                 self.codec.save_pretrained(staging / "codec")
-            if directory.exists():
-                os.replace(directory, old)
-            os.replace(staging, directory)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if old.exists() and not directory.exists():
-                os.replace(old, directory)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
         return directory
 
     @classmethod

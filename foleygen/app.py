@@ -50,8 +50,6 @@ __all__ = ["DemoService", "DemoResult", "UploadError", "build_app", "launch", "s
 # Models a visitor may pick. Only names, never paths typed in the browser: loading a checkpoint
 # directory chosen by a visitor would let them read files on the server.
 BUILTIN_MODELS = ("demo", "debug")
-# Container suffixes we keep on the private copy (purely cosmetic: PyAV probes by content).
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".ogv", ".ogg", ".mpg", ".mpeg", ".gif", ".3gp"}
 # Video codecs that browsers play inside .mp4. Anything else (HEVC from phones, MPEG-4 Part 2, ...) is
 # re-encoded to H.264 by mux, or the visitor would get a result the page cannot play.
 BROWSER_VIDEO_CODECS = {"h264", "vp9", "av1"}
@@ -102,8 +100,12 @@ def safe_filename(name: str, *, default: str = "video", max_len: int = 60) -> st
 
 
 def _suffix_of(name: str) -> str:
+    # The suffix kept on the private copy (purely cosmetic: PyAV probes by content); an upload named
+    # .ogg may hold Theora video, so every media extension is kept.
+    from foleygen.io.media_types import MEDIA_EXTENSIONS
+
     suffix = Path(name.replace("\\", "/")).suffix.lower()
-    return suffix if suffix in VIDEO_SUFFIXES else ".video"
+    return suffix if suffix in MEDIA_EXTENSIONS else ".video"
 
 
 def _inside(path: Path, root: Path) -> Path:

@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
+from foleygen.atomic import atomic_dir
 from foleygen.config import load_json, save_json
 from foleygen.errors import CheckpointError
-from foleygen.staging import hold, remove_stale_temporaries
-from foleygen.utils import temp_dir_beside
+from foleygen.staging import remove_stale_temporaries
 
 T = TypeVar("T")
 
@@ -43,41 +42,26 @@ def save_checkpoint_dir(
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(directory.parent)  # what a killed earlier save left beside it
-    tmp = temp_dir_beside(directory)
-    try:
-        with hold(tmp):
-            _fill_and_swap(tmp, directory, config, state_dict, extra_files)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(directory, fsync=False) as tmp:
+        write_checkpoint_files(tmp, config, state_dict, extra_files)
     return directory
 
 
-def _fill_and_swap(
-    tmp: Path,
+def write_checkpoint_files(
     directory: Path,
     config: dict[str, Any],
     state_dict: dict[str, torch.Tensor],
-    extra_files: dict[str, bytes] | None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> None:
-    """Write the checkpoint's files into ``tmp``, then rename ``tmp`` over ``directory``."""
+    """Write a checkpoint's files into the existing folder ``directory`` (not atomic by itself: write into
+    a :func:`foleygen.atomic.atomic_dir`, as :func:`save_checkpoint_dir` does)."""
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-    save_json(tmp / CONFIG_NAME, config)
+    save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    save_json(directory / CONFIG_NAME, config)
     for name, data in (extra_files or {}).items():
-        (tmp / name).write_bytes(data)
-    if directory.exists():
-        # Two renames: a process killed between them leaves `.NAME.old` and no NAME, which the next
-        # save's remove_stale_temporaries moves back.
-        old = directory.with_name(f".{directory.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, directory)
+        (directory / name).write_bytes(data)
 
 
 def load_checkpoint_dir(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -23,15 +23,15 @@ import math
 import os
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
+from foleygen.atomic import atomic_write_text
 from foleygen.errors import ConfigError
-from foleygen.utils import temp_file_beside
 
 T = TypeVar("T")
 
@@ -328,30 +328,6 @@ def load_yaml(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> di
         base = load_yaml(path.parent / data.pop("base"))
         data = deep_merge(base, data)
     return deep_merge(data, parse_overrides(overrides))
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
-
-    A crash or an exception never leaves a partial file under the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_file_beside(path)
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
-    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def save_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:

@@ -1,9 +1,9 @@
 """Temporaries beside their final name: who is still writing one, and removing the ones left behind.
 
 Every result foleygen writes is assembled under a hidden name in its destination folder and renamed
-over the final name when complete (``.NAME.XXXXXXXX.tmp[.ext]`` from :func:`foleygen.utils.temp_file_beside`
-and :func:`~foleygen.utils.temp_dir_beside`, ``.NAME.tmp.png`` for pictures, ``.NAME.staging-PID`` for
-a saved model). A process that is killed
+over the final name when complete (:mod:`foleygen.atomic`: ``.NAME.XXXXXXXX.tmp[.ext]`` from
+:func:`foleygen.utils.temp_file_beside` and :func:`~foleygen.utils.temp_dir_beside`; older versions also
+wrote ``.NAME.tmp.png`` for pictures and ``.NAME.staging-PID`` for a saved model). A process that is killed
 (SIGKILL, the out-of-memory killer, a power cut) cannot remove its temporary, so the next run does:
 
 * a writer :func:`hold`\\ s an exclusive ``flock`` on its temporary for as long as it writes; the
@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # `.NAME` + optional mkstemp/mkdtemp part (8 characters of [a-z0-9_]) + `.tmp` + optional extension;
-# or `.NAME.staging-PID` (FoleyGen.save_pretrained assembles a whole checkpoint folder there).
+# or `.NAME.staging-PID` (where FoleyGen.save_pretrained assembled a checkpoint before foleygen.atomic).
 TEMP_NAME = re.compile(r"^\.(?P<final>.+?)(?:(?:\.[a-z0-9_]{8})?\.tmp(?:\.[A-Za-z0-9]{1,8})?|\.staging-\d+)$")
 # The previous version of a folder being replaced: `.NAME.old` or `.NAME.old-PID`.
 OLD_NAME = re.compile(r"^\.(?P<final>.+)\.old(?:-\d+)?$")

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from foleygen.errors import ConfigError, MediaError
-from foleygen.outputs.incremental import COPYABLE, MUX_FORMATS, FlacWriter, MuxWriter, WavWriter, abort, commit
+from foleygen.io.media_types import AUDIO_OUTPUT_EXTENSIONS, STREAM_MUX_FORMATS, describe_extensions
+from foleygen.outputs.incremental import COPYABLE, FlacWriter, MuxWriter, WavWriter, abort, commit
 from foleygen.sources import FrameSource
 from foleygen.stream import StreamSession
 
@@ -66,14 +67,15 @@ def audio_writer(path: str | Path, sample_rate: int, channels: int, *, staged: b
         return WavWriter(path, sample_rate, channels, staged=staged)
     if suffix == ".flac":
         return FlacWriter(path, sample_rate, channels, staged=staged)
-    raise ConfigError(f"audio output must be .wav or .flac, not {suffix or '(no extension)'!r}: {path}")
+    wanted = describe_extensions(AUDIO_OUTPUT_EXTENSIONS)
+    raise ConfigError(f"audio output must be {wanted}, not {suffix or '(no extension)'!r}: {path}")
 
 
 def copies_video(source: FrameSource, mux_path: str | Path) -> bool:
     """Whether the source's video packets can go into ``mux_path`` as they are (else re-encoded)."""
     from foleygen.io._common import codec_name
 
-    fmt = MUX_FORMATS.get(Path(mux_path).suffix.lower(), "mp4")
+    fmt = STREAM_MUX_FORMATS.get(Path(mux_path).suffix.lower(), "mp4")
     return codec_name(source.stream) in COPYABLE[fmt]
 
 
@@ -321,7 +323,7 @@ def stream_long_jobs(
             continue
         outputs = planned_outputs(job, Path(args.output), args)
         mux = next((p for p in outputs if p.suffix == ".mp4"), None)
-        audio = next(p for p in outputs if p.suffix in (".wav", ".flac"))
+        audio = next(p for p in outputs if p.suffix in AUDIO_OUTPUT_EXTENSIONS)
         try:
             job.outputs = generate_long_video(
                 model,

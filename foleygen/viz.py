@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from foleygen import dsp
+from foleygen.atomic import atomic_file
 from foleygen.errors import FoleyGenError
 
 if TYPE_CHECKING:
@@ -415,9 +416,8 @@ def plot_alignment(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         # Write next to the target, then rename: a reader (the web app) never sees half a PNG.
-        tmp = out.with_name(f".{out.name}.tmp.png")
-        fig.savefig(tmp, dpi=dpi, format="png")
-        tmp.replace(out)
+        with atomic_file(out, ".png", fsync=False) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     except OSError as err:
         raise VizError(f"cannot write the picture: {err.strerror or err}", out) from err
     return out

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from foleygen.atomic import atomic_file
 from foleygen.errors import ConfigError, FoleyGenError, MediaError
 
 if TYPE_CHECKING:
@@ -306,19 +307,18 @@ class LiveStream:
             return
         self.record_dir.mkdir(parents=True, exist_ok=True)
         final = self.record_dir / f"live_{self.id}_{seg.index:03d}.npz"
-        tmp = final.with_name(f".{final.stem}.tmp.npz")
         audio = torch.cat(seg.audio, dim=-1) if seg.audio else torch.zeros(self.model.channels, 0)
-        np.savez(
-            tmp,
-            frames=torch.stack(seg.frames).numpy(),
-            audio=audio.float().numpy(),
-            fps=self.fps,
-            seed=self.seed,
-            start_slot=seg.start_slot,
-            first_sample=seg.first_sample,
-            ended=ended,
-        )
-        os.replace(tmp, final)
+        with atomic_file(final, fsync=False) as tmp:
+            np.savez(
+                tmp,
+                frames=torch.stack(seg.frames).numpy(),
+                audio=audio.float().numpy(),
+                fps=self.fps,
+                seed=self.seed,
+                start_slot=seg.start_slot,
+                first_sample=seg.first_sample,
+                ended=ended,
+            )
 
 
 def parse_frame(data: bytes, expect: tuple[int, int] | None, index: int) -> tuple[float, int, int, torch.Tensor]:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from foleygen.atomic import atomic_write_text
 from foleygen.checkpoint import save_checkpoint_dir
-from foleygen.config import atomic_write_text
 from foleygen.eval.embedders.base import EmbedderOutput
 from foleygen.eval.embedders.cache import EmbeddingCache
 from foleygen.io._common import atomic_output

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from foleygen.config import atomic_write_text
+from foleygen.atomic import atomic_write_text
 from foleygen.errors import ConfigError, DataError
 
 CACHE_FORMAT = 1
@@ -244,6 +244,8 @@ class ShardWriter:
             "visual_elements": self.visual_end,
         }
         atomic_write_text(self.partial / "shard.json", json.dumps(summary) + "\n")
+        # Not foleygen.atomic: the .partial folder is the resumable shard itself (kept across runs), not a
+        # temporary to remove on failure; publishing it is this one rename.
         os.replace(self.partial, self.final)
         self.complete = True
         return self.final

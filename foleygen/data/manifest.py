@@ -32,7 +32,6 @@ from pathlib import Path
 
 from foleygen.errors import DataError
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 #: a YouTube id is 11 characters of [A-Za-z0-9_-]; the start follows after one more separator
 _YT_CLIP = re.compile(r"^(?P<id>[A-Za-z0-9_-]{11})_(?P<start>\d+)(?:\.\d+)?(?:[_.-].*)?$")
 
@@ -83,6 +82,8 @@ class Manifest:
 
 def index_video_dir(video_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Every video file under ``video_dir`` (recursively) by stem (first one wins; sorted walk)."""
+    from foleygen.io.media_types import VIDEO_EXTENSIONS
+
     root = Path(video_dir)
     if not root.is_dir():
         raise DataError("video directory not found", root)

@@ -18,7 +18,8 @@ import torch
 
 from foleygen.errors import CheckpointError, DataError, one_line
 from foleygen.eval.failures import FileFailures, skipped
-from foleygen.eval.pairing import VIDEO_EXTENSIONS, Pairing, list_media, load_clip
+from foleygen.eval.pairing import Pairing, list_media, load_clip
+from foleygen.io.media_types import VIDEO_EXTENSIONS
 from foleygen.utils import progress, resolve_device
 
 if TYPE_CHECKING:

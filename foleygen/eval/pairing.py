@@ -9,18 +9,16 @@ dropped. Every clip is read mono at the metric model's rate and cut or zero-padd
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from foleygen.errors import DataError
+from foleygen.io.media_types import AUDIO_EXTENSIONS, AUDIO_SOURCE_EXTENSIONS
 
-__all__ = ["AUDIO_EXTENSIONS", "VIDEO_EXTENSIONS", "Pairing", "list_media", "pair_by_stem", "load_clip"]
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac")
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+__all__ = ["Pairing", "list_media", "pair_by_stem", "load_clip"]
 
 
 @dataclass
@@ -44,11 +42,12 @@ class Pairing:
 
 def list_media(
     directory: str | os.PathLike[str],
-    extensions: tuple[str, ...] = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS,
+    extensions: Collection[str] = AUDIO_SOURCE_EXTENSIONS,
     *,
     on_ambiguous: Callable[[Path, str], None] | None = None,
 ) -> dict[str, Path]:
-    """``{stem: path}`` of the media files directly in ``directory`` (hidden files ignored).
+    """``{stem: path}`` of the media files directly in ``directory`` (hidden files ignored), by default
+    those that can hold sound (:data:`foleygen.io.media_types.AUDIO_SOURCE_EXTENSIONS`).
 
     When one stem has several files, an audio extension wins over a video one (a folder of generated
     ``.wav`` next to muxed ``.mp4`` is common); two audio files with one stem are ambiguous: rejected

@@ -93,7 +93,7 @@ def write_report(
     markdown_path: str | os.PathLike[str] | None = None,
 ) -> None:
     """Write the report as JSON and/or Markdown (atomically)."""
-    from foleygen.config import atomic_write_text
+    from foleygen.atomic import atomic_write_text
 
     if json_path:
         text = json.dumps(_finite(report), indent=2, default=_json_default, allow_nan=False)

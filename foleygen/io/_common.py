@@ -12,17 +12,14 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 
+from foleygen.atomic import AtomicFile
 from foleygen.errors import MediaError, quote_path
-from foleygen.staging import hold
-from foleygen.utils import temp_file_beside
 
 PathLike = str | os.PathLike[str]
 
@@ -359,30 +356,24 @@ def rate_of(stream: av.video.stream.VideoStream) -> float | None:
     return None
 
 
-@contextmanager
-def atomic_output(path: PathLike, suffix: str) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
+def atomic_output(path: PathLike, suffix: str | None = None) -> AtomicFile:
+    """:func:`foleygen.atomic.atomic_file` for a media output, its problems as :class:`MediaError`.
 
-    The temporary file lives in the same directory so that :func:`os.replace` is an atomic rename
-    on one file system: readers see the old file or the complete new one, never a partial write. It
-    is locked while written (:func:`foleygen.staging.hold`): if this process is killed, the next run's
-    :func:`foleygen.staging.remove_stale_temporaries` knows it for a leftover.
+    ``with atomic_output(path) as tmp:`` writes ``tmp`` (a locked temporary beside ``path`` with the
+    extension ``suffix``, default ``path``'s) and renames it over ``path`` when the block succeeds, or
+    removes it. Not flushed to disk before the rename (large files that a re-run writes again).
+
+    Raises:
+        MediaError: the output folder does not exist, or no file can be created in it.
     """
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise MediaError("output directory does not exist", target)
     try:
-        tmp = temp_file_beside(target, f".tmp{suffix}")
+        return AtomicFile(target, target.suffix if suffix is None else suffix, fsync=False)
     except OSError as err:
         raise MediaError(f"cannot write here ({err.strerror})", target) from None
-    try:
-        with hold(tmp):  # a later run's clean-up leaves it alone while we write
-            yield tmp
-            os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def first_frame(container: av.container.InputContainer, stream: av.stream.Stream) -> Any | None:

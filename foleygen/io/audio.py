@@ -27,6 +27,7 @@ from foleygen.io._common import (
     stream_duration,
     video_stream,
 )
+from foleygen.io.media_types import AUDIO_OUTPUT_EXTENSIONS, describe_extensions
 
 # FFmpeg's default layout for each channel count (what `-ac N` gives).
 _LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
@@ -234,8 +235,9 @@ def write_audio(path: PathLike, wav: torch.Tensor, sample_rate: int, *, subtype:
     """
     target = Path(path)
     ext = target.suffix.lower()
-    if ext not in (".wav", ".flac"):
-        raise MediaError(f"unsupported audio extension {ext or '(none)'!r}; use .wav or .flac", target)
+    if ext not in AUDIO_OUTPUT_EXTENSIONS:
+        use = describe_extensions(AUDIO_OUTPUT_EXTENSIONS)
+        raise MediaError(f"unsupported audio extension {ext or '(none)'!r}; use {use}", target)
     if subtype not in _WAV_CODECS:
         raise MediaError(f"unsupported subtype {subtype!r}; use 'PCM_16' or 'FLOAT'", target)
     if ext == ".flac" and subtype != "PCM_16":

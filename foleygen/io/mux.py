@@ -31,6 +31,7 @@ from foleygen.io._common import (
     video_stream,
 )
 from foleygen.io.audio import layout_for, read_audio
+from foleygen.io.media_types import MUX_FORMATS, describe_extensions
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 # Anything else could be written by FFmpeg, but browsers and phones would refuse to play it.
 MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4"})
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
-
-_OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
 
 # Audio is encoded ahead of the video packets by this much, so that the muxer's interleaving queue
 # stays short (bounded memory) whatever the length of the video.
@@ -149,9 +148,10 @@ def mux(
     """
     out = Path(out_path)
     shown = Path(shown_as) if shown_as is not None else out
-    fmt = _OUTPUT_FORMATS.get(out.suffix.lower())
+    fmt = MUX_FORMATS.get(out.suffix.lower())
     if fmt is None:
-        raise MediaError(f"output must be .mp4, .m4v or .mov, not {out.suffix or '(no extension)'!r}", out)
+        wanted = describe_extensions(MUX_FORMATS)
+        raise MediaError(f"output must be {wanted}, not {out.suffix or '(no extension)'!r}", out)
     if not (isinstance(sample_rate, int) and sample_rate > 0):
         raise MediaError(f"sample_rate must be a positive int, got {sample_rate!r}", out)
     with open_input(video_path) as source:

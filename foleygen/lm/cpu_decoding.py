@@ -265,7 +265,7 @@ def _read_choices() -> dict[str, Any]:
 
 
 def _remember(key: str, record: dict[str, Any]) -> None:
-    from foleygen.config import atomic_write_text
+    from foleygen.atomic import atomic_write_text
 
     try:
         choices = _read_choices()

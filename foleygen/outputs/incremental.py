@@ -34,15 +34,14 @@ import numpy as np
 import torch
 
 from foleygen.errors import MediaError
-from foleygen.staging import hold
-from foleygen.utils import temp_file_beside
+from foleygen.io._common import atomic_output
+from foleygen.io.media_types import STREAM_MUX_FORMATS, describe_extensions
 
 #: Video codecs copied as they are into each container; others are re-encoded to H.264.
 COPYABLE = {
     "mp4": frozenset({"h264", "hevc", "av1", "vp9", "mpeg4"}),
     "mpegts": frozenset({"h264", "hevc", "mpeg2video", "mpeg1video", "mpeg4"}),
 }
-MUX_FORMATS = {".ts": "mpegts", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4"}
 # A fragment per key frame, the header without sample tables: each fragment is playable as it lands.
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
@@ -67,31 +66,28 @@ def to_s16(wav: torch.Tensor) -> np.ndarray:
 
 
 class _Place:
-    """Where a writer writes: the final path itself, or a locked temporary beside it."""
+    """Where a writer writes: the final path itself, or a locked temporary beside it
+    (:func:`foleygen.io._common.atomic_output`) that :meth:`commit` renames over the final one."""
 
     def __init__(self, path: str | os.PathLike[str], staged: bool) -> None:
         self.final = Path(path)
         if not (self.final.parent if str(self.final.parent) else Path(".")).is_dir():
             raise MediaError("output folder does not exist", self.final)
-        self.staged = staged
-        self._hold = contextlib.ExitStack()
-        try:
-            self.path = temp_file_beside(self.final, f".tmp{self.final.suffix}") if staged else self.final
-        except OSError as err:
-            raise MediaError(f"cannot write here ({err.strerror})", self.final) from None
-        if staged:
-            self._hold.enter_context(hold(self.path))
+        self._temp = atomic_output(self.final) if staged else None
+        self.path = self._temp.path if self._temp is not None else self.final
+
+    @property
+    def staged(self) -> bool:
+        """Whether the file is still under its temporary name."""
+        return self._temp is not None and self._temp.open
 
     def commit(self) -> None:
-        if self.staged:
-            os.replace(self.path, self.final)
-            self._hold.close()
-            self.staged = False
+        if self._temp is not None:
+            self._temp.commit()
 
     def abort(self) -> None:
-        if self.staged:
-            self.path.unlink(missing_ok=True)
-            self._hold.close()
+        if self._temp is not None:
+            self._temp.abort()
 
 
 class _FileWriter:
@@ -261,9 +257,11 @@ class MuxWriter(_FileWriter):
 
         self.length = length
         target = Path(path)
-        fmt = MUX_FORMATS.get(target.suffix.lower())
+        fmt = STREAM_MUX_FORMATS.get(target.suffix.lower())
         if fmt is None:
-            raise MediaError(f"a muxed output must be .ts, .mp4, .m4v or .mov, not {target.suffix!r}", target)
+            raise MediaError(
+                f"a muxed output must be {describe_extensions(STREAM_MUX_FORMATS)}, not {target.suffix!r}", target
+            )
         self.place = _Place(target, staged)
         self.sample_rate, self.layout = int(sample_rate), layout_for(int(channels))
         options = FRAGMENTED if fmt == "mp4" and not staged else {}

@@ -7,15 +7,14 @@ cut in the generation's own decoding pass (``result.extra_frames``), so the inpu
 the mux opens the source again, to copy its video packets (no decoding unless the codec must change).
 
 All or nothing: every file is first written under a hidden temporary name beside its final one
-(:func:`foleygen.utils.temp_file_beside`, locked with :func:`foleygen.staging.hold` so another run's
-clean-up leaves it alone), and only when all are complete are they renamed over their final names. A
-failure (or a kill) leaves no file of this video under a final name; a killed run's temporaries are
-removed by the next one (:func:`foleygen.staging.remove_stale_temporaries`).
+(:func:`foleygen.atomic.atomic_file`, locked so that another run's clean-up leaves it alone), and only
+when all are complete are they renamed over their final names. A failure (or a kill) leaves no file of
+this video under a final name; a killed run's temporaries are removed by the next one
+(:func:`foleygen.staging.remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,11 +23,11 @@ from typing import Any
 
 import torch
 
+from foleygen.atomic import AtomicFile
 from foleygen.errors import FoleyGenError, MediaError
 from foleygen.io import FrameRequest
+from foleygen.io._common import atomic_output
 from foleygen.results import GenerationResult
-from foleygen.staging import hold
-from foleygen.utils import temp_file_beside
 
 #: The alignment picture of ``foleygen generate``: thumbnails at 25 fps, 128 px squares (enough to see
 #: what happens; a picture holds a handful of them).
@@ -114,34 +113,27 @@ def _draw(spec: PlotSpec, wav: torch.Tensor, sample_rate: int, out: Path) -> Non
 
 def _staged(steps: list[tuple[Path, Callable[[Path], Any]]]) -> list[Path]:
     """Run each ``write(tmp)`` into a locked temporary beside its final path, then rename them all."""
-    staged: list[tuple[Path, Path]] = []
+    staged: list[AtomicFile] = []
     committed: list[Path] = []
-    with contextlib.ExitStack() as holds:
-        try:
-            for final, write in steps:
-                if not (final.parent if str(final.parent) else Path(".")).is_dir():
-                    raise MediaError("output folder does not exist", final)
-                try:
-                    tmp = temp_file_beside(final, f".tmp{final.suffix}")
-                except OSError as err:
-                    raise MediaError(f"cannot write here ({err.strerror})", final) from None
-                staged.append((tmp, final))
-                try:
-                    write(tmp)
-                except FoleyGenError as err:
-                    if err.path != str(tmp):
-                        raise
-                    raise type(err)(err.message, final) from None  # the user asked for final, not tmp
-                # The writers replace the temporary with their own complete file (a new inode): lock that
-                # one until it is renamed, so a concurrent run's clean-up never takes it.
-                holds.enter_context(hold(tmp))
-            for tmp, final in staged:
-                os.replace(tmp, final)
-                committed.append(final)
-        except BaseException:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-            for final in committed:
-                final.unlink(missing_ok=True)
-            raise
-    return [final for _, final in staged]
+    try:
+        for final, write in steps:
+            temp = atomic_output(final)
+            staged.append(temp)
+            try:
+                write(temp.path)
+            except FoleyGenError as err:
+                if err.path != str(temp.path):
+                    raise
+                raise type(err)(err.message, final) from None  # the user asked for final, not tmp
+            # The writers replace the temporary with their own complete file (a new inode): lock that
+            # one until it is renamed, so a concurrent run's clean-up never takes it.
+            temp.relock()
+        for temp in staged:
+            committed.append(temp.commit())
+    except BaseException:
+        for temp in staged:
+            temp.abort()
+        for final in committed:
+            final.unlink(missing_ok=True)
+        raise
+    return [temp.final for temp in staged]

@@ -25,7 +25,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from foleygen.config import atomic_write, atomic_write_text
+from foleygen.atomic import atomic_write, atomic_write_text
 from foleygen.rate.stats import binomial, holm, mean_ci, wilcoxon
 from foleygen.rate.store import DB_NAME, Store
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from foleygen.atomic import atomic_dir
 from foleygen.errors import ConfigError, DataError, FoleyGenError
 from foleygen.rate.store import DB_NAME, MEDIA_DIR, Store, new_secret
 
@@ -39,7 +39,6 @@ SCALE = ("Bad", "Poor", "Fair", "Good", "Excellent")  # ITU-T P.800 absolute cat
 ANCHOR_KINDS = ("shuffled", "delayed")
 #: video codecs every current browser plays in MP4; others (e.g. MPEG-4 part 2) are re-encoded to H.264
 BROWSER_VIDEO_CODECS = frozenset({"h264", "vp9", "av1"})
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 
 
 @dataclass
@@ -234,6 +233,7 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
         DataError: ``study`` already holds something, no video could be used, or too few for ``shuffled``.
     """
     from foleygen.io import mux, probe, read_audio
+    from foleygen.io.media_types import VIDEO_EXTENSIONS, describe_extensions
 
     study = Path(study)
     if study.exists() and (not study.is_dir() or any(study.iterdir())):
@@ -242,7 +242,7 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
         raise DataError("videos folder not found", config.videos)
     videos = sorted(p for p in config.videos.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
     if not videos:
-        raise DataError(f"no videos ({', '.join(VIDEO_EXTENSIONS)})", config.videos)
+        raise DataError(f"no videos ({describe_extensions(VIDEO_EXTENSIONS)})", config.videos)
     sources = [s for s in config.systems if s.role != "anchor"]
     usable: list[tuple[Path, Any, dict[str, tuple[Any, int]]]] = []
     skipped = 0
@@ -276,10 +276,10 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
         for video, _, tracks in usable:
             tracks[spec.name] = built[video.stem]
 
-    tmp = study.parent / f".{study.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / MEDIA_DIR).mkdir(parents=True)
-    try:
+    study.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name and renamed into place (an empty folder of that name is replaced).
+    with atomic_dir(study) as tmp:
+        (tmp / MEDIA_DIR).mkdir()
         store = Store.create(tmp / DB_NAME, _meta(config))
         system_ids = {s.name: store.add_system(s.name, s.role) for s in config.systems}
         media: dict[tuple[str, str], int] = {}
@@ -296,12 +296,6 @@ def create_study(study: str | os.PathLike[str], config: StudyConfig, log: Callab
         for name in config.raters:
             add_rater(store, name)
         store.close()
-        if study.exists():
-            study.rmdir()  # empty (checked above): os.replace needs the name free for a directory
-        os.replace(tmp, study)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return skipped
 
 

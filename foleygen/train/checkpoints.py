@@ -14,7 +14,6 @@ module only writes, finds, prunes and reads the directories.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -25,9 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from foleygen.atomic import atomic_dir
 from foleygen.errors import CheckpointError
-from foleygen.staging import hold
-from foleygen.utils import temp_dir_beside
 
 CHECKPOINT_DIRNAME = "checkpoints"
 STATE_FILE = "trainer_state.pt"
@@ -77,23 +75,13 @@ def write_checkpoint(
     root = out_dir / CHECKPOINT_DIRNAME
     root.mkdir(parents=True, exist_ok=True)
     path = root / step_dir_name(step)
-    tmp = temp_dir_beside(path)
-    # Held while written: another run's remove_stale_temporaries leaves it alone; once we die, it does not.
-    with hold(tmp):
-        try:
-            save_file(cpu_state(weights), str(tmp / "model.safetensors"))
-            if ema_weights is not None:
-                save_file(cpu_state(ema_weights), str(tmp / "ema.safetensors"))
-            torch.save(state, tmp / STATE_FILE)
-            export(tmp / "pretrained")
-            fsync_dir(tmp)
-            if path.exists():  # re-saving the same step (e.g. final == periodic)
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-            fsync_dir(root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    # Re-saving the same step (e.g. final == periodic) replaces the folder.
+    with atomic_dir(path) as tmp:
+        save_file(cpu_state(weights), str(tmp / "model.safetensors"))
+        if ema_weights is not None:
+            save_file(cpu_state(ema_weights), str(tmp / "ema.safetensors"))
+        torch.save(state, tmp / STATE_FILE)
+        export(tmp / "pretrained")
     old = sorted(p for p in root.iterdir() if _STEP_DIR.match(p.name) and p != path)
     for stale in old[: max(0, len(old) - max(0, keep - 1))]:
         shutil.rmtree(stale, ignore_errors=True)
@@ -153,28 +141,11 @@ def cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries to disk (best effort: not every filesystem allows it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def copy_atomic(source: Path, directory: Path) -> None:
     """Copy the directory ``source`` to ``directory`` via a temp copy and a rename."""
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_dir_beside(directory)
-    with hold(tmp):
-        try:
-            shutil.copytree(source, tmp / "out")
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(tmp / "out", directory)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_dir(directory, fsync=False) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
 
 
 __all__ = [

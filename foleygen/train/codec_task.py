@@ -21,7 +21,6 @@ data set of whole waveforms ``[C, S]``; random crops of ``clip_seconds`` are cut
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import ConcatDataset, Dataset
 
+from foleygen.atomic import atomic_file
 from foleygen.codecs.compact import CompactCodec, CompactCodecConfig
 from foleygen.codecs.losses import (
     MelLoss,
@@ -46,10 +46,9 @@ from foleygen.codecs.losses import (
 from foleygen.codecs.metrics import si_sdr
 from foleygen.config import UnknownKeyError, from_dict, parse_config, to_dict
 from foleygen.errors import CheckpointError, ConfigError, DataError
+from foleygen.io.media_types import AUDIO_SOURCE_EXTENSIONS, describe_extensions
 from foleygen.train.run_config import RunConfig
 from foleygen.train.task import ExtraOptimizer, register_task
-
-AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm", ".mov", ".avi"}
 
 
 @dataclass
@@ -169,9 +168,8 @@ class _SynthFoleyAudio(Dataset):
         audio = generate_clip(self.split, self.seed, self.start + i, self.config).audio.astype(np.float32)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, audio)
-            os.replace(tmp, cached)  # atomic: concurrent workers never read half a file
+            with atomic_file(cached, fsync=False) as tmp:  # atomic: concurrent workers never read half a file
+                np.save(tmp, audio)
         return torch.from_numpy(audio)
 
 
@@ -190,10 +188,10 @@ class _AudioFiles(Dataset):
         files = (
             [root]
             if root.is_file()
-            else sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            else sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SOURCE_EXTENSIONS and p.is_file())
         )
         if not files:
-            raise DataError(f"no audio or video files ({', '.join(sorted(AUDIO_EXTENSIONS))})", root)
+            raise DataError(f"no audio or video files ({describe_extensions(AUDIO_SOURCE_EXTENSIONS)})", root)
         self.files, self.sample_rate, self.channels = files, sample_rate, channels
         self.max_seconds = float(entry.get("max_seconds", 30.0))
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from foleygen.staging import hold
-from foleygen.utils import temp_file_beside
+from foleygen.atomic import atomic_write_bytes
 
 
 class JsonlLog:
@@ -58,18 +55,7 @@ def trim_jsonl(path: Path, last_step: int) -> int:
             dropped += 1
     if not dropped:
         return 0
-    tmp = temp_file_beside(path)
-    with hold(tmp):
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(b"".join(line + b"\n" for line in kept))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+    atomic_write_bytes(path, b"".join(line + b"\n" for line in kept))
     return dropped
 
 

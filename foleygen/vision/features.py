@@ -98,7 +98,7 @@ def _encoder_meta(encoder: VisualEncoder) -> dict[str, object]:
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    from foleygen.config import atomic_write
+    from foleygen.atomic import atomic_write
 
     atomic_write(path, lambda fh: np.save(fh, array))
 
@@ -147,7 +147,7 @@ def extract_features_to_dir(
         if old != meta:
             raise ConfigError(f"holds features of another encoder ({old}); use a new directory", out)
     else:
-        from foleygen.config import atomic_write_text
+        from foleygen.atomic import atomic_write_text
 
         atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     report = ExtractionReport()

@@ -199,15 +199,15 @@ def test_logged_code_loss_stays_unweighted(click_cache, monkeypatch):
 @pytest.mark.parametrize("failing", ["temp_file_beside", "replace"])
 def test_a_read_only_cache_still_gets_its_onsets(click_cache, monkeypatch, failing):
     """Creating the sidecar's temporary file, or renaming it into place, fails: no sidecar, no debris."""
-    import foleygen.config
+    import foleygen.atomic
 
     def refuse(*args, **kwargs):
         raise PermissionError("read-only")
 
     if failing == "temp_file_beside":
-        monkeypatch.setattr(foleygen.config, "temp_file_beside", refuse)
+        monkeypatch.setattr(foleygen.atomic, "temp_file_beside", refuse)
     else:
-        monkeypatch.setattr(foleygen.config.os, "replace", refuse)
+        monkeypatch.setattr(foleygen.atomic.os, "replace", refuse)
     onsets = load_or_compute_onsets(CacheReader(click_cache), click_decode, SR, "clicks")
     assert set(onsets) == set(CLICKS) and not (click_cache / SIDECAR).exists()
     assert not list(click_cache.glob(f".{SIDECAR}*"))

@@ -29,8 +29,6 @@ from foleygen.errors import quote_path
 
 HELP = "generate soundtracks for videos (files, folders or a CSV of path[,duration])"
 
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".gif"}
-
 
 @dataclass
 class Job:
@@ -109,6 +107,7 @@ def collect_jobs(inputs: list[str], duration: float | None) -> tuple[list[Job], 
     the other inputs go on. A file that looks fine here may still fail when it is opened.
     """
     from foleygen.cli.inputs import expand_folder
+    from foleygen.io.media_types import VIDEO_EXTENSIONS
 
     jobs: list[Job] = []
     problems: list[Problem] = []

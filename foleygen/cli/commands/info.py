@@ -9,36 +9,6 @@ from pathlib import Path
 
 HELP = "describe media files: one JSON object per line (duration, fps, size, frames, audio)"
 
-# What a directory argument expands to. Matching is by extension only; each file is still probed.
-MEDIA_EXTENSIONS = frozenset(
-    {
-        ".mp4",
-        ".m4v",
-        ".mov",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".mpg",
-        ".mpeg",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".flv",
-        ".wmv",
-        ".3gp",
-        ".ogv",
-        ".gif",
-        ".wav",
-        ".flac",
-        ".mp3",
-        ".m4a",
-        ".aac",
-        ".ogg",
-        ".oga",
-        ".opus",
-    }
-)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``foleygen info``."""
@@ -51,6 +21,7 @@ def expand(paths: list[str], recursive: bool = False) -> list[tuple[str, str | N
     ``(directory, problem)`` when it holds none. Entries named like media that cannot be files (broken
     links, loops, FIFOs, folders) come with their problem too."""
     from foleygen.cli.inputs import expand_folder
+    from foleygen.io.media_types import MEDIA_EXTENSIONS  # by extension only: each file is still probed
 
     result: list[tuple[str, str | None]] = []
     for raw in paths:

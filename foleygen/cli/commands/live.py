@@ -58,12 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     from foleygen.errors import ConfigError
+    from foleygen.io.media_types import AUDIO_OUTPUT_EXTENSIONS, STREAM_MUX_FORMATS
 
     if not (args.out or args.pcm or args.mux):
         raise ConfigError("no output: give --out FILE.wav|.flac, --pcm and/or --mux FILE.ts|.mp4")
-    if args.out and Path(args.out).suffix.lower() not in (".wav", ".flac"):
+    if args.out and Path(args.out).suffix.lower() not in AUDIO_OUTPUT_EXTENSIONS:
         raise ConfigError(f"--out must end in .wav or .flac: {args.out}")
-    if args.mux and Path(args.mux).suffix.lower() not in (".ts", ".mp4", ".m4v", ".mov"):
+    if args.mux and Path(args.mux).suffix.lower() not in STREAM_MUX_FORMATS:
         raise ConfigError(f"--mux must end in .ts or .mp4: {args.mux}")
     if args.pcm and sys.stdout.isatty():
         raise ConfigError("--pcm writes raw audio on stdout: pipe it (| aplay -f S16_LE ...) or redirect it")

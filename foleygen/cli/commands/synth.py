@@ -42,7 +42,7 @@ def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
     """A folder holds one split/seed/config: refuse to mix, so resuming never produces a hybrid."""
     import json
 
-    from foleygen.config import atomic_write_text
+    from foleygen.atomic import atomic_write_text
     from foleygen.errors import DataError
 
     path = out_dir / MANIFEST

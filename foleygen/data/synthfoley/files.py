@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from foleygen.config import atomic_write_text
+from foleygen.atomic import atomic_file, atomic_write_text
 from foleygen.data.synthfoley.config import GENERATOR_VERSION, SynthFoleyConfig
 from foleygen.data.synthfoley.generator import SynthClip
 from foleygen.errors import DataError, MediaError
-from foleygen.utils import temp_file_beside
 
 _VIDEO_CODECS = ("libx264", "mpeg4")
 
@@ -91,18 +89,13 @@ def write_clip(clip: SynthClip, out_dir: str | os.PathLike[str], stem: str | Non
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or f"{clip.index:05d}"
     mp4 = out_dir / f"{stem}.mp4"
-    tmp = temp_file_beside(mp4, ".tmp.mp4")
     try:
-        _encode_mp4(tmp, clip.frames, clip.audio, clip.fps, clip.sample_rate)
-        os.replace(tmp, mp4)
-    except Exception as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, MediaError):
-            raise
-        raise MediaError(f"cannot write SynthFoley clip ({err})", mp4) from err
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        with atomic_file(mp4, ".mp4", fsync=False) as tmp:
+            _encode_mp4(tmp, clip.frames, clip.audio, clip.fps, clip.sample_rate)
+    except MediaError:
         raise
+    except Exception as err:
+        raise MediaError(f"cannot write SynthFoley clip ({err})", mp4) from err
     meta = clip.metadata()
     meta["video"] = mp4.name
     atomic_write_text(out_dir / f"{stem}.json", json.dumps(meta, indent=1) + "\n")

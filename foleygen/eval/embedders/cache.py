@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from foleygen.config import atomic_write
+from foleygen.atomic import atomic_write
 from foleygen.eval.embedders.base import AudioEmbedder, EmbedderOutput
 
 __all__ = ["EmbeddingCache", "content_hash"]

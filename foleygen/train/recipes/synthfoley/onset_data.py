@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from foleygen.config import atomic_write_text
+from foleygen.atomic import atomic_write_text
 from foleygen.data.cache import CacheReader
 from foleygen.eval.onsets import OnsetDetectorConfig, detect_onsets
 
