@@ -321,9 +321,7 @@ class _ASTEmbeddings(nn.Module):
 class _ASTEncoder(nn.Module):
     def __init__(self, cfg: SynchformerConfig) -> None:
         super().__init__()
-        self.layer = nn.ModuleList(
-            _ASTLayer(cfg.dim, cfg.audio_heads, cfg.audio_ff) for _ in range(cfg.audio_depth)
-        )
+        self.layer = nn.ModuleList(_ASTLayer(cfg.dim, cfg.audio_heads, cfg.audio_ff) for _ in range(cfg.audio_depth))
 
 
 class _AST(nn.Module):
