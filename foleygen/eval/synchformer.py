@@ -469,6 +469,13 @@ class Synchformer(nn.Module):
         with torch.device("meta"):
             model = cls(config)
         expected = model.state_dict()
+        for key, ref in expected.items():  # sizes first: a smaller model's file also lacks whole blocks
+            if key in state and tuple(state[key].shape) != tuple(ref.shape):
+                raise CheckpointError(
+                    f"Synchformer key {key!r} has shape {tuple(state[key].shape)}, the config expects "
+                    f"{tuple(ref.shape)} (a smaller model needs its config.json)",
+                    where,
+                )
         missing = [k for k in expected if k not in state]
         unexpected = [k for k in state if k not in expected]
         if missing or unexpected:
@@ -477,15 +484,8 @@ class Synchformer(nn.Module):
                 f"{missing[:2]}, {len(unexpected)} unexpected {unexpected[:2]}",
                 where,
             )
-        for key, ref in expected.items():
-            if tuple(state[key].shape) != tuple(ref.shape):
-                raise CheckpointError(
-                    f"Synchformer key {key!r} has shape {tuple(state[key].shape)}, the config expects "
-                    f"{tuple(ref.shape)} (a smaller model needs its config.json)",
-                    where,
-                )
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
-        return model.eval()
+        return model.requires_grad_(False).eval()
 
 
 def resolve_synchformer(path: str | os.PathLike[str] | None = None) -> Path:

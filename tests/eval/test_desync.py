@@ -37,6 +37,10 @@ SMALL = SynchformerConfig(
 TINY = dict(dim=8, video_depth=1, video_heads=2, audio_depth=1, audio_heads=2, audio_ff=16, sync_depth=1, sync_heads=2)
 
 
+def _small_fields():
+    return {k: getattr(SMALL, k) for k in (*TINY, "segments")}
+
+
 def _formula(shape, a, b):
     """The fixture's inputs: ``sin(a i) cos(b i)`` over the flat index, in float64, cast to float32."""
     i = torch.arange(int(np.prod(shape)), dtype=torch.float64)
@@ -61,7 +65,7 @@ def test_matches_the_publishers_code(recorded, tmp_path):
     # saved as the publisher saves it (torch.save of the state dict), read through our loader
     (tmp_path / "small").mkdir()
     torch.save(state, tmp_path / "small" / "synchformer_state_dict.pth")
-    (tmp_path / "small" / "config.json").write_text(json.dumps({k: getattr(SMALL, k) for k in TINY} | {"segments": 2}))
+    (tmp_path / "small" / "config.json").write_text(json.dumps(_small_fields()))
     model = load_synchformer(tmp_path / "small")
     assert model.config == SMALL
     with torch.inference_mode():
@@ -98,10 +102,12 @@ def test_loader_refuses_pickles_and_says_what_is_missing(recorded, tmp_path, mon
     with pytest.raises(CheckpointError, match="config expects") as err:  # the small file, the full config
         load_synchformer(tmp_path / "small.safetensors")
     assert "\n" not in str(err.value)
+    (tmp_path / "partial").mkdir()  # the small config, a file without the sync head
+    (tmp_path / "partial" / "config.json").write_text(json.dumps(_small_fields()))
     partial = {k: v for k, v in state.items() if not k.startswith("transformer.")}
-    torch.save(partial, tmp_path / "partial.pth")
-    with pytest.raises(CheckpointError, match="missing key"):
-        load_synchformer(tmp_path / "partial.pth")
+    torch.save(partial, tmp_path / "partial" / "synchformer_state_dict.pth")
+    with pytest.raises(CheckpointError, match="43 missing key.*transformer.OFF_tok"):
+        load_synchformer(tmp_path / "partial")
 
 
 def test_segments_and_windows_of_an_8_s_clip():
