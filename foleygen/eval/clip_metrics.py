@@ -1,4 +1,4 @@
-"""Per-clip work of the metrics that read videos or events (IB-score, AV-Align, onset metrics).
+"""Per-clip work of the metrics that read videos or events (IB-score, AV-Align, DeSync, onset metrics).
 
 Each function does the per-file work first (every file through :class:`FileFailures`: a bad file is one
 line and leaves the run) and returns the aggregate as a function of the stems that failed anywhere, so
@@ -40,10 +40,10 @@ def video_metrics(
     imagebind_model: Any,
     failures: FileFailures,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Callable[[set[str]], dict[str, Any]]]]:
-    """Per-clip work of IB-score and AV-Align now; returns (skips, metric -> aggregate over good stems)."""
+    """Per-clip work of IB-score, DeSync and AV-Align now; returns (skips, metric -> aggregate over good stems)."""
     skips: dict[str, dict[str, Any]] = {}
     later: dict[str, Callable[[set[str]], dict[str, Any]]] = {}
-    wanted = [m for m in ("ib-score", "av-align") if m in metrics]
+    wanted = [m for m in ("ib-score", "desync", "av-align") if m in metrics]
     if not wanted:
         return skips, later
     if videos is None:
@@ -58,6 +58,14 @@ def video_metrics(
             skips["ib-score"] = skipped(ib)
         else:
             later["ib-score"] = lambda bad: _ib_aggregate(ib, bad)
+    if "desync" in wanted:
+        from foleygen.eval.desync import desync_aggregate, desync_offsets
+
+        sync = desync_offsets(stems, gen_files, video_files, config, None, failures)
+        if isinstance(sync, str):
+            skips["desync"] = skipped(sync)
+        else:
+            later["desync"] = lambda bad: desync_aggregate(sync, bad)
     if "av-align" in wanted:
         from foleygen.eval.av_align import default_onset_detector
 

@@ -54,6 +54,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             details = f"{r['splits']} splits, {r['n_generated']} clips"
         elif metric == "ib-score":
             details = f"cosine x100 over {r['n_pairs']} pairs"
+        elif metric == "desync":
+            details = f"mean abs offset (s), first and last 4.8 s of {r['n_clips']} clips"
         elif metric == "av-align":
             details = f"{r['n_scored']} clips; reference audio: {_fmt(r['reference'])}; motion: {r['motion']}"
         elif metric == "onsets":

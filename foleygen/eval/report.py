@@ -11,7 +11,7 @@ Which clips enter which metric:
 * FAD: every generated file against every reference file (a distribution distance; pairs not needed).
 * KL: paired stems only (per-pair KL, averaged).
 * IS: every generated file.
-* ImageBind score, AV-Align: generated files whose stem has a video in ``--videos``.
+* ImageBind score, AV-Align, DeSync: generated files whose stem has a video in ``--videos``.
 * Onset metrics: generated files whose stem has ``<stem>.json`` (SynthFoley events) in ``--events``.
 """
 
@@ -64,6 +64,7 @@ METRICS: dict[str, tuple[str, str | None]] = {
     "is-passt": ("IS (PaSST)", "passt"),
     "ib-score": ("IB-score", None),
     "av-align": ("AV-Align", None),
+    "desync": ("DeSync (Synchformer, s)", None),
     "onsets": ("Onset F1 (SynthFoley)", None),
 }
 METRIC_GROUPS: dict[str, tuple[str, ...]] = {
@@ -91,6 +92,7 @@ class EvalConfig:
         weights: embedder name -> weights file (flags); unset names fall back to their environment variable.
         vggish_pca: optional VGGish PCA params file (TF-style postprocessed embeddings).
         imagebind: ImageBind weights (else ``$FOLEYGEN_IMAGEBIND``).
+        synchformer: Synchformer weights for DeSync (else ``$FOLEYGEN_SYNCHFORMER``).
         cache_dir: where per-clip embeddings are cached (None: no cache).
         quiet: no progress bars.
         motion_prominence: AV-Align motion-peak prominence, relative to the motion curve's range.
@@ -102,6 +104,7 @@ class EvalConfig:
     weights: dict[str, str | None] = field(default_factory=dict)
     vggish_pca: str | None = None
     imagebind: str | None = None
+    synchformer: str | None = None
     cache_dir: str | None = None
     quiet: bool = False
     motion_prominence: float = 0.1
@@ -142,6 +145,8 @@ def _required(names: Sequence[str] | None, chosen: list[str], config: EvalConfig
     required |= {m for m in chosen if METRICS[m][1] in flagged}
     if config.imagebind and "ib-score" in chosen:
         required.add("ib-score")
+    if config.synchformer and "desync" in chosen:
+        required.add("desync")
     return required & set(chosen)
 
 

@@ -110,7 +110,7 @@ def test_cli_prints_table_1(folders, served, tmp_path, capsys):
     assert row[0] == "gen" and row[1] == f"{report['metrics']['fad-passt']['value']:.2f}"
     assert row[3] == row[7] == row[8] == "n/a"  # FD_VGG, IB-score (not configured) and DeSync
     assert any(line.startswith("- FD_VGG: vggish weights not configured") for line in lines)
-    assert any(line.startswith("- DeSync: not computed") for line in lines)
+    assert any(line.startswith("- DeSync: needs --videos") for line in lines)
     assert any(line.startswith("- IB-score: needs --videos") for line in lines)
     # Naming a metric under the protocol makes it required again.
     rc = main(

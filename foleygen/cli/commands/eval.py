@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "score generated audio against references (FAD, KL, IS, IB-score, AV-Align, onset metrics)"
+HELP = "score generated audio against references (FAD, KL, IS, IB-score, DeSync, AV-Align, onset metrics)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``foleygen eval``."""
     parser.add_argument("--generated", required=True, help="folder of generated audio (or videos with audio)")
     parser.add_argument("--reference", required=True, help="folder of reference audio; files pair by stem")
-    parser.add_argument("--videos", default=None, help="folder of the source videos (IB-score, AV-Align)")
+    parser.add_argument("--videos", default=None, help="folder of the source videos (IB-score, DeSync, AV-Align)")
     parser.add_argument("--events", default=None, help="folder of SynthFoley <stem>.json events (onset metrics)")
     parser.add_argument(
         "--metrics",
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="metrics or groups: all, fad, kid, kl, is, ib, fad-vggish, fad-panns, fad-passt, fad-aisfx, "
         "fad-synthfoley, kid-vggish, kid-panns, kid-passt, kl-panns, kl-passt, is-panns, is-passt, ib-score, "
-        "av-align, onsets "
+        "desync, av-align, onsets "
         "(default: all, or the protocol's set). A metric named here that cannot run is an error (exit 1); "
         "one reached through a group is skipped with the reason",
     )
@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--passt", default=None, help="passt-s-f128-p16-s10-ap.476-swa.pt (else $FOLEYGEN_PASST)")
     parser.add_argument("--imagebind", default=None, help="ImageBind weights (else $FOLEYGEN_IMAGEBIND)")
     parser.add_argument(
+        "--synchformer", default=None, help="synchformer_state_dict.pth for DeSync (else $FOLEYGEN_SYNCHFORMER)"
+    )
+    parser.add_argument(
         "--device", default="auto", help="where the metric networks run: auto (CUDA if present), cpu, cuda"
     )
     parser.add_argument(
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         weights={"vggish": args.vggish, "panns": args.panns, "passt": args.passt, "synthfoley": args.synthfoley},
         vggish_pca=args.vggish_pca,
         imagebind=args.imagebind,
+        synchformer=args.synchformer,
         cache_dir=args.cache,
         quiet=args.quiet,
         device=args.device,
