@@ -22,6 +22,9 @@ SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
     "top_k": (0, 1024, True),
     "temperature": (0.0, 2.0, False),
     "seed": (0, 2**63 - 1, True),
+    # Of the server, not of a request: how many may wait in the queue, how many generations run at once.
+    "queue_size": (1, 10_000, True),
+    "workers": (1, 64, True),
 }
 # FFmpeg's demuxers of still pictures: a PNG or a JPEG opens as a one-frame "video".
 IMAGE_FORMATS = ("image2", "apng", "gif")
