@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from foleygen.app_limits import IMAGE_FORMATS, MB, SETTING_RANGES, check_setting, discard_refused_upload
+from foleygen.app_limits import IMAGE_FORMATS, MB, SETTING_RANGES, TEXT_FORMATS, check_setting, discard_refused_upload
 from foleygen.errors import ConfigError, FoleyGenError, MediaError, one_line
 
 if TYPE_CHECKING:
@@ -223,6 +223,8 @@ class DemoService:
         fmt = info.container.split(",")[0]
         if fmt.endswith("_pipe") or (fmt in IMAGE_FORMATS and (fmt == "image2" or info.num_frames <= 1)):
             raise UploadError("is a still image, not a video (images are not supported)", shown)
+        if fmt in TEXT_FORMATS:
+            raise UploadError("is a text file, not a video", shown)
         if not info.duration or info.duration <= 0:
             raise UploadError("video has no measurable duration", shown)
         if info.duration > self.max_duration_s + 0.05:  # tolerate container rounding

@@ -28,6 +28,8 @@ SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
 }
 # FFmpeg's demuxers of still pictures: a PNG or a JPEG opens as a one-frame "video".
 IMAGE_FORMATS = ("image2", "apng", "gif")
+# FFmpeg's demuxers of text (ANSI art, .txt, .nfo, binary text): they open as a "video" of rendered text.
+TEXT_FORMATS = ("tty", "bin", "xbin", "adf", "idf")
 
 
 def check_setting(name: str, value: Any, *, low: float | None = None, high: float | None = None) -> Any:

@@ -97,9 +97,13 @@ def _generate(client: Client, video: Path, seed: int = 0, **kwargs):
 def _multipart(name: str, data: bytes) -> tuple[bytes, dict]:
     boundary = "foleygenboundary7d3a"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
@@ -124,7 +128,7 @@ def test_an_overlong_video_and_non_videos_get_one_clear_line(server, tmp_path):
     cases = {
         make_video(tmp_path / "long.mp4", seconds=3.0): "long.mp4: video is 3.0 s long; this demo accepts at most 2 s",
         tmp_path / "noise.mp4": "noise.mp4: not a readable video",
-        tmp_path / "notes.txt": "notes.txt: not a readable video",
+        tmp_path / "notes.txt": "notes.txt: is a text file, not a video",
         tmp_path / "sound.wav": "sound.wav: has no video stream",
     }
     (tmp_path / "noise.mp4").write_bytes(rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes())
