@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> dict:
         "errors": len(errors),
         "error_messages": sorted(set(errors))[:5],
         "latency_served": _percentiles([o["latency"] for o in served]),
+        "latency_refused": _percentiles([o["latency"] for o in outcomes if o["kind"] == "refused"]),
         "generation_in_server": _percentiles(generation_s),
         "highest_queue_position_shown": max(positions) if positions else None,
         "wall_s": round(wall, 2),
