@@ -14,9 +14,10 @@ The work is split in two so that everything but the widgets is testable without 
 
 Safety: an upload is copied under a sanitised name into a per-request
 :class:`tempfile.TemporaryDirectory` below a dedicated root, every path we create is checked to stay
-inside that root, and results older than ``result_ttl_s`` are deleted at the next request. Requests
-queue; one generation runs at a time per worker (``default_concurrency_limit=1``), since a second
-one would only halve the speed of both on a CPU.
+inside that root, and results older than ``result_ttl_s`` are deleted at the next request (the page
+moves each request's results into Gradio's cache at once: :mod:`foleygen.app_server`). Requests
+queue, at most ``queue_size`` waiting (more get a 429 "busy"); ``workers`` generations run at once
+(default one: a second would only halve the speed of both on a CPU).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from foleygen.app_limits import IMAGE_FORMATS, MB, SETTING_RANGES, check_setting, discard_refused_upload
+from foleygen.app_limits import IMAGE_FORMATS, MB, SETTING_RANGES, TEXT_FORMATS, check_setting, discard_refused_upload
 from foleygen.errors import ConfigError, FoleyGenError, MediaError, one_line
 
 if TYPE_CHECKING:
@@ -224,6 +225,8 @@ class DemoService:
         fmt = info.container.split(",")[0]
         if fmt.endswith("_pipe") or (fmt in IMAGE_FORMATS and (fmt == "image2" or info.num_frames <= 1)):
             raise UploadError("is a still image, not a video (images are not supported)", shown)
+        if fmt in TEXT_FORMATS:
+            raise UploadError("is a text file, not a video", shown)
         if not info.duration or info.duration <= 0:
             raise UploadError("video has no measurable duration", shown)
         if info.duration > self.max_duration_s + 0.05:  # tolerate container rounding
@@ -401,8 +404,8 @@ DESCRIPTION = """\
 Drop a short video, pick the settings, press **Generate soundtrack**. You get the video back with the
 generated audio, the audio alone, and a picture that shows whether the sounds (blue lines) land on the
 visible actions (orange: visual motion peaks). Limits: {max_mb:g} MB and {max_s:g} s per video (no images);
-requests queue and run one at a time. **Live:** [use your camera instead](/live) (the soundtrack
-follows it while you watch).
+requests queue ({workers} at a time, at most {queue} waiting; your place shows on the right).
+**Live:** [use your camera instead](/live) (the soundtrack follows it while you watch).
 """
 
 
@@ -455,8 +458,13 @@ def make_upload_check(service: DemoService) -> Callable[[str | None], None]:
     return check_upload
 
 
-def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str, str]]:
-    """The click handler: service errors become ``gr.Error`` messages, results become file paths."""
+def make_handler(
+    service: DemoService, publish: Callable[[DemoResult], DemoResult] | None = None
+) -> Callable[..., tuple[str, str, str, str, str]]:
+    """The click handler: service errors become ``gr.Error`` messages, results become file paths.
+
+    ``publish`` moves a result where it is served from (the page: Gradio's cache) and returns it there.
+    """
     import gradio as gr
 
     def generate_soundtrack(
@@ -482,6 +490,7 @@ def make_handler(service: DemoService) -> Callable[..., tuple[str, str, str, str
                 display_name=_upload_name(video),
                 progress=progress,
             )
+            result = publish(result) if publish else result
         except FoleyGenError as err:
             raise _refuse(err, service, video, "Cannot generate") from None
         except Exception as err:  # a bug: one line in the log (the traceback with FOLEYGEN_DEBUG=1)
@@ -501,13 +510,20 @@ def build_app(
     work_root: str | Path | None = None,
     examples: int = 2,
     service: DemoService | None = None,
+    queue_size: int = 32,
+    workers: int = 1,
 ) -> gr.Blocks:
     """The demo page as a ``gr.Blocks`` with its queue configured (call ``.launch()`` or use :func:`launch`).
 
     ``model_name`` is the default choice; the built-in ``demo`` and ``debug`` models are offered too.
     ``examples``: how many SynthFoley clips to offer as one-click examples (0: none).
+    ``queue_size``: requests that may wait (more are refused as busy); ``workers``: generations at once.
     """
     import gradio as gr
+
+    from foleygen.app_server import publish_results
+
+    queue_size, workers = check_setting("queue_size", queue_size), check_setting("workers", workers)
 
     service = service or DemoService(
         (model_name, *BUILTIN_MODELS), work_root=work_root, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s
@@ -515,7 +531,7 @@ def build_app(
     max_s = service.max_duration_s
     start = _ui_defaults(service.models[0])
     with gr.Blocks(title="FoleyGen demo", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
-        gr.Markdown(DESCRIPTION.format(max_mb=service.max_upload_mb, max_s=max_s))
+        gr.Markdown(DESCRIPTION.format(max_mb=service.max_upload_mb, max_s=max_s, workers=workers, queue=queue_size))
         with gr.Row():
             with gr.Column():
                 video_in = gr.Video(
@@ -605,16 +621,23 @@ def build_app(
             concurrency_id="upload-check",
             show_progress="hidden",
         )
+
+        # Results go straight into Gradio's cache (served from there, deleted on its schedule), so the
+        # demo's own folders are empty again when a request ends.
+        def publish(result: DemoResult) -> DemoResult:
+            return publish_results(result, video_out.GRADIO_CACHE, service.results_dir)
+
         button.click(
-            make_handler(service),
+            make_handler(service, publish),
             inputs=[video_in, model, cfg, top_k, temperature, seed, duration],
             outputs=[video_out, video_file, audio_file, plot, summary],
             api_name="generate",
-            concurrency_limit=1,
+            concurrency_limit=workers,
         )
-    # One generation at a time per worker; waiting visitors see their place in the queue.
-    app.queue(default_concurrency_limit=1, max_size=32)
+    # `workers` generations at a time; waiting visitors see their place in the queue.
+    app.queue(default_concurrency_limit=1, max_size=queue_size)
     app.foleygen_service = service  # for launch() and tests
+    app.foleygen_queue_size = queue_size
     return app
 
 
@@ -630,32 +653,42 @@ def launch(
     block: bool = True,
     quiet: bool = False,
     examples: int = 2,
+    queue_size: int = 32,
+    workers: int = 1,
 ) -> gr.Blocks:
     """Build the app, load ``model`` once, and serve it on ``host:port``.
 
     Blocks until interrupted unless ``block=False`` (then the server runs in threads; stop it with
-    ``app.close()``). ``quiet`` silences Gradio's start-up lines.
+    ``app.close()``). ``quiet`` silences Gradio's start-up lines. At shutdown the work folders are
+    emptied and this app's uploads and results deleted (:func:`foleygen.app_server.cleanup_lifespan`).
     """
     # No phoning home: the demo must work offline and must not report visitors anywhere.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     # Load first: fail before serving, make the first request fast, and start the sliders at the
     # checkpoint's own decoding settings.
     _cached_model(model)
-    app = build_app(
-        model, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s, work_root=work_root, examples=examples
-    )
+    limits = {"max_upload_mb": max_upload_mb, "max_duration_s": max_duration_s, "queue_size": queue_size}
+    app = build_app(model, work_root=work_root, examples=examples, workers=workers, **limits)
     service: DemoService = app.foleygen_service
+    from starlette.middleware import Middleware
+
+    from foleygen.app_server import DemoGuard, cleanup_lifespan
     from foleygen.web_live import LivePage
 
     # The live page (/live) runs the default model on the same server; its routes go in first.
     live = LivePage(lambda: service.load_model(service.models[0]), model_name=service.models[0])
+    guard = Middleware(DemoGuard, queue_size=app.foleygen_queue_size, max_upload_mb=service.max_upload_mb)
     app.launch(
-        app_kwargs={"routes": live.routes()},
+        app_kwargs={
+            "routes": live.routes(),
+            "middleware": [guard],
+            "lifespan": cleanup_lifespan(service, app.GRADIO_CACHE),
+        },
         server_name=host,
         server_port=port,
         share=share,
         max_file_size=service.max_upload_bytes,  # bytes: the very limit the app checks
-        allowed_paths=[str(service.results_dir), str(service.root / "examples")],
+        allowed_paths=[str(service.root / "examples")],  # results are served from Gradio's cache
         ssr_mode=False,
         show_error=True,
         prevent_thread_lock=not block,

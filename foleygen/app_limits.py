@@ -22,9 +22,14 @@ SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
     "top_k": (0, 1024, True),
     "temperature": (0.0, 2.0, False),
     "seed": (0, 2**63 - 1, True),
+    # Of the server, not of a request: how many may wait in the queue, how many generations run at once.
+    "queue_size": (1, 10_000, True),
+    "workers": (1, 64, True),
 }
 # FFmpeg's demuxers of still pictures: a PNG or a JPEG opens as a one-frame "video".
 IMAGE_FORMATS = ("image2", "apng", "gif")
+# FFmpeg's demuxers of text (ANSI art, .txt, .nfo, binary text): they open as a "video" of rendered text.
+TEXT_FORMATS = ("tty", "bin", "xbin", "adf", "idf")
 
 
 def check_setting(name: str, value: Any, *, low: float | None = None, high: float | None = None) -> Any:

@@ -45,6 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest accepted video in seconds (default 30)",
     )
     parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=32,
+        help="requests that may wait for a generation (default 32); more are refused with 429 'busy'",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="generations that run at once (default 1: best on a CPU)"
+    )
+    parser.add_argument(
         "--examples", type=int, default=2, help="SynthFoley clips offered as one-click examples (default 2; 0: none)"
     )
     parser.add_argument(
@@ -78,5 +87,7 @@ def run(args: argparse.Namespace) -> int:
         block=True,
         quiet=args.quiet,
         examples=args.examples,
+        queue_size=args.queue_size,
+        workers=args.workers,
     )
     return 0
