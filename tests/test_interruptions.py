@@ -63,8 +63,9 @@ def _interrupt(cmd: list[str], ready: Callable[[], bool], sig: signal.Signals, l
         while not ready():
             assert proc.poll() is None, f"ended (exit {proc.returncode}) before it could be interrupted"
             assert time.monotonic() < deadline, "never got to the middle of its work"
-            time.sleep(0.01)
+            time.sleep(0.002)
         assert proc.poll() is None, "ended before it could be interrupted"
+        print("DEBUG at signal:", [n for d in (log.parent/"out", log.parent/"run"/"checkpoints") if d.is_dir() for n in os.listdir(d) if n.startswith(".")])
         if sig == signal.SIGINT:
             os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C goes to the whole foreground group
         else:
@@ -77,6 +78,14 @@ def _interrupt(cmd: list[str], ready: Callable[[], bool], sig: signal.Signals, l
             pass
         proc.wait()
     return rc, log.read_text()
+
+
+def _writing(folder: Path) -> bool:
+    """Whether a temporary is in ``folder`` now: an interruption now comes in the middle of a write."""
+    try:
+        return any(TEMP_NAME.match(name) for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def _check_exit(rc: int, stderr: str, sig: signal.Signals, command: str) -> None:
@@ -136,8 +145,9 @@ def test_generate_batch_interrupted_then_skip_existing_finishes_it(videos, tmp_p
     out = tmp_path / "out"
     cmd = _cli("generate", *map(str, videos), "-o", str(out), "--model", "debug", "-q")
 
-    def some_done() -> bool:  # two videos' outputs complete: under way, most of the batch to come
-        return out.is_dir() and sum(1 for v in videos if (out / f"{v.stem}.mp4").exists()) >= 2
+    def some_done() -> bool:  # two videos done, and best the next one's files being written (temporaries)
+        done = sum(1 for v in videos if (out / f"{v.stem}.mp4").exists()) if out.is_dir() else 0
+        return done >= 2 and (_writing(out) or done >= N_VIDEOS // 2)
 
     rc, stderr = _interrupt(cmd, some_done, sig, tmp_path / "stderr.txt")
     _check_exit(rc, stderr, sig, "generate")
@@ -155,7 +165,7 @@ def test_generate_batch_interrupted_then_skip_existing_finishes_it(videos, tmp_p
     before = {s: (_stamp(out / f"{s}.wav"), _stamp(out / f"{s}.mp4")) for s in complete}
 
     rerun = subprocess.run(
-        cmd + ["--skip-existing", "--json"], env=_env(), capture_output=True, text=True, timeout=300
+        cmd[:-1] + ["--skip-existing", "--json"], env=_env(), capture_output=True, text=True, timeout=300
     )
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
@@ -274,9 +284,10 @@ def test_train_interrupted_then_resume_ends_as_an_uninterrupted_run(dataset, uni
     out = tmp_path / "run"
     argv = _train_args(dataset, out)
 
-    def past_two_checkpoints() -> bool:
+    def past_two_checkpoints() -> bool:  # and best while the next one is being written
         latest = find_latest_checkpoint(out)
-        return latest is not None and int(latest.name[5:]) >= 2 * SAVE_EVERY
+        step = int(latest.name[5:]) if latest is not None else 0
+        return step >= 2 * SAVE_EVERY and (_writing(out / "checkpoints") or step >= TRAIN_STEPS // 2)
 
     rc, stderr = _interrupt(_cli(*argv), past_two_checkpoints, sig, tmp_path / "stderr.txt")
     _check_exit(rc, stderr, sig, "train")
