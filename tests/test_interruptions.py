@@ -65,7 +65,6 @@ def _interrupt(cmd: list[str], ready: Callable[[], bool], sig: signal.Signals, l
             assert time.monotonic() < deadline, "never got to the middle of its work"
             time.sleep(0.002)
         assert proc.poll() is None, "ended before it could be interrupted"
-        print("DEBUG at signal:", [n for d in (log.parent/"out", log.parent/"run"/"checkpoints") if d.is_dir() for n in os.listdir(d) if n.startswith(".")])
         if sig == signal.SIGINT:
             os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C goes to the whole foreground group
         else:
@@ -303,9 +302,7 @@ def test_train_interrupted_then_resume_ends_as_an_uninterrupted_run(dataset, uni
     resumed_at = int(steps[-1][5:])
     assert 2 * SAVE_EVERY <= resumed_at < TRAIN_STEPS
 
-    resumed = subprocess.run(
-        _cli(*argv[:-1], "--resume"), env=_env(), capture_output=True, text=True, timeout=300
-    )
+    resumed = subprocess.run(_cli(*argv[:-1], "--resume"), env=_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed at step {resumed_at}" in resumed.stderr  # from the newest checkpoint, not from scratch
     assert find_latest_checkpoint(out).name == f"step_{TRAIN_STEPS:08d}" and (out / "final").is_dir()
