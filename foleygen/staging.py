@@ -36,6 +36,34 @@ OLD_NAME = re.compile(r"^\.(?P<final>.+)\.old(?:-\d+)?$")
 GRACE_S = 60.0
 
 
+_OURS: set[str] = set()  # temporaries this process created (some long renamed or removed)
+
+
+def note_temporary(path: str | os.PathLike[str]) -> None:
+    """Remember that this process created the temporary ``path``, for :func:`remove_own_temporaries`."""
+    if len(_OURS) >= 256:  # forget those already renamed or removed: the set stays small
+        _OURS.difference_update([p for p in list(_OURS) if not os.path.lexists(p)])
+    _OURS.add(os.fspath(path))
+
+
+def remove_own_temporaries() -> list[Path]:
+    """Remove the temporaries this process created that are still there; return them.
+
+    For a process being interrupted (``foleygen``'s Ctrl-C handler): every writer removes its own
+    temporary when it fails, but a ``KeyboardInterrupt`` can land between the creation of a temporary
+    and the ``try`` that guards it. Only names of our naming (:data:`TEMP_NAME`) are touched, never links.
+    """
+    removed = []
+    for name in sorted(_OURS):
+        path = Path(name)
+        if not TEMP_NAME.match(path.name) or path.is_symlink() or not path.exists():
+            continue
+        if _remove(path, path.is_dir()):
+            removed.append(path)
+    _OURS.clear()
+    return removed
+
+
 @contextlib.contextmanager
 def hold(path: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive lock on the temporary file or folder ``path`` while the block runs.

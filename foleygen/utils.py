@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,6 +88,35 @@ def current_umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def _noted_as_ours() -> Iterator[Callable[[str | os.PathLike[str]], None]]:
+    """Create a temporary and note it (:func:`foleygen.staging.note_temporary`) with no Ctrl-C in between.
+
+    A ``KeyboardInterrupt`` raised between the two would leave a temporary that nothing removes until
+    the next run's grace period is over; a SIGINT arriving in the block is held and raised at its end,
+    once the name is noted (``foleygen``'s Ctrl-C handler then removes it). Only the main thread ever
+    gets ``KeyboardInterrupt``, and only the default handler is held: an application's own is left alone.
+    """
+    import signal
+    import threading
+
+    from foleygen.staging import note_temporary
+
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield note_temporary
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield note_temporary
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
+
+
 def temp_file_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
     """Create an empty temporary file in ``path``'s directory, to be renamed over ``path`` later.
 
@@ -95,7 +125,9 @@ def temp_file_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path
     (0666 less the umask): results, checkpoints and caches stay readable by a group or a web server.
     """
     target = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    with _noted_as_ours() as note:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+        note(name)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
     except BaseException:
@@ -110,7 +142,9 @@ def temp_dir_beside(path: str | os.PathLike[str]) -> Path:
     """Create an empty temporary directory beside ``path`` with the mode ``mkdir`` would give (0777 less
     the umask, not :func:`tempfile.mkdtemp`'s 0700), to be renamed over ``path`` when complete."""
     target = Path(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    with _noted_as_ours() as note:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        note(tmp)
     try:
         tmp.chmod(0o777 & ~current_umask())
     except BaseException:

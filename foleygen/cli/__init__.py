@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"foleygen {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        from foleygen.staging import remove_own_temporaries
+
+        remove_own_temporaries()  # any an interrupt caught between creating and guarding it
         print(f"foleygen {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:  # main() is also called in-process (tests, notebooks): leave the environment as found
