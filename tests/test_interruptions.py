@@ -311,3 +311,51 @@ def test_train_interrupted_then_resume_ends_as_an_uninterrupted_run(dataset, uni
     ours, ref = _weights(find_latest_checkpoint(out)), _weights(find_latest_checkpoint(uninterrupted))
     assert ours.keys() == ref.keys() and all(torch.equal(ours[k], ref[k]) for k in ref)  # an exact resume
     assert _hidden(out) == [] and _hidden(checkpoints) == []
+
+
+# ------------------------------------------------------------- the window between creating and guarding
+def test_a_ctrl_c_while_a_temporary_is_created_is_held_until_it_is_noted(tmp_path, monkeypatch):
+    """SIGINT delivered inside ``mkstemp`` (the file made, its name not yet returned) is raised only once
+    the name is noted, so Ctrl-C's clean-up finds it; before, it was left for the next run."""
+    import tempfile
+
+    from foleygen.staging import remove_own_temporaries
+    from foleygen.utils import temp_dir_beside, temp_file_beside
+
+    real_mkstemp, real_mkdtemp = tempfile.mkstemp, tempfile.mkdtemp
+
+    def interrupted(real):
+        def make(*args, **kwargs):
+            made = real(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, right after the entry exists
+            return made
+
+        return make
+
+    monkeypatch.setattr(tempfile, "mkstemp", interrupted(real_mkstemp))
+    monkeypatch.setattr(tempfile, "mkdtemp", interrupted(real_mkdtemp))
+    with pytest.raises(KeyboardInterrupt):
+        temp_file_beside(tmp_path / "a.wav", ".tmp.wav")
+    with pytest.raises(KeyboardInterrupt):
+        temp_dir_beside(tmp_path / "step_00000010")
+    left = _hidden(tmp_path)
+    assert len(left) == 2
+    assert sorted(remove_own_temporaries()) == left and _hidden(tmp_path) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual Ctrl-C again
+
+
+def test_the_cli_removes_its_own_temporaries_on_ctrl_c(tmp_path, monkeypatch, capsys):
+    from foleygen.cli.commands import info
+    from foleygen.utils import temp_file_beside
+
+    keep = tmp_path / ".other.wav.abcd1234.tmp.wav"  # not this process's: left to its writer
+    keep.write_bytes(b"x")
+
+    def run(args):
+        temp_file_beside(tmp_path / "out.wav", ".tmp.wav")
+        raise KeyboardInterrupt  # before any try guards it
+
+    monkeypatch.setattr(info, "run", run)
+    assert main(["info", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.splitlines() == ["foleygen info: interrupted"]
+    assert _hidden(tmp_path) == [keep]
