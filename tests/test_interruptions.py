@@ -34,7 +34,9 @@ from foleygen.cli import main
 from foleygen.staging import TEMP_NAME
 
 REPO = Path(__file__).resolve().parents[1]
-SIGNALS = pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+SIGNALS = pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["sigint", "sigterm", "sigkill"]
+)
 
 N_VIDEOS = 24  # generate: ~0.2 s each with the debug model, so seconds of batch left after the first
 N_CLIPS = 80  # prepare: ~20 ms each; the interruption comes after the third
@@ -68,7 +70,7 @@ def _interrupt(cmd: list[str], ready: Callable[[], bool], sig: signal.Signals, l
         if sig == signal.SIGINT:
             os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C goes to the whole foreground group
         else:
-            proc.send_signal(signal.SIGKILL)
+            proc.send_signal(sig)  # `kill` (SIGTERM) or `kill -9` (SIGKILL) names the process
         rc = proc.wait(timeout=60)
     finally:
         try:  # nothing of the group outlives the test
@@ -88,10 +90,11 @@ def _writing(folder: Path) -> bool:
 
 
 def _check_exit(rc: int, stderr: str, sig: signal.Signals, command: str) -> None:
-    if sig == signal.SIGINT:
-        assert rc == 130, stderr
+    if sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM is handled as Ctrl-C is, exit 128 + 15
+        assert rc == (130 if sig == signal.SIGINT else 143), stderr
         assert "Traceback" not in stderr, stderr
-        assert stderr.splitlines() == [f"foleygen {command}: interrupted"], stderr
+        word = "interrupted" if sig == signal.SIGINT else "terminated"
+        assert stderr.splitlines() == [f"foleygen {command}: {word}"], stderr
     else:
         assert rc == -signal.SIGKILL, stderr
 
@@ -104,7 +107,7 @@ def _check_temporaries(folder: Path, sig: signal.Signals) -> list[Path]:
     """What an interrupted run left hidden in ``folder``: nothing after Ctrl-C; after a kill, at most the
     temporaries it was writing (our naming, so the next run knows them), aged past the clean-up's grace."""
     hidden = _hidden(folder)
-    if sig == signal.SIGINT:
+    if sig != signal.SIGKILL:
         assert hidden == [], f"Ctrl-C left temporaries: {hidden}"
     else:
         assert all(TEMP_NAME.match(p.name) for p in hidden), hidden

@@ -23,6 +23,7 @@ import pkgutil
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from foleygen import __version__
 from foleygen.errors import DEBUG_ENV, one_line
@@ -90,6 +91,25 @@ class _LevelFormatter(logging.Formatter):
         return super().format(record).replace("\r", " ").replace("\n", " ")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a service manager, ``timeout``): handled as Ctrl-C is, exit 143."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _on_sigterm() -> Any:
+    """Make SIGTERM end the command as Ctrl-C does (outputs finished or removed, temporaries cleared);
+    returns the previous handler (None off the main thread, where Python cannot install one)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foleygen`` console script; returns the exit code."""
     parser = build_parser()
@@ -100,19 +120,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = os.environ.get(DEBUG_ENV)
     if args.debug:
         os.environ[DEBUG_ENV] = "1"  # per-file handlers deep inside commands read it too
+    previous_sigterm = _on_sigterm()
     try:
         with _messages(args.command, bool(getattr(args, "quiet", False))):
             return int(args._module.run(args) or 0)
     except Exception as err:  # ours (one line) or a bug (one line; the traceback with --debug)
         print(f"foleygen {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         from foleygen.staging import remove_own_temporaries
 
         remove_own_temporaries()  # any an interrupt caught between creating and guarding it
-        print(f"foleygen {args.command}: interrupted", file=sys.stderr)
-        return 130
+        terminated = isinstance(stop, _Terminated)
+        print(f"foleygen {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     finally:  # main() is also called in-process (tests, notebooks): leave the environment as found
+        if previous_sigterm is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if before is None:
             os.environ.pop(DEBUG_ENV, None)
         else:
