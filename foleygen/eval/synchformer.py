@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from foleygen.errors import CheckpointError, ConfigError
+from foleygen.eval.embedders.passt import VitMlp
 
 __all__ = [
     "SynchformerConfig",
@@ -138,16 +139,6 @@ class _PatchEmbed(nn.Module):
         self.proj = proj
 
 
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
 class _DividedAttention(nn.Module):
     """Attention within groups of patch tokens (one frame, or one patch position over time).
 
@@ -191,7 +182,7 @@ class _DividedBlock(nn.Module):
         self.attn = _DividedAttention(dim, heads)
         self.timeattn = _DividedAttention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = _Mlp(dim, dim * mlp_ratio)
+        self.mlp = VitMlp(dim, dim * mlp_ratio)
         self.norm3 = nn.LayerNorm(dim, eps=1e-6)
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:

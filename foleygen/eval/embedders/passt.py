@@ -72,7 +72,10 @@ class _Attention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
-class _Mlp(nn.Module):
+class VitMlp(nn.Module):
+    """The ViT feed-forward block (``fc1`` -> GELU -> ``fc2``), with timm's parameter names: PaSST's and
+    Synchformer's."""
+
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
@@ -88,7 +91,7 @@ class _Block(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = _Attention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = _Mlp(dim, hidden)
+        self.mlp = VitMlp(dim, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
