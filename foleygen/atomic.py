@@ -54,22 +54,19 @@ __all__ = [
 _KEPT_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
-def fsync_dir(path: PathLike) -> None:
-    """Flush a folder's entries (a rename into it) to disk; best effort: not every file system allows it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
+def _fsync_file(path: PathLike) -> None:
+    """Flush a file (or a folder's entries) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: PathLike) -> None:
+    """Flush a folder's entries (a rename into it) to disk; best effort: not every file system allows it."""
+    with contextlib.suppress(OSError):
+        _fsync_file(path)
 
 
 def _default_suffix(final: Path) -> str:
