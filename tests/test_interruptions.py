@@ -322,9 +322,12 @@ def test_a_ctrl_c_while_a_temporary_is_created_is_held_until_it_is_noted(tmp_pat
     the name is noted, so Ctrl-C's clean-up finds it; before, it was left for the next run."""
     import tempfile
 
+    from foleygen import staging
     from foleygen.staging import remove_own_temporaries
     from foleygen.utils import temp_dir_beside, temp_file_beside
 
+    # this test's temporaries only: others of this process (earlier tests) are not its to count
+    monkeypatch.setattr(staging, "_OURS", set())
     real_mkstemp, real_mkdtemp = tempfile.mkstemp, tempfile.mkdtemp
 
     def interrupted(real):
