@@ -48,6 +48,7 @@ from foleygen.lm.model import AudioLM, LMConfig
 from foleygen.results import MAX_AUDIO_PAST_VIDEO_S, GenerationResult, LoadedVideo, load_video
 from foleygen.results import check_length as _check_length
 from foleygen.staging import remove_stale_temporaries
+from foleygen.utils import user_path
 from foleygen.vision.base import VisualEncoder
 
 if TYPE_CHECKING:
@@ -577,7 +578,7 @@ class FoleyGen:
             if not (DEMO_DIR / CONFIG_NAME).is_file():
                 raise CheckpointError("the embedded demo model is missing (train it with `make demo-model`)", DEMO_DIR)
             return DEMO_DIR
-        path = Path(name).expanduser()
+        path = user_path(name)
         if path.is_dir():
             return path
         if path.exists() or name.count("/") != 1 or name.startswith((".", "/", "~")):

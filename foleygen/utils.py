@@ -1,4 +1,4 @@
-"""Small helpers shared across the package: seeding, progress bars, devices, temporary files."""
+"""Small helpers shared across the package: seeding, progress bars, devices, paths, temporary files."""
 
 from __future__ import annotations
 
@@ -68,6 +68,13 @@ def native_bf16(device: Any) -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
         return False
+
+
+def user_path(raw: str | os.PathLike[str]) -> Path:
+    """A path the user typed, with ``~`` and ``~name`` expanded as a shell would: a ``~name`` of no known
+    user (or ``~`` with no home) stays as written, so it ends as "no such file" rather than as the
+    RuntimeError that ``Path.expanduser`` raises."""
+    return Path(os.path.expanduser(os.fspath(raw)))
 
 
 def current_umask() -> int:

@@ -436,6 +436,15 @@ def build_corpus(root: Path) -> Corpus:
         in_info=False,
         generate_arg=root / "csv_missing.csv",
     )
+    (root / "unknown_user.csv").write_text("~foleygen-no-such-user/clip.mp4\n")  # found by the fuzzer
+    add(
+        "csv_unknown_user",
+        root / "~foleygen-no-such-user" / "clip.mp4",  # kept as written, as a shell keeps it: no such file
+        "a CSV row naming ~user of no such user",
+        generate=ERROR,
+        in_info=False,
+        generate_arg=root / "unknown_user.csv",
+    )
     (root / "binary.csv").write_bytes(bytes(range(256)) * 8)
     add("csv_binary", root / "binary.csv", "a binary file named .csv", generate=ERROR, in_info=False)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from foleygen.codecs.base import AudioCodec
 from foleygen.errors import CheckpointError, CodecError
+from foleygen.utils import user_path
 
 #: the embedded demo codec (written by the demo training run; may be absent in a fresh checkout)
 DEMO_CODEC_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo" / "codec"
@@ -56,7 +57,7 @@ def load_codec(path_or_name: str, *, num_codebooks: int | None = None, bandwidth
                 path,
             )
     else:
-        path = Path(path_or_name).expanduser()
+        path = user_path(path_or_name)
         if not path.exists():
             raise CheckpointError("codec checkpoint not found (give a directory, a .th/.pt file, or 'demo')", path)
     for fmt in FORMATS:

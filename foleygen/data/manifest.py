@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from foleygen.utils import user_path
 from foleygen.errors import DataError
 
 #: a YouTube id is 11 characters of [A-Za-z0-9_-]; the start follows after one more separator
@@ -134,7 +135,7 @@ def _generic_entry(record: dict[str, object], manifest: Path, where: str) -> Cli
     """One manifest row; relative paths are relative to the manifest's folder; errors name the manifest."""
     if "path" not in record or "split" not in record:
         raise DataError(f"{where}: needs 'path' and 'split' (got {sorted(record)})", manifest)
-    path = Path(str(record["path"])).expanduser()
+    path = user_path(str(record["path"]))
     if not path.is_absolute():
         path = manifest.parent / path
     label = record.get("label")

@@ -17,6 +17,7 @@ import torch
 
 from foleygen.errors import DataError
 from foleygen.eval.embedders import ModelUnavailable
+from foleygen.utils import user_path
 
 __all__ = [
     "imagebind_score",
@@ -60,7 +61,7 @@ def resolve_imagebind(path: str | os.PathLike[str] | None = None) -> Path:
             f"imagebind weights not configured: pass --imagebind PATH or set {IMAGEBIND_ENV} to "
             f"{IMAGEBIND_FILE} (download: {IMAGEBIND_SOURCE})"
         )
-    chosen = Path(chosen).expanduser()
+    chosen = user_path(chosen)
     if not chosen.exists():
         raise ModelUnavailable(
             f"imagebind weights not found (expected {IMAGEBIND_FILE}; download: {IMAGEBIND_SOURCE})", chosen

@@ -40,6 +40,7 @@ from torch import nn
 
 from foleygen.errors import CheckpointError, ConfigError
 from foleygen.eval.embedders.passt import VitMlp
+from foleygen.utils import user_path
 
 __all__ = [
     "SynchformerConfig",
@@ -489,7 +490,7 @@ def resolve_synchformer(path: str | os.PathLike[str] | None = None) -> Path:
             f"synchformer weights not configured: pass --synchformer PATH or set {SYNCHFORMER_ENV} to "
             f"{SYNCHFORMER_FILE} (download: {SYNCHFORMER_SOURCE})"
         )
-    chosen = Path(chosen).expanduser()
+    chosen = user_path(chosen)
     if not chosen.exists():
         raise ModelUnavailable(
             f"synchformer weights not found (expected {SYNCHFORMER_FILE}; download: {SYNCHFORMER_SOURCE})", chosen

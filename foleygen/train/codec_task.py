@@ -49,6 +49,7 @@ from foleygen.errors import CheckpointError, ConfigError, DataError
 from foleygen.io.media_types import AUDIO_SOURCE_EXTENSIONS, describe_extensions
 from foleygen.train.run_config import RunConfig
 from foleygen.train.task import ExtraOptimizer, register_task
+from foleygen.utils import user_path
 
 
 @dataclass
@@ -134,7 +135,7 @@ class _SynthFoleyAudio(Dataset):
 
         reserved = ("kind", "split", "seed", "num", "start_index", "cache_dir")
         options = {k: v for k, v in entry.items() if k not in reserved}
-        self.cache_dir = Path(str(entry["cache_dir"])).expanduser() if entry.get("cache_dir") else None
+        self.cache_dir = user_path(str(entry["cache_dir"])) if entry.get("cache_dir") else None
         # frames are not used: render them as small as possible
         options.setdefault("size", 32)
         self.config = from_dict(SynthFoleyConfig, {**options, "sample_rate": sample_rate})
@@ -182,7 +183,7 @@ class _AudioFiles(Dataset):
         for key in entry:
             if key not in self.KEYS:
                 raise UnknownKeyError(str(key), self.KEYS, "entry")
-        root = Path(str(entry.get("path", ""))).expanduser()
+        root = user_path(str(entry.get("path", "")))
         if not root.exists():
             raise DataError("audio directory not found", root)
         files = (

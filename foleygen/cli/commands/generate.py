@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from foleygen.errors import quote_path
+from foleygen.utils import user_path
 
 HELP = "generate soundtracks for videos (files, folders or a CSV of path[,duration])"
 
@@ -112,7 +113,7 @@ def collect_jobs(inputs: list[str], duration: float | None) -> tuple[list[Job], 
     jobs: list[Job] = []
     problems: list[Problem] = []
     for raw in inputs:
-        path = Path(raw).expanduser()
+        path = user_path(raw)
         if path.is_dir():
             found = expand_folder(path, VIDEO_EXTENSIONS)
             if not found:
@@ -177,7 +178,7 @@ def _read_csv(path: Path, duration: float | None) -> tuple[list[Job], list[Probl
         if not row[0]:
             problems.append((path, f"line {lineno}: no video path in the first column; row skipped"))
             continue
-        video = Path(row[0]).expanduser()
+        video = user_path(row[0])
         video = video if video.is_absolute() else path.parent / video
         seconds = duration
         if len(row) > 1 and row[1]:
@@ -292,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise ConfigError(f"--duration must be a positive number of seconds, got {args.duration}")
-    outdir = make_output_dir(Path(args.output).expanduser())
+    outdir = make_output_dir(user_path(args.output))
     args.output = str(outdir)  # write_outputs writes where the folder was made (a "~" expanded)
     leftovers = remove_stale_temporaries(outdir)  # of an earlier run that was killed mid-write
     if leftovers and not args.quiet:

@@ -16,6 +16,7 @@ from typing import Any
 
 from foleygen.errors import CheckpointError, ConfigError
 from foleygen.eval.embedders.base import AudioEmbedder, EmbedderOutput
+from foleygen.utils import user_path
 
 __all__ = [
     "AudioEmbedder",
@@ -131,7 +132,7 @@ def resolve_weights(name: str, path: str | os.PathLike[str] | None = None) -> Pa
             f"{name} weights not configured: pass --{name} PATH or set {spec.env_var} to "
             f"{spec.filename} (download: {spec.source})"
         )
-    chosen = Path(chosen).expanduser()
+    chosen = user_path(chosen)
     if not chosen.exists():  # a file, or a checkpoint directory (the event classifier's)
         raise ModelUnavailable(
             f"{name} weights file not found (expected {spec.filename}; download: {spec.source})", chosen
