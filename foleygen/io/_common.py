@@ -303,13 +303,19 @@ def stream_duration(container: av.container.InputContainer, stream: av.stream.St
     return measured
 
 
+MIN_SAMPLE_ASPECT = 1 / 16
+"""Sample aspect ratios outside [1/16, 16] are damage, not anamorphic video (real ones lie within 1/3..4)."""
+
+
 def video_geometry(stream: av.video.stream.VideoStream, rotation: int) -> tuple[int, int]:
     """Displayed (width, height): coded size stretched by the sample aspect ratio, then rotated."""
     width = stream.codec_context.width
     height = stream.codec_context.height
     sar = stream.sample_aspect_ratio
-    if sar is not None and sar > 0 and sar != 1:
-        # Anamorphic video: pixels are not square; the display width is what a player shows.
+    if sar is not None and MIN_SAMPLE_ASPECT <= sar <= 1 / MIN_SAMPLE_ASPECT and sar != 1:
+        # Anamorphic video: pixels are not square; the display width is what a player shows. A ratio
+        # beyond any real format (a damaged header; the fuzzer found a PNG saying 2e9:1) is ignored,
+        # as players ignore it, instead of asking the scaler for a frame billions of pixels wide.
         width = max(1, round(width * sar))
     if rotation in (90, 270):
         width, height = height, width

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from fractions import Fraction
 
 import av
@@ -96,3 +97,18 @@ def test_anamorphic_video_is_stretched_to_its_display_size(tmp_path):
     frames = read_frames(path, 10)
     assert frames.shape == (3, 24, 64, 3)
     assert [frame_index(f) for f in frames] == [0, 1, 2]
+
+
+def test_an_absurd_aspect_ratio_is_ignored_as_players_ignore_it(tmp_path):
+    """A PNG whose pHYs chunk is damaged (found by the fuzzer: its ratio is billions to one) reads at its
+    coded size instead of asking the scaler for a frame billions of pixels wide."""
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAACXBIWXNqAAAAAAAAAQCEeRdzAAAAGklEQVR4nGO0sLBggIELFy7A2SwMOMDglAAAU+4DNlNJ9BQAAAAASUVORK5CYII="
+    )
+    path = tmp_path / "damaged.png"
+    path.write_bytes(png)
+    with av.open(str(path)) as c:
+        assert not (1 / 16 <= c.streams.video[0].sample_aspect_ratio <= 16)  # the damage is really there
+    info = probe(path)
+    assert (info.width, info.height) == (8, 8)
+    assert read_frames(path, 10).shape[1:] == (8, 8, 3)
