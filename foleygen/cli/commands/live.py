@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=None, help=f"nucleus sampling mass (0 = off; {by_model})")
     parser.add_argument("--temperature", type=float, default=None, help=f"sampling temperature ({by_model})")
     parser.add_argument("--realtime", action="store_true", help="play a file at its own pace (as a camera would)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this many seconds of video (default: when the source ends, or Ctrl-C)",
+    )
     parser.add_argument(
         "--stall-timeout", type=float, default=10.0, help="seconds without a frame before giving up (default 10)"
     )
@@ -66,6 +74,8 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"--out must end in .wav or .flac: {args.out}")
     if args.mux and Path(args.mux).suffix.lower() not in STREAM_MUX_FORMATS:
         raise ConfigError(f"--mux must end in .ts or .mp4: {args.mux}")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise ConfigError(f"--duration must be a positive number of seconds, got {args.duration:g}")
     if args.pcm and sys.stdout.isatty():
         raise ConfigError("--pcm writes raw audio on stdout: pipe it (| aplay -f S16_LE ...) or redirect it")
 
@@ -108,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         size_for=lambda w, h: decode_size(enc, w, h),
         realtime=args.realtime,
         stall_timeout=args.stall_timeout,
+        duration=args.duration,
         packets=bool(args.mux),
     )
     writers: list[Any] = []
