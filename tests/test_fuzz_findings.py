@@ -128,3 +128,34 @@ def test_a_model_larger_than_the_machine_is_refused_before_any_memory_is_taken(t
         build_from_config(lambda: torch.nn.Embedding(rows, 1024), "lm", tmp_path)
     text = one_line(err)
     assert "GiB, more than this machine's" in text and str(tmp_path) in text
+
+
+@pytest.mark.parametrize(
+    "kind,section,key,value",
+    [
+        ("codec", "config", "num_codebooks", 2**63),  # found by the fuzzer: it built codebooks for ever
+        ("codec", "config", "strides", [1] * 5000),
+        ("lm", "lm", "num_layers", 10**9),
+        ("lm", "lm", "num_codebooks", 0),
+    ],
+)
+def test_absurd_block_counts_are_refused_at_once(tmp_path, kind, section, key, value):
+    """A config asking for billions of layers or codebooks fails in one line before anything is built
+    (each block is built one by one even on the meta device, so the memory check alone would hang)."""
+    import json
+    import shutil
+
+    from foleygen.api import FoleyGen
+    from foleygen.config import MAX_REPEATS
+
+    base = tmp_path / "ckpt"
+    FoleyGen._debug().save_pretrained(base)
+    config = base / ("codec" if kind == "codec" else ".") / "config.json"
+    data = json.loads(config.read_text())
+    data[section][key] = value
+    config.write_text(json.dumps(data))
+    with pytest.raises((CheckpointError, ConfigError)) as err:  # before the fix: building for ever
+        FoleyGen.from_pretrained(base, device="cpu")
+    text = one_line(err)
+    assert f"between 1 and {MAX_REPEATS}" in text and key in text
+    shutil.rmtree(base)

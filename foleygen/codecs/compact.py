@@ -24,7 +24,7 @@ from torch import nn
 from foleygen.checkpoint import build_from_config, load_checkpoint_dir, save_checkpoint_dir
 from foleygen.codecs.base import AudioCodec
 from foleygen.codecs.rvq import QuantizerOutput, ResidualVectorQuantizer
-from foleygen.config import from_dict, to_dict
+from foleygen.config import check_counts, from_dict, to_dict
 from foleygen.errors import CheckpointError, CodecError, ConfigError
 
 CODEC_TYPE = "foleygen-compact-codec"
@@ -66,6 +66,12 @@ class CompactCodecConfig:
     context_seconds: float = 1.0
 
     def __post_init__(self) -> None:
+        check_counts(
+            "CompactCodecConfig",
+            num_codebooks=self.num_codebooks,
+            res_blocks=self.res_blocks,
+            strides=len(self.strides),
+        )
         if self.n_fft < 2 or self.stft_hop < 1 or self.stft_hop > self.n_fft:
             raise ConfigError(f"CompactCodecConfig: need 1 <= stft_hop <= n_fft, got {self.stft_hop}, {self.n_fft}")
         if any(s < 1 for s in self.strides):

@@ -45,6 +45,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from foleygen.config import check_counts
 from foleygen.errors import CodecError, ConfigError
 from foleygen.lm import cpu_decoding
 from foleygen.lm.masks import KINDS, visual_attention_mask
@@ -102,7 +103,8 @@ class LMConfig:
             raise ConfigError(f"LMConfig.visual_lookahead must be >= 0 frames, got {self.visual_lookahead}")
         if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
             raise ConfigError(f"LMConfig.dim {self.dim} must split into {self.num_heads} heads of even size")
-        for name in ("num_layers", "num_codebooks", "cardinality", "visual_dim"):
+        check_counts("LMConfig", num_layers=self.num_layers, num_codebooks=self.num_codebooks)
+        for name in ("cardinality", "visual_dim"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"LMConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not (self.frame_rate > 0 and self.fps > 0):

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foleygen.config import from_dict, to_dict
+from foleygen.config import check_counts, from_dict, to_dict
 from foleygen.errors import CheckpointError, ConfigError
 from foleygen.vision.base import VisualEncoder
 
@@ -66,8 +66,7 @@ class CompactVisualConfig:
     def __post_init__(self) -> None:
         if not self.fps > 0:
             raise ConfigError(f"CompactVisualConfig.fps must be positive, got {self.fps}")
-        if not self.channels:
-            raise ConfigError("CompactVisualConfig.channels must not be empty")
+        check_counts("CompactVisualConfig", channels=len(self.channels))
         if self.stem_patch < 1:
             raise ConfigError(f"CompactVisualConfig.stem_patch must be >= 1, got {self.stem_patch}")
         stride = self.total_stride

@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foleygen.config import check_counts
 from foleygen.dsp import sinc_resample
 from foleygen.errors import CheckpointError, ConfigError
 from foleygen.vision.base import FrozenVisualEncoder
@@ -98,6 +99,9 @@ class ImageBindConfig:
     def __post_init__(self) -> None:
         self.vision_kernel = tuple(int(k) for k in self.vision_kernel)
         self.modalities = tuple(self.modalities)
+        check_counts(
+            "ImageBindConfig", vision_num_blocks=self.vision_num_blocks, audio_num_blocks=self.audio_num_blocks
+        )
         for m in self.modalities:
             if m not in ("vision", "audio"):
                 raise ConfigError(f"ImageBindConfig.modalities: unknown modality {m!r} (vision, audio)")
