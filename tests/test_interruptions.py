@@ -365,3 +365,28 @@ def test_the_cli_removes_its_own_temporaries_on_ctrl_c(tmp_path, monkeypatch, ca
     assert main(["info", str(tmp_path)]) == 130
     assert capsys.readouterr().err.splitlines() == ["foleygen info: interrupted"]
     assert _hidden(tmp_path) == [keep]
+
+
+def test_a_second_ctrl_c_during_the_cleanup_does_not_cut_it_short(tmp_path, monkeypatch, capsys):
+    """Impatient users press Ctrl-C twice: the second one, landing while the first one's cleanup runs, is
+    held off, so the temporaries still go and the last line is still the one-line 'interrupted'."""
+    import foleygen.staging as staging
+    from foleygen.cli.commands import info
+    from foleygen.utils import temp_file_beside
+
+    def run(args):
+        temp_file_beside(tmp_path / "out.wav", ".tmp.wav")
+        raise KeyboardInterrupt
+
+    real_cleanup = staging.remove_own_temporaries
+
+    def cleanup_hit_by_a_second_ctrl_c() -> None:
+        signal.raise_signal(signal.SIGINT)  # delivered now: ignored while the cleanup runs
+        real_cleanup()
+
+    monkeypatch.setattr(info, "run", run)
+    monkeypatch.setattr(staging, "remove_own_temporaries", cleanup_hit_by_a_second_ctrl_c)
+    assert main(["info", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.splitlines() == ["foleygen info: interrupted"]
+    assert _hidden(tmp_path) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back afterwards

@@ -110,6 +110,23 @@ def _on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
+def _hold_signals() -> dict[int, Any]:
+    """Ignore SIGINT and SIGTERM (main thread only); returns the handlers to put back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _release_signals(held: dict[int, Any]) -> None:
+    import signal
+
+    for sig, handler in held.items():
+        signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foleygen`` console script; returns the exit code."""
     parser = build_parser()
@@ -130,7 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         from foleygen.staging import remove_own_temporaries
 
-        remove_own_temporaries()  # any an interrupt caught between creating and guarding it
+        held = _hold_signals()  # a second Ctrl-C now would cut the cleanup short with a traceback
+        try:
+            remove_own_temporaries()  # any an interrupt caught between creating and guarding it
+        finally:
+            _release_signals(held)
         terminated = isinstance(stop, _Terminated)
         print(f"foleygen {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         return 143 if terminated else 130
