@@ -288,5 +288,9 @@ def _read_frames(path: PathLike, requests: list[FrameRequest], start: float, *, 
                     raise MediaError(
                         f"truncated: video data ends at {last_end:.2f} s but the stream claims {total:.2f} s", path
                     )
-            x.fill_until(math.inf, tol, prev)  # hold the last frame
+            try:
+                x.fill_until(math.inf, tol, prev)  # hold the last frame
+            except av.FFmpegError as err:  # a damaged last frame the scaler refuses (found by the fuzzer)
+                why = ffmpeg_message(err)
+                raise MediaError(f"corrupt video: its last frame cannot be converted ({why})", path) from None
         return [torch.from_numpy(x.out) for x in targets]  # type: ignore[arg-type]
