@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 import torch
+
+from foleygen.machine import machine_report
 
 
 def build(kind: str):
@@ -258,13 +259,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    out: dict = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-        }
-    }
+    out: dict = {"machine": {**machine_report(), "threads": args.threads}}
     with torch.inference_mode():
         if not args.no_speed:
             out["speed"] = {kind: speed(build(kind), args.seconds, args.repeats) for kind in args.codecs}

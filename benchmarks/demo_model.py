@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 from foleygen import FoleyGen
 from foleygen.io import probe, read_frames
+from foleygen.machine import machine_report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,9 +51,8 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "demo_model_generate",
-                "machine": platform.machine(),
+                "machine": machine_report(),
                 "threads": args.threads,
-                "torch": torch.__version__,
                 "clip_seconds": round(seconds, 3),
                 "load_model_s": round(load_s, 3),
                 "read_frames_s_median": round(statistics.median(read_s), 4),

@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +58,7 @@ def run_generate(clips: Path, out: Path, batch: int, overlap: bool, threads: int
 
 
 def main() -> None:
-    from foleygen.lm.cpu_decoding import cpu_name
+    from foleygen.machine import machine_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=100)
@@ -93,12 +92,7 @@ def main() -> None:
                 "clips": args.clips,
                 "clip": "SynthFoley val, 4 s, 128x128 H.264 + ALAC",
                 "threads": args.threads,
-                "machine": {
-                    "cpu": cpu_name(),
-                    "cpu_count": os.cpu_count(),
-                    "load_avg_1min": round(os.getloadavg()[0], 2),
-                    "date": time.strftime("%Y-%m-%d"),
-                },
+                "machine": machine_report(),
                 "runs": runs,
                 "overlapped_over_sequential": speedups,
                 "clips_per_second_over_first_sequential": {

@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         run_worker(args)
         return
-    import torch
+    from foleygen.machine import machine_report
 
     report: dict = {
         "config": {
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
                 "threads",
             )
         },
-        "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "load_avg_1min": os.getloadavg()[0]},
+        "machine": machine_report(),
         "batch": "1 video + its classifier-free-guidance row (2 rows per step), top-k 250",
     }
     for dtype in args.dtypes:

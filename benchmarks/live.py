@@ -105,7 +105,7 @@ def worker(video: str, threads: int) -> dict:
 
 def main() -> None:
     from benchmarks.long_video import make_video
-    from foleygen.lm.cpu_decoding import cpu_name
+    from foleygen.machine import machine_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -131,12 +131,7 @@ def main() -> None:
                 "benchmark": "live",
                 "model": "demo",
                 "video": f"{args.seconds:g} s, 64x64, 25 fps, H.264 (synthetic)",
-                "machine": {
-                    "cpu": cpu_name(),
-                    "cpu_count": os.cpu_count(),
-                    "load_avg_1min": round(os.getloadavg()[0], 2),
-                    "date": time.strftime("%Y-%m-%d"),
-                },
+                "machine": machine_report(),
                 "target": "25 fps sustained on 2 cores, p95 end-to-end within 100 ms of the algorithmic minimum",
                 "runs": runs,
             },

@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +75,7 @@ def run_one(video: Path, outdir: Path, threads: int, extra: list[str]) -> dict:
 
 
 def main() -> None:
-    from foleygen.lm.cpu_decoding import cpu_name
+    from foleygen.machine import machine_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
@@ -101,12 +100,7 @@ def main() -> None:
         "command": "foleygen generate VIDEO -o OUT --model demo -q (one subprocess per length)",
         "video": "64x64, 25 fps, H.264 (synthetic)",
         "threads": args.threads,
-        "machine": {
-            "cpu": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "load_avg_1min": round(os.getloadavg()[0], 2),
-            "date": time.strftime("%Y-%m-%d"),
-        },
+        "machine": machine_report(),
         "runs": runs,
     }
     rss = {k: v.get("peak_rss_mb") for k, v in runs.items()}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import tempfile
 import time
 
@@ -33,6 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from foleygen.data.synthfoley import SynthFoleyConfig, generate_clip, write_clip
+    from foleygen.machine import machine_report
 
     config = SynthFoleyConfig(size=args.size, duration=args.duration)
     small = dataclasses.replace(config, size=16)
@@ -45,7 +45,7 @@ def main() -> None:
         return args.clips / (time.perf_counter() - start)
 
     result = {
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine_report(),
         "clips": args.clips,
         "size": args.size,
         "duration": args.duration,

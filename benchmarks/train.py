@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from foleygen.lm.model import AudioLM, LMConfig
+from foleygen.machine import machine_report
 from foleygen.train.lm_task import LMWithVisual, masked_codebook_metrics
 from foleygen.train.trainer import Trainer
 from foleygen.vision.compact import CompactVisualConfig, CompactVisualEncoder
@@ -184,8 +184,7 @@ def main() -> None:
     report = {
         "benchmark": "train_lm_tokens_per_s",
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
-        "cpu": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
+        "machine": machine_report(),
         "threads": args.threads,
         "python": sys.version.split()[0],
         "model": {

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 import torch
+
+from foleygen.machine import machine_report
 
 # The Base size that the published CLIP ViT-B, ViT-B/16 and VideoMAE-B share (224 px input).
 BASE_SIZE = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224)
@@ -105,8 +106,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     frames, repeats = (16, 1) if args.quick else (args.frames, args.repeats)
     results: dict = {
-        "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
+        "machine": machine_report(),
         "threads": args.threads,
         "device": args.device,
         "results": {},

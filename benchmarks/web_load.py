@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> dict:
     from gradio_client.utils import Status
 
     from foleygen.app import launch
-    from foleygen.lm.cpu_decoding import cpu_name
+    from foleygen.machine import machine_report
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="foleygen-web-load-"))
@@ -183,8 +183,7 @@ def run(args: argparse.Namespace) -> dict:
         "server_up_after": up,
         "files_left_after_requests": left_after_requests,
         "files_left_after_shutdown": left_after_shutdown,
-        "cpu": cpu_name(),
-        "cpu_cores": os.cpu_count(),
+        "machine": machine_report(),
         "torch_threads": torch.get_num_threads(),
     }
 

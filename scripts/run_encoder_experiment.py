@@ -31,7 +31,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -228,19 +227,10 @@ def trained_steps(run: Path) -> int | None:
     return int(json.loads(config.read_text())["train"]["steps"])
 
 
-def cpu_name() -> str:
-    """The CPU's model name as /proc/cpuinfo gives it (figures are named by the machine they ran on)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def summary(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """``WORKDIR/results.json`` and ``results.md`` from every finished arm."""
+    from foleygen.machine import cpu_name
+
     result: dict[str, Any] = {
         "budget": {k: getattr(args, k) for k in ("num_train", "num_val", "num_test", "duration", "seed")},
         "machine": cpu_name(),

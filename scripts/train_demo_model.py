@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -283,14 +282,10 @@ def machine() -> dict:
     """What ran a phase: the CPU (its name and the widest vector unit PyTorch uses), cores, GPU, torch."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [ln.split(":", 1)[1] for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
-        cpu = names[0].strip() if names else cpu
-    except OSError:
-        pass
+    from foleygen.machine import cpu_name
+
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

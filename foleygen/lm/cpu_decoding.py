@@ -37,11 +37,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +50,7 @@ from torch import nn
 from foleygen.errors import ConfigError
 from foleygen.lm import native
 from foleygen.lm.transformer import CrossAttention, SelfAttention, attention
+from foleygen.machine import cpu_name
 from foleygen.utils import native_bf16
 
 log = logging.getLogger(__name__)
@@ -233,18 +232,6 @@ def cache_dtype(lm: nn.Module, dtype: torch.dtype, device: torch.device) -> torc
 
 
 # ------------------------------------------------------------------------------------------ choice
-@lru_cache(maxsize=1)
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _key(lm: nn.Module, dtype: torch.dtype) -> str:
     c = lm.config
     shape = f"d{c.dim}-l{c.num_layers}-h{c.num_heads}-k{c.num_codebooks}x{c.cardinality}-{c.conditioning}"
