@@ -166,7 +166,9 @@ class FfmpegCapture:
         """The PyAV container reading the child's output (blocks until its header has come)."""
         assert self.proc.stdout is not None
         try:
-            return av.open(f"pipe:{self.proc.stdout.fileno()}", mode="r", format="nut", timeout=timeout, options=options)
+            return av.open(
+                f"pipe:{self.proc.stdout.fileno()}", mode="r", format="nut", timeout=timeout, options=options
+            )
         except (av.FFmpegError, OSError) as err:
             failed = self.failure("cannot open the camera", wait=5.0)
             self.close()
@@ -174,7 +176,9 @@ class FfmpegCapture:
                 raise failed from None
             from foleygen.io._common import ffmpeg_message
 
-            raise MediaError(f"cannot open the camera (ffmpeg sent no video: {ffmpeg_message(err)})", self.spec) from None
+            raise MediaError(
+                f"cannot open the camera (ffmpeg sent no video: {ffmpeg_message(err)})", self.spec
+            ) from None
 
     def failure(self, what: str, wait: float = 2.0) -> MediaError | None:
         """The child's error as one line (``"<spec>: <what> (ffmpeg: <its last line>)"``), when it ended

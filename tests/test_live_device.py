@@ -78,9 +78,9 @@ def camera_stream(tmp_path_factory):
         out = dst.add_stream("rawvideo", rate=25)
         out.width, out.height, out.pix_fmt = 48, 32, "yuyv422"
         out.time_base = Fraction(1, 25)
-        for frame in src.decode(video=0):
+        for i, frame in enumerate(src.decode(video=0)):
             raw = frame.reformat(format="yuyv422")
-            raw.pts, raw.time_base = frame.index, Fraction(1, 25)
+            raw.pts, raw.time_base = i, Fraction(1, 25)
             for packet in out.encode(raw):
                 dst.mux(packet)
         for packet in out.encode(None):
@@ -264,3 +264,28 @@ def test_a_real_ffmpeg_refusing_a_non_camera_is_one_line(monkeypatch):
         FrameSource(DEVICE, fps=25, stall_timeout=10)
     text = str(err.value)
     assert text.startswith("/dev/null: cannot open the camera (ffmpeg: ") and "Inappropriate ioctl" in text
+
+
+@pytest.mark.skipif(capture.find_ffmpeg() is None, reason="no ffmpeg program on this machine")
+def test_a_real_ffmpeg_writes_what_the_route_reads(tmp_path):
+    """The child's output options, on a real ffmpeg, with raw YUYV frames from a file standing in for the
+    device: NUT that PyAV opens from a pipe with the live probe limits, every frame and timestamp kept."""
+    from foleygen.sources import LIVE_PROBE
+
+    raw = tmp_path / "frames.yuyv"
+    raw.write_bytes(bytes(range(256)) * (48 * 32 * 2 * 10 // 256))  # 10 frames of 48x32 YUYV
+    cmd = capture.ffmpeg_command(capture.find_ffmpeg(), DEVICE)
+    i = cmd.index("-i")
+    assert cmd[i - 2 : i + 2] == ["-f", "video4linux2", "-i", DEVICE]
+    cmd[i - 2 : i + 2] = ["-f", "rawvideo", "-pix_fmt", "yuyv422", "-video_size", "48x32", "-framerate", "25"]
+    cmd[i + 6 : i + 6] = ["-i", str(raw)]  # the device's place, after the input options
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    try:
+        with av.open(f"pipe:{proc.stdout.fileno()}", format="nut", options=LIVE_PROBE) as c:
+            stream = c.streams.video[0]
+            assert stream.codec_context.name == "rawvideo" and stream.codec_context.format.name == "yuyv422"
+            pts = [f.pts * f.time_base for f in c.decode(stream)]
+    finally:
+        proc.stdout.close()
+        assert proc.wait(timeout=30) == 0
+    assert pts == [Fraction(k, 25) for k in range(10)]
