@@ -1,7 +1,7 @@
 """Frame sources for streamed generation: any PyAV-readable input, read as it comes.
 
 ``SOURCE`` may be a file (read at full speed, or at its own pace with ``realtime=True``), a V4L2 device
-(``/dev/video0``), a URL (``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``srt://``...) or ``-``
+(``/dev/video0``; read as :mod:`foleygen.capture` says), a URL (``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``srt://``...) or ``-``
 for a stream on stdin (MPEG-TS, y4m, or anything FFmpeg recognises by its content).
 
 A reader thread demuxes and decodes; the caller takes :class:`Event`\\ s from a queue. The frames come
@@ -159,7 +159,12 @@ class FrameSource:
 
         opener = threading.Thread(target=target, name="foleygen source open", daemon=True)
         opener.start()
-        opener.join(self.stall_timeout)
+        try:
+            opener.join(self.stall_timeout)
+        except BaseException:  # Ctrl-C while opening: a camera's ffmpeg must not outlive the run
+            if self.child is not None:
+                self.child.close(pipe=False)
+            raise
         if opener.is_alive():
             if self.child is not None:  # the camera's ffmpeg sent nothing: stop it (the open then ends)
                 self.child.close(pipe=False)

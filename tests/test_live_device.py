@@ -257,6 +257,23 @@ def test_a_stalled_camera_open_stops_ffmpeg(fake_ffmpeg, tmp_path, monkeypatch):
     assert _gone(pid)
 
 
+def test_ctrl_c_while_the_camera_opens_stops_ffmpeg(fake_ffmpeg, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    monkeypatch.setenv("FAKE_FFMPEG_STREAM", str(empty))
+    monkeypatch.setenv("FAKE_FFMPEG_MODE", "hold")  # ffmpeg runs, no frame comes: the open waits
+    p = _live([DEVICE, "--out", tmp_path / "o.wav", "--stall-timeout", "60", "-q"])
+    deadline = time.monotonic() + 120
+    while not _runs(fake_ffmpeg) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (run,) = _runs(fake_ffmpeg)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err.decode()
+    assert _gone(run["pid"]) and not (tmp_path / "o.wav").exists()
+
+
 @pytest.mark.skipif(capture.find_ffmpeg() is None, reason="no ffmpeg program on this machine")
 def test_a_real_ffmpeg_refusing_a_non_camera_is_one_line(monkeypatch):
     monkeypatch.setattr(capture, "pyav_has_v4l2", lambda: False)
