@@ -1,8 +1,9 @@
 """Frame sources for streamed generation: any PyAV-readable input, read as it comes.
 
 ``SOURCE`` may be a file (read at full speed, or at its own pace with ``realtime=True``), a V4L2 device
-(``/dev/video0``; read as :mod:`foleygen.capture` says), a URL (``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``srt://``...) or ``-``
-for a stream on stdin (MPEG-TS, y4m, or anything FFmpeg recognises by its content).
+(``/dev/video0``; read as :mod:`foleygen.capture` says), a URL (``rtsp://``, ``http(s)://``, ``udp://``,
+``tcp://``, ``srt://``...) or ``-`` for a stream on stdin (MPEG-TS, y4m, or anything FFmpeg recognises by
+its content).
 
 A reader thread demuxes and decodes; the caller takes :class:`Event`\\ s from a queue. The frames come
 out at a fixed rate (the visual encoder's), picked by presentation timestamp with the rule of
