@@ -157,10 +157,13 @@ class FfmpegCapture:
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
-        for raw in self.proc.stderr:  # read to the end: a child whose stderr fills up would block
-            line = _LOG_PREFIX.sub("", " ".join(raw.decode("utf-8", "replace").split()))
-            if line:
-                self.errors.append(line)
+        try:
+            for raw in self.proc.stderr:  # read to the end: a child whose stderr fills up would block
+                line = _LOG_PREFIX.sub("", " ".join(raw.decode("utf-8", "replace").split()))
+                if line:
+                    self.errors.append(line)
+        except (OSError, ValueError):  # the pipe closed under it: nothing more to hear
+            pass
 
     def open(self, timeout: float, options: dict[str, str]) -> Any:
         """The PyAV container reading the child's output (blocks until its header has come)."""
@@ -212,7 +215,8 @@ class FfmpegCapture:
             self.proc.kill()
             self.proc.wait()
         self.drainer.join(timeout=1.0)
-        streams = [self.proc.stderr] + ([self.proc.stdout] if pipe else [])
+        # a pipe is closed only when nothing reads it any more (its reader ended, or pipe=True says so)
+        streams = ([] if self.drainer.is_alive() else [self.proc.stderr]) + ([self.proc.stdout] if pipe else [])
         for stream in streams:
             if stream is not None:
                 stream.close()
