@@ -1,8 +1,9 @@
 """Frame sources for streamed generation: any PyAV-readable input, read as it comes.
 
 ``SOURCE`` may be a file (read at full speed, or at its own pace with ``realtime=True``), a V4L2 device
-(``/dev/video0``), a URL (``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``srt://``...) or ``-``
-for a stream on stdin (MPEG-TS, y4m, or anything FFmpeg recognises by its content).
+(``/dev/video0``; read as :mod:`foleygen.capture` says), a URL (``rtsp://``, ``http(s)://``, ``udp://``,
+``tcp://``, ``srt://``...) or ``-`` for a stream on stdin (MPEG-TS, y4m, or anything FFmpeg recognises by
+its content).
 
 A reader thread demuxes and decodes; the caller takes :class:`Event`\\ s from a queue. The frames come
 out at a fixed rate (the visual encoder's), picked by presentation timestamp with the rule of
@@ -27,13 +28,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
 import torch
 
 from foleygen.errors import MediaError, quote_path
+
+if TYPE_CHECKING:
+    from foleygen.capture import FfmpegCapture
 
 Size = int | tuple[int, int] | None
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -111,10 +115,11 @@ class FrameSource:
         self.stall_timeout = float(stall_timeout)
         self.live = self.kind != "file"
         self.realtime = realtime or self.live
+        self.child: FfmpegCapture | None = None  # the ffmpeg reading a camera, on that route
         self.container = self._open_in_time()
         stream = video_stream(self.container)
         if stream is None:
-            self.container.close()
+            self._abandon()
             raise MediaError("has no video stream", spec)
         self.stream = stream
         self.audio = audio_stream(self.container) if copy_audio else None
@@ -122,7 +127,7 @@ class FrameSource:
         if self.kind == "file":
             self.known_duration = stream_duration(self.container, stream, spec)
             if not self.known_duration or self.known_duration <= 0:
-                self.container.close()
+                self._abandon()
                 raise MediaError("cannot tell the video's duration (empty or broken stream)", spec)
         want = duration if duration is not None else self.known_duration
         span = None if want is None else min(want, self.known_duration or want)
@@ -135,6 +140,7 @@ class FrameSource:
         self.queue: queue.Queue[Event | BaseException | None] = queue.Queue(maxsize=0 if self.live else 256)
         self.stop = threading.Event()
         self.frames_out = 0
+        self.emitted = 0  # frames the reader has put (frames_out: those taken)
         self.newest_arrival = 0.0
         self.thread = threading.Thread(target=self._run, name=f"foleygen source {self.name}", daemon=True)
         self.started = False
@@ -154,8 +160,15 @@ class FrameSource:
 
         opener = threading.Thread(target=target, name="foleygen source open", daemon=True)
         opener.start()
-        opener.join(self.stall_timeout)
+        try:
+            opener.join(self.stall_timeout)
+        except BaseException:  # Ctrl-C while opening: a camera's ffmpeg must not outlive the run
+            if self.child is not None:
+                self.child.close(pipe=False)
+            raise
         if opener.is_alive():
+            if self.child is not None:  # the camera's ffmpeg sent nothing: stop it (the open then ends)
+                self.child.close(pipe=False)
             raise SourceStalled(
                 f"nothing to read for {self.stall_timeout:g} s: the source stalled before its first frame",
                 "stdin" if self.kind == "stdin" else self.spec,
@@ -173,10 +186,30 @@ class FrameSource:
             if self.kind == "stdin":
                 return av.open("pipe:0", mode="r", timeout=timeout, options=LIVE_PROBE)
             if self.kind == "device":
-                return av.open(self.spec, mode="r", format="v4l2", timeout=timeout, options=LIVE_PROBE)
+                return self._open_camera(timeout)
             return av.open(self.spec, mode="r", timeout=timeout, options=LIVE_PROBE)
         except (av.FFmpegError, OSError) as err:
-            raise MediaError(f"cannot open the source ({ffmpeg_message(err)})", self.spec) from None
+            what = "the camera" if self.kind == "device" else "the source"
+            raise MediaError(f"cannot open {what} ({ffmpeg_message(err)})", self.spec) from None
+
+    def _open_camera(self, timeout: float) -> Any:
+        """A V4L2 device: through PyAV's own input, else an ``ffmpeg`` child (see :mod:`foleygen.capture`)."""
+        from foleygen.capture import V4L2, FfmpegCapture, camera_route
+
+        exe = camera_route(self.spec)  # one line when the device is missing or nothing can read it
+        if exe is None:
+            return av.open(self.spec, mode="r", format=V4L2, timeout=timeout, options=LIVE_PROBE)
+        self.child = FfmpegCapture(exe, self.spec)  # seen at once by a stalled open and by close()
+        return self.child.open(timeout, LIVE_PROBE)
+
+    def _abandon(self) -> None:
+        """Close what was opened when the source fails before it starts."""
+        try:
+            self.container.close()
+        except (av.FFmpegError, OSError):
+            pass
+        if self.child is not None:
+            self.child.close()
 
     # ------------------------------------------------------------------------------ reader thread
     def _put(self, item: Event | BaseException | None) -> None:
@@ -190,9 +223,16 @@ class FrameSource:
     def _run(self) -> None:
         try:
             self._read()
-            self._put(None)
+            self._put(self._child_failure())
         except BaseException as err:  # handed to the consumer, who says it in one line
-            self._put(err)
+            self._put(self._child_failure() or err)
+
+    def _child_failure(self) -> MediaError | None:
+        """The camera's ffmpeg's own error, when its stream ended because it failed (it says why)."""
+        if self.child is None or self.stop.is_set():
+            return None
+        done = self.num_frames is not None and self.emitted >= self.num_frames  # it ended us, not its pipe
+        return self.child.failure("the camera stopped", wait=0.0 if done else 2.0)
 
     def _read(self) -> None:
         from foleygen.io._common import ffmpeg_message, rate_of, rotation_from_frame, video_geometry
@@ -277,6 +317,7 @@ class FrameSource:
 
     def _emit(self, img: torch.Tensor, index: int, arrived: float) -> None:
         self._put(Event("frame", index / self.fps, arrived, frame=img, index=index))
+        self.emitted = index + 1
 
     # ------------------------------------------------------------------------------ consumer
     def events(self) -> Iterator[Event]:
@@ -315,6 +356,8 @@ class FrameSource:
         """Stop the reader. A reader blocked in a read that never returns (a dead network peer) is a
         daemon thread: it is left behind rather than waited for."""
         self.stop.set()
+        if self.child is not None:
+            self.child.stop()  # its pipe then ends, which ends a reader waiting in it
         if self.started:
             self.thread.join(timeout=1.0)
         if not self.thread.is_alive():
@@ -322,6 +365,8 @@ class FrameSource:
                 self.container.close()
             except (av.FFmpegError, OSError):
                 pass
+        if self.child is not None:  # reaped; the video pipe stays open under a reader left behind
+            self.child.close(pipe=not self.thread.is_alive())
 
     def __enter__(self) -> FrameSource:
         return self
