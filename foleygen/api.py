@@ -39,7 +39,14 @@ import numpy as np
 import torch
 
 from foleygen.atomic import atomic_dir
-from foleygen.checkpoint import CONFIG_NAME, build_from_config, load_checkpoint_dir, load_part, write_checkpoint_files
+from foleygen.checkpoint import (
+    CONFIG_NAME,
+    build_from_config,
+    load_checkpoint_dir,
+    load_part,
+    section_types,
+    write_checkpoint_files,
+)
 from foleygen.codecs.base import AudioCodec
 from foleygen.config import SequenceConfig, from_dict, load_json, to_dict
 from foleygen.errors import CheckpointError, ConfigError
@@ -629,7 +636,8 @@ class FoleyGen:
             codec_path = directory / codec_path  # a relative reference is relative to the checkpoint
         codec = load_codec(str(codec_path), num_codebooks=codec_cfg.get("num_codebooks"))
 
-        visual_cfg = dict(config["visual"])
+        types = {"kind": str, "path": (str, type(None)), "fps": (int, float, type(None)), "options": dict}
+        visual_cfg = section_types(config["visual"], "visual", directory, **types)
         kind = visual_cfg.get("kind")
         if kind == "compact":
             visual_config = visual_cfg.get("config", {})

@@ -180,3 +180,15 @@ def load_part(module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: s
             f"unexpected {sorted(unexpected)[:3]})",
             where,
         )
+
+
+def section_types(section: Any, where: str, directory: Path, **expected: type | tuple[type, ...]) -> dict[str, Any]:
+    """``section`` (a part of config.json) as a dict whose keys in ``expected`` hold values of those types
+    (a missing key is fine: its default applies). One :class:`CheckpointError` otherwise."""
+    if not isinstance(section, dict):
+        raise CheckpointError(f"config.json {where} must be a mapping, got {type(section).__name__}", directory)
+    for key, types in expected.items():
+        if key in section and not isinstance(section[key], types):
+            got = type(section[key]).__name__
+            raise CheckpointError(f"config.json {where}.{key} has the wrong type ({got})", directory)
+    return section

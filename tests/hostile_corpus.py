@@ -30,6 +30,7 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuzz_found import ABSURD_ASPECT_PNG, UNCONVERTIBLE_LAST_FRAME_MKV  # noqa: E402
 from media_factory import make_media, paint  # noqa: E402
 
 OK, ERROR, ANY = "ok", "error", "any"
@@ -408,6 +409,12 @@ def build_corpus(root: Path) -> Corpus:
     add("unreadable", unreadable, "mode 000", info=ERROR if locked else OK, generate=ERROR if locked else OK)
     (root / "image.mp4").write_bytes(_png_bytes())
     add("png_named_mp4", root / "image.mp4", "a PNG picture named .mp4", generate=ANY)
+
+    # Found by the fuzzer (tests/fuzz_found.py).
+    (root / "absurd_aspect.mp4").write_bytes(ABSURD_ASPECT_PNG)
+    add("fuzz_absurd_aspect", root / "absurd_aspect.mp4", "a PNG whose aspect ratio is billions to one")
+    (root / "ffv1_last_frame.mkv").write_bytes(UNCONVERTIBLE_LAST_FRAME_MKV)
+    add("fuzz_last_frame", root / "ffv1_last_frame.mkv", "FFV1 whose last frame cannot be scaled", generate=ERROR)
 
     # Files still being written while a batch reads them: one for `info`, one for `generate`.
     grown = make_media(src / "grow.mkv", fps=10, duration=2.0, size=(16, 16)).path.read_bytes()

@@ -161,30 +161,35 @@ def test_absurd_block_counts_are_refused_at_once(tmp_path, kind, section, key, v
     shutil.rmtree(base)
 
 
-# A damaged FFV1 Matroska file whose last decodable frame (1x1) the scaler refuses (found by the fuzzer).
-_UNCONVERTIBLE_LAST_FRAME = (
-    "GkXfo6NChoEBQveBAULygQRC84EIQoKIbWF0cm9za2FCh4EEQoWBAhhTgGcBAAAAAAACbxFNm3TAv4R3Lv93TbuLU6uEFUmpZlOs"
-    "gaFNu4tTq4QWVK5rU6yB8U27jFOrhBJUw2dTrIIBfE27jFOrhBxTu2tTrIICU+wBAAAAAAAAUwAAAAAAAAAAYXZmNjIuMTIuMTAy"
-    "c6SQOontjlspDERhDWxQPQIQH0SJiEB/QAAAAAAAFlSua0CFv4QZKXHxrgEAAAAAAAB214EBc8WIximwRmHcq1icgQAitZyDdW5k"
-    "iIEAhoZWX0ZGVjGDgQEj44OEBfXhAOCKsIEBuoEBVLKBBFXugQDsAQAAAAAAAAIAAGOiqlYrisN2bLiv0nHXFoSMCleXIJkyaTGZ"
-    "6lVOOMT9a+Ztmw7DMWhfhAqdZxJUw2fev4QE3jQ+c3OgY8CAZ8iaRaOHRU5DT0RFUmSHjUxhdmY2MtyrWJyBACK1nIN1bmSIgQCG"
-    "hlZfRkZWMYOBASPjg4QF9eEA4IouMTIuMTAyc3OyY8CLY8WIximwRmHcq1hnyKFFo4hEVVJBVElPTkSHkzAwOjAwOjAwLjUwMDAw"
-    "MDAwMAAfQ7Z177+EGfxnQ+eBAKOUgQAAKPwAgAgAD0P0AAAIAPXO+qejkoEAZAB8qAWPo+BvZGB0aHQKYVpjLDFlNDAwLGRvZyx0"
-    "cmFpbgphb3V0dWJlX2lkLHN0cnRfYXNlY29uZHMsbGFiZWwsc3BsaXQKYWJjLDBlNDAwLGRvX3NldHJ0X2FzZWNvbmRzLGxhYmVs"
-    "LHNwbGl0CmFiYywwZTQwMCxkb19zZWNvbmQAAAYAJ9qLdqOSgQDIAHyoHx7HoAAABgC/lZV6o5KBASwAfKgODyPAAAAGAJTK5g+j"
-    "koEBkAB8qBSO47AAAAYAy2mGhhxTu2uXv4Q8AqdGu4+zgQC3iveBAfGCAd/wgQk="
-)
-
-
 def test_a_last_frame_the_scaler_refuses_is_one_line(tmp_path):
-    import base64
+    from fuzz_found import UNCONVERTIBLE_LAST_FRAME_MKV
 
     from foleygen.errors import MediaError
     from foleygen.io import read_frames
 
     path = tmp_path / "damaged.mkv"
-    path.write_bytes(base64.b64decode(_UNCONVERTIBLE_LAST_FRAME))
+    path.write_bytes(UNCONVERTIBLE_LAST_FRAME_MKV)
     with pytest.raises(MediaError) as err:
         read_frames(path, 10, size=32)
     text = one_line(err)
     assert str(path) in text and "last frame cannot be converted" in text
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [("kind", ["compact"]), ("options", [1]), ("path", 3), ("fps", "fast")],  # kind a list: found by the fuzzer
+)
+def test_a_visual_section_of_the_wrong_types_is_one_line(tmp_path, key, value):
+    import json
+
+    from foleygen.api import FoleyGen
+
+    FoleyGen._debug().save_pretrained(tmp_path)
+    config = tmp_path / "config.json"
+    data = json.loads(config.read_text())
+    data["visual"][key] = value
+    config.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError) as err:
+        FoleyGen.from_pretrained(tmp_path, device="cpu")
+    text = one_line(err)
+    assert f"visual.{key} has the wrong type" in text and str(tmp_path) in text

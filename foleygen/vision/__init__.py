@@ -146,7 +146,7 @@ def load_visual_encoder(
     """
     try:
         loader = VISUAL_ENCODERS[kind]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: a kind that is not even a name (a list, from a damaged config)
         raise ConfigError(f"unknown visual encoder kind {kind!r}; known: {sorted(VISUAL_ENCODERS)}") from None
     return loader(path_or_dir, fps=fps, **options)
 

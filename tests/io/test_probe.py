@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 import torch
+from fuzz_found import ABSURD_ASPECT_PNG
 from media_factory import frame_index, paint
 
 from foleygen.errors import MediaError
@@ -102,11 +102,8 @@ def test_anamorphic_video_is_stretched_to_its_display_size(tmp_path):
 def test_an_absurd_aspect_ratio_is_ignored_as_players_ignore_it(tmp_path):
     """A PNG whose pHYs chunk is damaged (found by the fuzzer: its ratio is billions to one) reads at its
     coded size instead of asking the scaler for a frame billions of pixels wide."""
-    png = base64.b64decode(
-        "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAACXBIWXNqAAAAAAAAAQCEeRdzAAAAGklEQVR4nGO0sLBggIELFy7A2SwMOMDglAAAU+4DNlNJ9BQAAAAASUVORK5CYII="
-    )
     path = tmp_path / "damaged.png"
-    path.write_bytes(png)
+    path.write_bytes(ABSURD_ASPECT_PNG)
     with av.open(str(path)) as c:
         assert not (1 / 16 <= c.streams.video[0].sample_aspect_ratio <= 16)  # the damage is really there
     info = probe(path)
