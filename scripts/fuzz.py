@@ -34,6 +34,12 @@ def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="fuzz foleygen's input parsers")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to fuzz (default 60)")
     parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="stop after this many inputs instead (with --seed: the same inputs on a slow or a fast machine)",
+    )
+    parser.add_argument(
         "--targets", default="all", help="comma-separated: probe,read_frames,read_audio,csv,checkpoint (default all)"
     )
     parser.add_argument("--engine", choices=("atheris", "ours"), default="atheris", help="default atheris")
@@ -71,7 +77,13 @@ def _mutate(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
 
 
 def _ours(
-    one_input: Callable[[bytes], None], seeds: Path, seconds: float, artifacts: Path, seed: int, keep_going: bool
+    one_input: Callable[[bytes], None],
+    seeds: Path,
+    seconds: float,
+    artifacts: Path,
+    seed: int,
+    keep_going: bool,
+    max_runs: int | None = None,
 ) -> int:
     """A seeded mutation fuzzer with libFuzzer's contract: run seeds, then mutants, stop at a crash
     (``keep_going``: note each new crash site, where the exception came from, and go on)."""
@@ -81,7 +93,7 @@ def _ours(
     runs = 0
     sites: set[tuple[str, str, int]] = set()
     queue = list(pool)  # every seed once first
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (max_runs is None or runs < max_runs):
         data = queue.pop(0) if queue else _mutate(rng.choice(pool), rng, pool)
         runs += 1
         try:
@@ -139,11 +151,12 @@ def main() -> int:
     count = fuzz_targets.write_seeds(seeds, targets)
     print(f"fuzz: {count} seeds for {', '.join(targets)}; {args.seconds:.0f} s with {args.engine}", file=sys.stderr)
     if atheris is None:
-        return _ours(one_input, seeds, args.seconds, args.artifacts, args.seed, args.keep_going)
+        return _ours(one_input, seeds, args.seconds, args.artifacts, args.seed, args.keep_going, args.runs)
     args.artifacts.mkdir(parents=True, exist_ok=True)
     libfuzzer = [
         sys.argv[0],
         f"-max_total_time={max(1, round(args.seconds))}",
+        *([f"-runs={args.runs}"] if args.runs is not None else []),
         f"-seed={args.seed}",
         f"-artifact_prefix={args.artifacts}/",
         "-timeout=60",  # one input: a hang is a crash too
