@@ -130,6 +130,16 @@ def _visible(driver, text: str) -> bool:
     return any(element.is_displayed() for element in found)
 
 
+def _close_toasts(driver, text: str) -> None:
+    """Close the pop-ups (as a visitor would) and wait until ``text`` is no longer shown."""
+    driver.execute_script("document.querySelectorAll('.toast-close').forEach(b => b.click());")
+    WebDriverWait(driver, 30, poll_frequency=0.25).until(lambda d: not _visible(d, text))
+
+
+def _toast_titles(driver) -> list[str]:
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".toast-title") if e.is_displayed()]
+
+
 def _upload(driver, url: str, video: Path) -> None:
     driver.get(url)
     wait = WebDriverWait(driver, 60, poll_frequency=0.25)
@@ -147,14 +157,12 @@ def _played(driver, timeout: float) -> dict:
 def test_queued_visitor_sees_position_refused_sees_busy_line_and_retry_is_served(busy_demo, browser, tmp_path):
     url, gate = busy_demo
     video = _e2e._make_video()(tmp_path / "clip.mp4", seconds=1.0, size=(48, 64))
-    busy = busy_message(QUEUE_SIZE)
+    busy, busy_upload = busy_message(QUEUE_SIZE), busy_message(QUEUE_SIZE, upload=True)
+    assert busy.startswith("the demo is busy: 1 request is already waiting") and busy.endswith("try again in 30 s")
     SHOTS.mkdir(parents=True, exist_ok=True)
 
-    # Two visitors, each with the clip uploaded (and checked) while the demo is idle.
+    # Visitor 1 uploads (and the upload is checked) while the demo is idle.
     first = browser.current_window_handle
-    _upload(browser, url, video)
-    browser.switch_to.new_window("window")
-    second = browser.current_window_handle
     _upload(browser, url, video)
 
     # An API client takes the only worker; it stays busy until the gate opens.
@@ -170,10 +178,17 @@ def test_queued_visitor_sees_position_refused_sees_busy_line_and_retry_is_served
     assert gate.arrived == 1  # still waiting, not running
     browser.save_screenshot(str(SHOTS / "queue_position.png"))
 
-    # (b) Visitor 2 is refused at once, with our line, and gets no result.
-    browser.switch_to.window(second)
+    # (b) Visitor 2 arrives now. The upload itself works (the preview plays), but the check that runs
+    # on upload is a queued request too and is refused: the line says so and that the video is kept.
+    browser.switch_to.new_window("window")
+    second = browser.current_window_handle
+    _upload(browser, url, video)
+    WebDriverWait(browser, 30, poll_frequency=0.25).until(lambda d: _visible(d, busy_upload))
+    _close_toasts(browser, busy_upload)
+    # Pressing generate: refused at once with our line, and no result.
     browser.find_element(By.CSS_SELECTOR, "#generate-btn").click()
     WebDriverWait(browser, 30, poll_frequency=0.25).until(lambda d: _visible(d, busy))
+    assert _toast_titles(browser) == ["Error"]  # Gradio's own title for a refused request; our line below it
     assert not (_e2e._video_state(browser, "#output-video video") or {}).get("src")
     assert "queue:" not in _text(browser)  # refused, not queued
     browser.save_screenshot(str(SHOTS / "queue_busy.png"))
@@ -189,8 +204,7 @@ def test_queued_visitor_sees_position_refused_sees_busy_line_and_retry_is_served
 
     # ...and the refused visitor's retry from the same page (upload still in place) is served too.
     browser.switch_to.window(second)
-    browser.execute_script("document.querySelectorAll('.toast-close').forEach(b => b.click());")
-    WebDriverWait(browser, 30, poll_frequency=0.25).until(lambda d: not _visible(d, busy))
+    _close_toasts(browser, busy)
     browser.find_element(By.CSS_SELECTOR, "#generate-btn").click()
     state = _played(browser, 120)
     assert state["error"] is None and state["duration"] > 0.5
