@@ -7,14 +7,17 @@ which makes "busy" a state the test controls, not a race against the clock. Then
 1. an HTTP client (``gradio_client``) starts a generation: it holds the worker;
 2. visitor 1 (a Chromium window) presses generate: the request waits, and the page shows its place
    in the queue ("queue: 1/1" on the result panel);
-3. visitor 2 (a second window) presses generate: the queue is full, the server answers 429, and the
-   page shows our one line "the demo is busy: ... try again in 30 s" (not a bare "Error");
+3. visitor 2 (a second window) arrives and uploads: the upload works, but the check that runs on
+   upload is refused (the queue is full) with "the demo is busy: ... your video is uploaded, press
+   Generate in 30 s"; then presses generate: the server answers 429, and the page shows our one line
+   "the demo is busy: 1 request is already waiting, ...; try again in 30 s" in Gradio's pop-up titled
+   "Error" (not a bare "Error"), and no result;
 4. the gate opens: the HTTP client and visitor 1 get their results (nothing queued is lost), and
    visitor 2's retry from the same page is served.
 
-Screenshots: ``runs/browser/queue_position.png`` (step 2), ``runs/browser/queue_busy.png`` (step 3),
-``runs/browser/queue_retry.png`` (step 4). Skipped, with the reason, only when Chromium/chromedriver
-are absent (``scripts/ensure_test_packages.py`` installs them).
+Screenshots in ``runs/browser/``: ``queue_position.png`` (step 2), ``queue_busy_upload.png`` and
+``queue_busy.png`` (step 3), ``queue_retry.png`` (step 4). Skipped, with the reason, only when
+Chromium/chromedriver are absent (``scripts/ensure_test_packages.py`` installs them).
 """
 
 from __future__ import annotations
@@ -184,6 +187,7 @@ def test_queued_visitor_sees_position_refused_sees_busy_line_and_retry_is_served
     second = browser.current_window_handle
     _upload(browser, url, video)
     WebDriverWait(browser, 30, poll_frequency=0.25).until(lambda d: _visible(d, busy_upload))
+    browser.save_screenshot(str(SHOTS / "queue_busy_upload.png"))
     _close_toasts(browser, busy_upload)
     # Pressing generate: refused at once with our line, and no result.
     browser.find_element(By.CSS_SELECTOR, "#generate-btn").click()
@@ -211,5 +215,5 @@ def test_queued_visitor_sees_position_refused_sees_busy_line_and_retry_is_served
     assert "Done" in browser.find_element(By.CSS_SELECTOR, "#summary").text
     assert gate.arrived == 3
     browser.save_screenshot(str(SHOTS / "queue_retry.png"))
-    for name in ("queue_position.png", "queue_busy.png", "queue_retry.png"):
+    for name in ("queue_position.png", "queue_busy_upload.png", "queue_busy.png", "queue_retry.png"):
         assert (SHOTS / name).stat().st_size > 10_000, name
