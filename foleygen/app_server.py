@@ -64,7 +64,7 @@ MAX_JOIN_BODY = 1 << 20
 def busy_message(queue_size: int, *, upload: bool = False) -> str:
     """The one line a visitor gets when the queue is full; ``upload``: for the check run on upload."""
     waiting = "1 request is" if queue_size == 1 else f"{queue_size} requests are"
-    then = f"press Generate in {RETRY_AFTER_S} s" if upload else f"try again in {RETRY_AFTER_S} s"
+    then = f"press Generate soundtrack in {RETRY_AFTER_S} s" if upload else f"try again in {RETRY_AFTER_S} s"
     head = f"the demo is busy: {waiting} already waiting, the most it queues; "
     return head + (f"your video is uploaded, {then}" if upload else then)
 

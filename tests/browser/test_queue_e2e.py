@@ -9,7 +9,7 @@ which makes "busy" a state the test controls, not a race against the clock. Then
    in the queue ("queue: 1/1" on the result panel);
 3. visitor 2 (a second window) arrives and uploads: the upload works, but the check that runs on
    upload is refused (the queue is full) with "the demo is busy: ... your video is uploaded, press
-   Generate in 30 s"; then presses generate: the server answers 429, and the page shows our one line
+   Generate soundtrack in 30 s"; then presses generate: the server answers 429, and the page shows our one line
    "the demo is busy: 1 request is already waiting, ...; try again in 30 s" in Gradio's pop-up titled
    "Error" (not a bare "Error"), and no result;
 4. the gate opens: the HTTP client and visitor 1 get their results (nothing queued is lost), and
