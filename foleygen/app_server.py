@@ -188,7 +188,7 @@ async def _read_fn_index(receive: Receive) -> tuple[Receive, int | None]:
     if len(body) <= MAX_JOIN_BODY:
         try:
             value = json.loads(bytes(body)).get("fn_index")
-        except (ValueError, AttributeError):  # not JSON, or JSON but not an object
+        except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, or nested too deep
             value = None
         fn_index = value if isinstance(value, int) and not isinstance(value, bool) else None
 

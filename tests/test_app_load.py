@@ -352,7 +352,9 @@ def test_guard_refuses_traversal_and_rewrites_only_a_full_queue():
     ]:
         refused = client.post(full_url, json=body)
         assert refused.status_code == 429 and refused.json()["detail"] == expected, body
-    assert client.post(full_url, content=b"not json").json()["detail"] == busy_message(5)
+    for junk in (b"not json", b"\xff\xfe", b"[" * 200_000, b"x" * (2 << 20)):
+        refused = client.post(full_url, content=junk)
+        assert refused.status_code == 429 and refused.json()["detail"] == busy_message(5)
     assert busy_message(5, upload=True).endswith("your video is uploaded, press Generate soundtrack in 30 s")
     assert busy_message(1).startswith("the demo is busy: 1 request is already waiting")
     echoed = client.post("/gradio_api/queue/join", json={"fn_index": 3, "data": ["x" * 70_000]})
