@@ -521,7 +521,7 @@ def build_app(
     """
     import gradio as gr
 
-    from foleygen.app_server import publish_results
+    from foleygen.app_server import UPLOAD_CHECK_GROUP, publish_results
 
     queue_size, workers = check_setting("queue_size", queue_size), check_setting("workers", workers)
 
@@ -618,7 +618,7 @@ def build_app(
             inputs=[video_in],
             outputs=None,
             concurrency_limit=None,
-            concurrency_id="upload-check",
+            concurrency_id=UPLOAD_CHECK_GROUP,
             show_progress="hidden",
         )
 
@@ -672,12 +672,13 @@ def launch(
     service: DemoService = app.foleygen_service
     from starlette.middleware import Middleware
 
-    from foleygen.app_server import DemoGuard, cleanup_lifespan
+    from foleygen.app_server import DemoGuard, cleanup_lifespan, upload_check_ids
     from foleygen.web_live import LivePage
 
     # The live page (/live) runs the default model on the same server; its routes go in first.
     live = LivePage(lambda: service.load_model(service.models[0]), model_name=service.models[0])
-    guard = Middleware(DemoGuard, queue_size=app.foleygen_queue_size, max_upload_mb=service.max_upload_mb)
+    limits = {"queue_size": app.foleygen_queue_size, "max_upload_mb": service.max_upload_mb}
+    guard = Middleware(DemoGuard, **limits, upload_checks=upload_check_ids(app))
     app.launch(
         app_kwargs={
             "routes": live.routes(),

@@ -7,7 +7,10 @@ Kept apart from :mod:`foleygen.app` (the service and the page). Three pieces, al
   - a request address (path or query, after up to three rounds of percent-decoding) with a ``..``
     segment or a NUL byte is refused with 400 before any route sees it;
   - Gradio's "queue is full" (503 from ``queue/join``) becomes **429** with a "busy, try again"
-    message and a ``Retry-After`` header, so a visitor and a script both know to come back;
+    message and a ``Retry-After`` header, so a visitor and a script both know to come back. The page
+    shows that line as it is (Gradio's client puts a failed join's ``detail`` in its error pop-up);
+    for the check that runs on upload it also says the video is uploaded (so the visitor knows only
+    the check, not the upload, was refused);
   - Gradio's oversize-upload refusal (413 from ``upload``) says the limit in MB, as the page does.
 
 * :func:`publish_results`: moves a request's result files into Gradio's cache (where Gradio serves
@@ -33,7 +36,15 @@ from urllib.parse import unquote
 if TYPE_CHECKING:
     from foleygen.app import DemoResult, DemoService
 
-__all__ = ["DemoGuard", "busy_message", "cleanup_lifespan", "clear_work_dirs", "is_traversal", "publish_results"]
+__all__ = [
+    "DemoGuard",
+    "busy_message",
+    "cleanup_lifespan",
+    "clear_work_dirs",
+    "is_traversal",
+    "publish_results",
+    "upload_check_ids",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,14 +55,23 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Seconds a refused visitor is told to wait (the Retry-After header of a 429).
 RETRY_AFTER_S = 30
 TRAVERSAL_MESSAGE = "refused: the address names a path outside the demo's files ('..' or a NUL byte)"
+# The concurrency group of the page's upload check (foleygen.app.build_app).
+UPLOAD_CHECK_GROUP = "upload-check"
+# A queue/join body larger than this is not parsed (Gradio's are a few hundred bytes: files travel apart).
+MAX_JOIN_BODY = 1 << 20
 
 
-def busy_message(queue_size: int) -> str:
-    """The one line a visitor gets when the queue is full."""
-    return (
-        f"the demo is busy: {queue_size} requests are already waiting, the most it queues; "
-        f"try again in {RETRY_AFTER_S} s"
-    )
+def busy_message(queue_size: int, *, upload: bool = False) -> str:
+    """The one line a visitor gets when the queue is full; ``upload``: for the check run on upload."""
+    waiting = "1 request is" if queue_size == 1 else f"{queue_size} requests are"
+    then = f"press Generate soundtrack in {RETRY_AFTER_S} s" if upload else f"try again in {RETRY_AFTER_S} s"
+    head = f"the demo is busy: {waiting} already waiting, the most it queues; "
+    return head + (f"your video is uploaded, {then}" if upload else then)
+
+
+def upload_check_ids(blocks: Any) -> frozenset[int]:
+    """The ``fn_index`` of each event of ``blocks`` (a ``gr.Blocks``) in the upload check's group."""
+    return frozenset(i for i, fn in blocks.fns.items() if getattr(fn, "concurrency_id", None) == UPLOAD_CHECK_GROUP)
 
 
 def is_traversal(text: str) -> bool:
@@ -83,11 +103,17 @@ class DemoGuard:
         app: the ASGI app behind (Gradio's routes).
         queue_size: the queue's bound (for the busy message).
         max_upload_mb: the upload limit (for the 413 message).
+        upload_checks: ``fn_index`` of the events that check an upload (:func:`upload_check_ids`):
+            their refusal says that the video is uploaded.
     """
 
-    def __init__(self, app: ASGIApp, *, queue_size: int, max_upload_mb: float) -> None:
+    def __init__(
+        self, app: ASGIApp, *, queue_size: int, max_upload_mb: float, upload_checks: frozenset[int] = frozenset()
+    ) -> None:
         self.app = app
         self.busy = busy_message(queue_size)
+        self.busy_upload = busy_message(queue_size, upload=True)
+        self.upload_checks = frozenset(upload_checks)
         self.too_big = f"upload refused: the file is larger than this demo's limit of {max_upload_mb:g} MB"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,7 +129,9 @@ class DemoGuard:
         path = scope.get("path", "")
         if kind == "http" and scope.get("method") == "POST":
             if path.endswith("/queue/join"):
-                await self._rewrite(scope, receive, send, 503, 429, self.busy, b"Queue is full")
+                receive, fn_index = await _read_fn_index(receive)
+                busy = self.busy_upload if fn_index in self.upload_checks else self.busy
+                await self._rewrite(scope, receive, send, 503, 429, busy, b"Queue is full")
                 return
             if path.endswith("/upload"):
                 await self._rewrite(scope, receive, send, 413, 413, self.too_big, b"")
@@ -141,6 +169,33 @@ class DemoGuard:
             await send({"type": "http.response.body", "body": payload})
 
         await self.app(scope, receive, watch)
+
+
+async def _read_fn_index(receive: Receive) -> tuple[Receive, int | None]:
+    """Read a request's body; return a ``receive`` that replays it, and the body's ``fn_index``
+    (None when the body is not JSON with a whole-number ``fn_index``, or is over MAX_JOIN_BODY)."""
+    messages: list[Message] = []
+    body = bytearray()
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        body.extend(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    fn_index = None
+    if len(body) <= MAX_JOIN_BODY:
+        try:
+            value = json.loads(bytes(body)).get("fn_index")
+        except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, or nested too deep
+            value = None
+        fn_index = value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay, fn_index
 
 
 async def _refuse_traversal(kind: str, receive: Receive, send: Send) -> None:

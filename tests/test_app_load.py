@@ -321,8 +321,10 @@ def test_guard_refuses_traversal_and_rewrites_only_a_full_queue():
     from starlette.websockets import WebSocketDisconnect
 
     async def join(request):
-        detail = request.query_params["detail"]
-        return JSONResponse({"detail": detail}, status_code=503)
+        body = await request.body()  # what the guard read must still reach the route, unchanged
+        if "detail" not in request.query_params:
+            return JSONResponse({"echo": body.decode()})
+        return JSONResponse({"detail": request.query_params["detail"]}, status_code=503)
 
     async def echo(websocket):
         await websocket.accept()
@@ -336,10 +338,27 @@ def test_guard_refuses_traversal_and_rewrites_only_a_full_queue():
             WebSocketRoute("/ws", echo),
         ]
     )
-    client = TestClient(DemoGuard(inner, queue_size=5, max_upload_mb=2))
-    full = client.post("/gradio_api/queue/join?detail=Queue is full. Max size is 5 and size is 5.")
+    client = TestClient(DemoGuard(inner, queue_size=5, max_upload_mb=2, upload_checks=frozenset({3})))
+    full_url = "/gradio_api/queue/join?detail=Queue is full. Max size is 5 and size is 5."
+    full = client.post(full_url)
     assert full.status_code == 429 and full.headers["retry-after"] == "30"
     assert full.json()["detail"] == busy_message(5)
+    # The upload check's refusal says the video is uploaded; other events (and odd bodies) get the plain line.
+    for body, expected in [
+        ({"fn_index": 3, "data": [None]}, busy_message(5, upload=True)),
+        ({"fn_index": 1}, busy_message(5)),
+        ({"fn_index": "3"}, busy_message(5)),
+        ([3], busy_message(5)),
+    ]:
+        refused = client.post(full_url, json=body)
+        assert refused.status_code == 429 and refused.json()["detail"] == expected, body
+    for junk in (b"not json", b"\xff\xfe", b"[" * 200_000, b"x" * (2 << 20)):
+        refused = client.post(full_url, content=junk)
+        assert refused.status_code == 429 and refused.json()["detail"] == busy_message(5)
+    assert busy_message(5, upload=True).endswith("your video is uploaded, press Generate soundtrack in 30 s")
+    assert busy_message(1).startswith("the demo is busy: 1 request is already waiting")
+    echoed = client.post("/gradio_api/queue/join", json={"fn_index": 3, "data": ["x" * 70_000]})
+    assert echoed.status_code == 200 and json.loads(echoed.json()["echo"]) == {"fn_index": 3, "data": ["x" * 70_000]}
     stopped = client.post("/gradio_api/queue/join?detail=Queue is stopped.")
     assert stopped.status_code == 503 and stopped.json()["detail"] == "Queue is stopped."
     assert client.get("/ok?name=clip..mp4").text == "fine"
