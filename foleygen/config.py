@@ -38,19 +38,6 @@ T = TypeVar("T")
 CONFIG_FORMAT_VERSION = 1
 
 
-MAX_REPEATS = 4096
-"""The most repeated blocks (layers, codebooks, resolutions) a config may ask for. Each is a module built
-one by one (even on the ``meta`` device, where sizes cost nothing), so a damaged config asking for 2**63
-codebooks would otherwise spin for ever before any memory check could refuse it."""
-
-
-def check_counts(owner: str, **counts: int) -> None:
-    """Raise one :class:`ConfigError` unless each count is within ``1..MAX_REPEATS``."""
-    for name, value in counts.items():
-        if not 1 <= value <= MAX_REPEATS:
-            raise ConfigError(f"{owner}.{name} must be between 1 and {MAX_REPEATS}, got {value}")
-
-
 @dataclass(frozen=True)
 class SequenceConfig:
     """Every length of one clip, derived from its duration and the rates.

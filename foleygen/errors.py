@@ -84,3 +84,16 @@ def one_line(err: BaseException, path: str | Path | None = None) -> str:
     if path is not None and not text.startswith(quote_path(path)):
         text = f"{quote_path(path)}: {text}"
     return text
+
+
+MAX_REPEATS = 4096
+"""The most repeated blocks (layers, codebooks, resolutions) a config may ask for. Each is a module built
+one by one (even on the ``meta`` device, where sizes cost nothing), so a damaged config asking for 2**63
+codebooks would otherwise spin for ever before any memory check could refuse it."""
+
+
+def check_counts(owner: str, **counts: int) -> None:
+    """Raise one :class:`ConfigError` unless each count is within ``1..MAX_REPEATS``."""
+    for name, value in counts.items():
+        if not 1 <= value <= MAX_REPEATS:
+            raise ConfigError(f"{owner}.{name} must be between 1 and {MAX_REPEATS}, got {value}")

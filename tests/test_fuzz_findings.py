@@ -146,7 +146,7 @@ def test_absurd_block_counts_are_refused_at_once(tmp_path, kind, section, key, v
     import shutil
 
     from foleygen.api import FoleyGen
-    from foleygen.config import MAX_REPEATS
+    from foleygen.errors import MAX_REPEATS
 
     base = tmp_path / "ckpt"
     FoleyGen._debug().save_pretrained(base)

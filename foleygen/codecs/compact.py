@@ -24,8 +24,8 @@ from torch import nn
 from foleygen.checkpoint import build_from_config, load_checkpoint_dir, save_checkpoint_dir
 from foleygen.codecs.base import AudioCodec
 from foleygen.codecs.rvq import QuantizerOutput, ResidualVectorQuantizer
-from foleygen.config import check_counts, from_dict, to_dict
-from foleygen.errors import CheckpointError, CodecError, ConfigError
+from foleygen.config import from_dict, to_dict
+from foleygen.errors import CheckpointError, CodecError, ConfigError, check_counts
 
 CODEC_TYPE = "foleygen-compact-codec"
 

@@ -45,8 +45,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from foleygen.config import check_counts
-from foleygen.errors import CodecError, ConfigError
+from foleygen.errors import CodecError, ConfigError, check_counts
 from foleygen.lm import cpu_decoding
 from foleygen.lm.masks import KINDS, visual_attention_mask
 from foleygen.lm.patterns import build_delay_pattern, delay_valid_mask, revert_delay_pattern, sequence_length

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foleygen.config import check_counts, from_dict, to_dict
-from foleygen.errors import CheckpointError, ConfigError
+from foleygen.config import from_dict, to_dict
+from foleygen.errors import CheckpointError, ConfigError, check_counts
 from foleygen.vision.base import VisualEncoder
 
 

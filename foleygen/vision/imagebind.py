@@ -52,9 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foleygen.config import check_counts
 from foleygen.dsp import sinc_resample
-from foleygen.errors import CheckpointError, ConfigError
+from foleygen.errors import CheckpointError, ConfigError, check_counts
 from foleygen.vision.base import FrozenVisualEncoder
 from foleygen.vision.fbank import kaldi_fbank
 from foleygen.vision.preprocessing import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ImageTransform
