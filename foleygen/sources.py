@@ -281,6 +281,11 @@ class FrameSource:
                         disp_w, disp_h = video_geometry(stream, rotation)
                         size = self.size_for(disp_w, disp_h) if self.size_for else None
                         plan = _Plan(frame.width, frame.height, disp_w, disp_h, rotation, size, "crop")
+                    img = np.zeros((plan.out_h, plan.out_w, 3), np.uint8)
+                    # Rendered before the frame is handed on, never after: PyAV keeps one scaler per frame
+                    # (not thread-safe), and the muxer's thread scales a handed-on frame to re-encode it.
+                    # Both at once deadlocked inside swscale (seen in a CI run).
+                    plan.render(frame, img)
                     if self.decoded:
                         self._put(Event("decoded", t, arrived, payload=frame))
                     # every output time before this frame starts shows the previous one
@@ -289,8 +294,6 @@ class FrameSource:
                         i += 1
                     if n_out is not None and i >= n_out:
                         return
-                    img = np.zeros((plan.out_h, plan.out_w, 3), np.uint8)
-                    plan.render(frame, img)
                     prev_img, prev_arrival = torch.from_numpy(img), arrived
                     last_t = t
                     step = float(frame.duration * tb) if frame.duration and tb is not None else 1.0 / self.fps

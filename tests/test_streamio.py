@@ -165,3 +165,31 @@ def test_live_from_an_http_url_equals_the_offline_audio(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_frame_is_rendered_before_it_is_handed_on_to_another_thread(clip, monkeypatch):
+    """PyAV keeps one scaler per frame and it is not thread-safe: the reader must be done scaling a frame
+    before the muxer's thread may scale it to re-encode (both at once deadlocked in swscale in CI)."""
+    import foleygen.io.video as video
+    import foleygen.sources as sources
+
+    log: list[tuple[str, int]] = []
+    render, put = video._Plan.render, sources.FrameSource._put
+
+    def logged_render(plan, frame, out):
+        render(plan, frame, out)
+        log.append(("rendered", id(frame)))
+
+    def logged_put(source, item):
+        if getattr(item, "kind", None) == "decoded":
+            log.append(("handed on", id(item.payload)))
+        put(source, item)
+
+    monkeypatch.setattr(video._Plan, "render", logged_render)
+    monkeypatch.setattr(sources.FrameSource, "_put", logged_put)
+    with sources.FrameSource(str(clip), fps=25, decoded=True) as source:
+        kinds = [event.kind for event in source.events()]
+    handed = [i for i, (what, _) in enumerate(log) if what == "handed on"]
+    assert kinds.count("decoded") == len(handed) >= 40 and kinds.count("frame") == 40
+    for i in handed:  # the entry just before each hand-on is that very frame's rendering
+        assert log[i - 1] == ("rendered", log[i][1])
