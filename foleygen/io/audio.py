@@ -158,15 +158,20 @@ def _decode(
     Samples are counted, not re-derived from each frame's timestamp: the audio is treated as
     contiguous from its first frame, which is what makes FLAC/PCM reads sample-exact.
     """
-    src_channels = stream.codec_context.channels or 0
-    direct = src_channels == channels or channels == 1 or src_channels == 1
-    if not direct and src_channels > 8:  # swresample has no standard layout to rematrix from
-        raise MediaError(f"{src_channels}-channel audio can be read as mono only, not as {channels} channels", path)
-    # Keep the source layout when we mix ourselves (mean/repeat); otherwise let swresample rematrix.
-    # Packed (interleaved) output, not planar: PyAV reads a planar frame's planes from AVFrame.data, which
-    # holds 8, so to_ndarray() of a planar frame with more channels (a 64-channel WAV) reads past it and
-    # crashes the process. One packed plane holds any channel count.
-    resampler = av.AudioResampler(format="flt", layout=None if direct else layout_for(channels), rate=sample_rate)
+
+    def resampler_for(src_channels: int) -> av.AudioResampler:
+        direct = src_channels == channels or channels == 1 or src_channels == 1
+        if not direct and src_channels > 8:  # swresample has no standard layout to rematrix from
+            raise MediaError(f"{src_channels}-channel audio can be read as mono only, not as {channels} channels", path)
+        # Keep the source layout when we mix ourselves (mean/repeat); otherwise let swresample rematrix.
+        # Packed (interleaved) output, not planar: PyAV reads a planar frame's planes from AVFrame.data,
+        # which holds 8, so to_ndarray() of a planar frame with more channels (a 64-channel WAV) reads past
+        # it and crashes the process. One packed plane holds any channel count.
+        layout = None if direct else layout_for(channels)
+        return av.AudioResampler(format="flt", layout=layout, rate=sample_rate)
+
+    resampler = resampler_for(stream.codec_context.channels or 0)
+    setup: tuple[str, str, int] | None = None  # the input format the resampler was set up on
     tb = stream.time_base
     skip: int | None = None  # output samples still to drop before t0 (negative: zeros to prepend)
     have = 0
@@ -207,6 +212,14 @@ def _decode(
                         return chunks
             if frame.pts is not None and tb is not None:
                 last_end = float(frame.pts * tb) + frame.samples / (frame.sample_rate or sample_rate)
+            shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if setup is not None and shape != setup:
+                # The stream changed format midway (a broadcast switching from 5.1 to stereo, a new
+                # rate): a resampler takes one input format, so the old one is emptied and a new one made.
+                if take(resampler.resample(None)):
+                    return chunks
+                resampler = resampler_for(len(frame.layout.channels))
+            setup = shape
             if take(resampler.resample(frame)):
                 return chunks
         take(resampler.resample(None))  # flush the resampler's buffered tail

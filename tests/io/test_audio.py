@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
+import av
 import numpy as np
 import pytest
 import torch
+from media_factory import make_media
 
 from foleygen.errors import MediaError
 from foleygen.io import probe, read_audio, write_audio
@@ -165,3 +167,34 @@ def test_empty_waveform_makes_a_valid_file(tmp_path, name):
     info = probe(path)
     assert info.has_audio and info.audio_channels == 2 and info.duration == 0.0
     assert read_audio(path, 8000, channels=2).shape == (2, 0)
+
+
+def _shifted(src, dst, seconds: float):
+    """``src`` remuxed (packets copied) with every timestamp ``seconds`` later."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            shift = round(seconds / packet.time_base)
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dst
+
+
+def test_audio_whose_format_changes_midway_is_read_whole(tmp_path):
+    """An MPEG-TS whose audio turns from 48 kHz stereo into 16 kHz mono halfway, as broadcast streams do
+    (here two files one after the other, the second's timestamps following the first's). A resampler takes
+    one input format: this was a ValueError from PyAV (found by the fuzzer)."""
+    clip = {"duration": 1.0, "size": (32, 24), "codec": "libx264"}
+    first = make_media(tmp_path / "a.ts", audio_rate=48000, audio_channels=2, **clip).path
+    second = make_media(tmp_path / "b.ts", audio_rate=16000, **clip).path
+    both = tmp_path / "both.ts"
+    both.write_bytes(first.read_bytes() + _shifted(second, tmp_path / "b2.ts", 1.0).read_bytes())
+    with av.open(str(both)) as c:  # the change is really there
+        assert {(f.layout.name, f.sample_rate) for f in c.decode(audio=0)} == {("stereo", 48000), ("mono", 16000)}
+    wav = read_audio(both, 16000)
+    assert abs(wav.shape[-1] - 2 * 16000) <= 0.1 * 16000
+    half = wav.shape[-1] // 2
+    assert wav[:, : half - 1600].abs().mean() > 0.01 and wav[:, half + 1600 :].abs().mean() > 0.01
