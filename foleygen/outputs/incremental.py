@@ -322,17 +322,22 @@ class MuxWriter(_FileWriter):
         self._release()
 
     def _release(self, everything: bool = False) -> None:
+        """Mux the held video up to the audio written so far, in the order it came. Packets come in decode
+        order, which is not their presentation order when a codec reorders frames (B-frames): releasing
+        each by its own time would hand the muxer decreasing DTS, which it refuses. So the first packet
+        not yet due holds back those after it."""
         now = self.pos / self.sample_rate
-        keep = []
+        done = 0
         for t, item in self.waiting:
             if not (everything or t <= now):
-                keep.append((t, item))
-            elif isinstance(item, av.VideoFrame):
+                break
+            if isinstance(item, av.VideoFrame):
                 for packet in _encode(self.video, item, t):
                     self.out.mux(packet)
             else:
                 self.out.mux(item)
-        self.waiting = keep
+            done += 1
+        del self.waiting[:done]
 
     def finish(self) -> None:
         if self.length is not None and self.pos < self.length:

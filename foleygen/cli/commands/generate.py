@@ -389,7 +389,9 @@ def run(args: argparse.Namespace) -> int:
 
     batches = _batches(jobs, args.batch_size)
     unit = "batch" if args.batch_size > 1 else "video"
-    ticks = iter(progress(range(len(batches) + 1), desc="videos", total=len(batches), quiet=quiet, unit=unit))
+    # tqdm counts an item when the next one is asked for: the first next() shows 0/N, the one after each
+    # batch counts it, and the last batch's closes the bar at N/N
+    ticks = iter(progress(range(len(batches)), desc="videos", total=len(batches), quiet=quiet, unit=unit))
     next(ticks, None)
     times, overlap = StageTimes(), overlap_pays(args.overlap)
     if batches:
