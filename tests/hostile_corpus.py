@@ -371,6 +371,13 @@ def build_corpus(root: Path) -> Corpus:
     add("rgb24", encode_frames(root / "rgb24.avi", "rawvideo", 4, pix_fmt="rgb24"), "raw rgb24 frames")
     webm = encode_frames(root / "vp9_opus.webm", "libvpx-vp9", 5, audio=("libopus", 48000, 0.5))
     add("vp9_opus", webm, "VP9 video, Opus audio in WebM")
+    # Longer than the debug model's 1 s window, so generate streams them: reordered frames, copied or not.
+    bframes = make_media(
+        root / "bframes.mp4", duration=1.6, size=(48, 32), bframes=True, audio_rate=16000
+    ).path  # 16x16: none
+    add("bframes_streamed", bframes, "H.264 with B-frames, longer than a window (decode order != display order)")
+    long_webm = encode_frames(root / "vp9_long.webm", "libvpx-vp9", 15, audio=("libopus", 48000, 1.5))
+    add("vp9_streamed", long_webm, "VP9/Opus WebM longer than a window")
     add("mpeg4_avi", encode_frames(root / "mpeg4.avi", "mpeg4", 5), "MPEG-4 part 2 in AVI")
     add("mjpeg_mkv", encode_frames(root / "mjpeg.mkv", "mjpeg", 5, pix_fmt="yuvj420p"), "MJPEG in Matroska")
     add("gif", encode_frames(root / "anim.gif", "gif", 5, pix_fmt="rgb8"), "an animated GIF")
