@@ -272,10 +272,14 @@ def _packets(
     out_v = targets[v.index]
     try:
         for packet in source.demux(*in_streams):
-            if packet.size == 0 and packet.dts is None:  # demuxer flush marker
+            is_video = packet.stream.index == v.index
+            if packet.size == 0 and packet.dts is None:  # the demuxer's end of a stream
+                if is_video and not copy_video:  # decoding it empties the decoder: its last frames
+                    for frame in packet.decode():
+                        for encoded in _encode_video(out_v, frame, origin):
+                            yield encoded, math.inf
                 continue
             t = float(packet.pts * packet.time_base) - origin if packet.pts is not None else 0.0
-            is_video = packet.stream.index == v.index
             if is_video and not copy_video:
                 for frame in packet.decode():
                     for encoded in _encode_video(out_v, frame, origin):

@@ -154,3 +154,15 @@ def test_mux_can_replace_its_own_source(media, tmp_path):
     assert probe(made.path).has_audio
     assert video_packets(made.path) == before
     assert sorted(os.listdir(tmp_path)) == ["clip.mp4"]
+
+
+def test_re_encoding_keeps_the_frames_a_decoder_holds_back_to_the_end(media, tmp_path):
+    """A decoder that reorders frames (H.264 with B-frames) holds its last ones until it is told the stream
+    ended; the re-encode skipped that end and lost them (the web demo's browser copy of a phone video
+    ended two frames short)."""
+    made = media("bframes.mp4", fps=25, duration=1.6, size=(48, 32), bframes=True)
+    out = tmp_path / "out.mp4"
+    mux(made.path, tone(1.6, 8000), 8000, out, reencode_video=True)
+    info = probe(out)
+    assert info.video_codec == "h264" and info.num_frames == 40
+    assert [frame_index(f) for f in read_frames(out, 25)] == list(range(40))
