@@ -182,8 +182,8 @@ async def _read_fn_index(receive: Receive) -> tuple[Receive, int | None]:
         if message["type"] != "http.request":
             break
         body.extend(message.get("body", b""))
-        if not message.get("more_body"):
-            break
+        if not message.get("more_body") or len(body) > MAX_JOIN_BODY:
+            break  # past the bound: not parsed, and the rest is left for Gradio to read (not held twice)
     fn_index = None
     if len(body) <= MAX_JOIN_BODY:
         try:

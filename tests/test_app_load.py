@@ -359,6 +359,9 @@ def test_guard_refuses_traversal_and_rewrites_only_a_full_queue():
     assert busy_message(1).startswith("the demo is busy: 1 request is already waiting")
     echoed = client.post("/gradio_api/queue/join", json={"fn_index": 3, "data": ["x" * 70_000]})
     assert echoed.status_code == 200 and json.loads(echoed.json()["echo"]) == {"fn_index": 3, "data": ["x" * 70_000]}
+    big = {"fn_index": 3, "data": ["x" * (2 << 20)]}  # past the guard's parse bound: passed on whole, unparsed
+    echoed = client.post("/gradio_api/queue/join", json=big)
+    assert echoed.status_code == 200 and json.loads(echoed.json()["echo"]) == big
     stopped = client.post("/gradio_api/queue/join?detail=Queue is stopped.")
     assert stopped.status_code == 503 and stopped.json()["detail"] == "Queue is stopped."
     assert client.get("/ok?name=clip..mp4").text == "fine"
