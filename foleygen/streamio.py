@@ -6,7 +6,8 @@ writer of :mod:`foleygen.outputs.incremental` (the source's packets go to the mu
 one generation window and the pipeline's latency of frames and packets, whatever the length.
 
 It measures as it goes: the real-time factor (seconds of video per second of compute), each frame's
-latency (from the moment its source frame was read to the moment the audio of its period was
+latency (from the moment its source frame was due, which is when it was read or, for a stream arriving
+faster than real time, its place on the source's clock, to the moment the audio of its period was
 written) and, for a paced source, how far behind the source it is. **Degrade rule** (paced sources
 only): when a frame's audio leaves more than ``max_lag`` seconds after the frame came in, guidance is
 dropped from the next window on (one decoding row instead of two; the window under way finishes as it
@@ -139,7 +140,7 @@ class StreamRun:
         heard = self._written / self.model.sample_rate
         now = time.perf_counter()
         while self._pending and self._pending[0][0] <= heard + 1e-9:
-            self.stats.latencies.append(now - self._pending.popleft()[1])
+            self.stats.latencies.append(max(0.0, now - self._pending.popleft()[1]))  # 0: ready before due
 
     def _degrade(self, lag: float, media: float) -> None:
         if self.max_lag is None or lag <= self.max_lag:
@@ -166,6 +167,7 @@ class StreamRun:
         started = time.perf_counter()
         shown = started
         fps = self.source.fps
+        first: float | None = None  # when the first frame came in (the source's time 0 on our clock)
         try:
             with self.model._eval_mode():
                 try:
@@ -179,7 +181,13 @@ class StreamRun:
                                 muxer.video_frame(ev.payload, ev.t)
                             continue
                         t0 = time.perf_counter()
-                        self._pending.append(((ev.index + 1) / fps, ev.arrived))
+                        # A frame is due when it came in, or at its place on the source's own clock if it
+                        # came early: a stream arriving faster than real time (a file piped to stdin) is
+                        # not late for frames whose time has not come, so it does not trigger the degrade
+                        # rule; a camera's frames arrive at their time, where the two agree.
+                        first = ev.arrived if first is None else first
+                        due = max(ev.arrived, first + ev.index / fps)
+                        self._pending.append(((ev.index + 1) / fps, due))
                         self._write(session.push(ev.frame))
                         now = time.perf_counter()
                         stats.busy_seconds += now - t0
