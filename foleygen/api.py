@@ -624,9 +624,7 @@ class FoleyGen:
             raise CheckpointError(f"config.json sequence.duration must be seconds > 0, got {seconds!r}", directory)
         _, state = load_checkpoint_dir(directory)
 
-        codec_cfg = config["codec"]
-        if not isinstance(codec_cfg.get("path", "codec"), str):
-            raise CheckpointError(f"config.json codec.path must be text, got {codec_cfg['path']!r}", directory)
+        codec_cfg = section_types(config["codec"], "codec", directory, path=str)
         codec_path = (
             directory / codec_cfg.get("path", "codec") if codec_cfg.get("type") == "compact" else codec_cfg.get("path")
         )

@@ -176,10 +176,16 @@ def test_a_last_frame_the_scaler_refuses_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "key,value",
-    [("kind", ["compact"]), ("options", [1]), ("path", 3), ("fps", "fast")],  # kind a list: found by the fuzzer
+    "section,key,value",
+    [  # kind a list: found by the fuzzer
+        ("visual", "kind", ["compact"]),
+        ("visual", "options", [1]),
+        ("visual", "path", 3),
+        ("visual", "fps", "fast"),
+        ("codec", "path", 3),
+    ],
 )
-def test_a_visual_section_of_the_wrong_types_is_one_line(tmp_path, key, value):
+def test_a_section_of_the_wrong_types_is_one_line(tmp_path, section, key, value):
     import json
 
     from foleygen.api import FoleyGen
@@ -187,9 +193,9 @@ def test_a_visual_section_of_the_wrong_types_is_one_line(tmp_path, key, value):
     FoleyGen._debug().save_pretrained(tmp_path)
     config = tmp_path / "config.json"
     data = json.loads(config.read_text())
-    data["visual"][key] = value
+    data[section][key] = value
     config.write_text(json.dumps(data))
     with pytest.raises(CheckpointError) as err:
         FoleyGen.from_pretrained(tmp_path, device="cpu")
     text = one_line(err)
-    assert f"visual.{key} has the wrong type" in text and str(tmp_path) in text
+    assert f"{section}.{key} has the wrong type" in text and str(tmp_path) in text

@@ -276,8 +276,9 @@ def _packets(
             if packet.size == 0 and packet.dts is None:  # the demuxer's end of a stream
                 if is_video and not copy_video:  # decoding it empties the decoder: its last frames
                     for frame in packet.decode():
+                        t = float(frame.pts * frame.time_base) - origin if frame.pts is not None else math.inf
                         for encoded in _encode_video(out_v, frame, origin):
-                            yield encoded, math.inf
+                            yield encoded, t
                 continue
             t = float(packet.pts * packet.time_base) - origin if packet.pts is not None else 0.0
             if is_video and not copy_video:
